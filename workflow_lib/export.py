@@ -1,0 +1,88 @@
+"""Stage: checkpoint -> ONNX with dynamic dims, checked against PyTorch at min/opt/max."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from . import cli, onnxio, parity
+from .components import exportable
+from .config import ComponentSpec
+from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
+
+log = logging.getLogger(__name__)
+
+
+def example_dims(spec: ComponentSpec) -> dict[str, int]:
+    """Export-time dim values: opt, but never 1 where the range allows more (size-1 dims get specialized)."""
+    return {d: r["opt"] if r["opt"] >= 2 else min(r["max"], 2) for d, r in spec.dims.items()}
+
+
+def _dynamic_axes(spec: ComponentSpec) -> dict[str, dict[int, str]]:
+    return {i.name: {ax: d for ax, d in enumerate(i.shape) if isinstance(d, str)} for i in spec.inputs}
+
+
+def _dynamic_shapes(module: torch.nn.Module, per_input: list[dict[int, str]]) -> tuple:
+    """torch.export matches dynamic_shapes to forward's signature; a `*args` forward takes one nested tuple."""
+    params = inspect.signature(module.forward).parameters.values()
+    varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    return (tuple(per_input),) if varargs else tuple(per_input)
+
+
+def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
+    """Export, verify parity, then move into place; a graph failing parity never lands."""
+    module = exportable(spec)
+    feeds = spec.make_inputs(example_dims(spec))
+    args = tuple(torch.from_numpy(feeds[i.name]) for i in spec.inputs)
+    with torch.inference_mode():
+        n_out = len(parity.torch_runner(module, spec)(feeds))
+    output_names = list(spec.outputs) if len(spec.outputs) == n_out else [f"output_{i}" for i in range(n_out)]
+    input_names = [i.name for i in spec.inputs]
+    axes = _dynamic_axes(spec)
+    t0 = time.perf_counter()
+    with atomic_path(out, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=(DeprecationWarning, FutureWarning))
+        if spec.exporter == "dynamo":
+            torch.onnx.export(module, args, str(tmp), dynamo=True, external_data=False,
+                              input_names=input_names, output_names=output_names,
+                              dynamic_shapes=_dynamic_shapes(module, [axes[n] for n in input_names]),
+                              opset_version=spec.opset, verbose=False)
+        else:
+            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=input_names,
+                              output_names=output_names, dynamic_axes=axes, opset_version=spec.opset)
+        seconds = time.perf_counter() - t0
+        model = onnx.load(str(tmp))
+        onnx.checker.check_model(model)
+        result = parity.check(spec, parity.torch_runner(module, spec), parity.ort_runner(str(tmp)), "fp32")
+        if not result["ok"]:
+            raise parity.ParityError(parity.describe_failure(spec, result, f"{spec.exporter} export"))
+        onnxio.save(model, tmp)  # re-save normalised, then the context renames it into place
+    meta = {
+        "stage": "export", "component": spec.component, "model": spec.model, "created": now(),
+        "checkpoint": spec.checkpoint, "checkpoint_sha256": sha256_file(spec.checkpoint),
+        "class": spec.cls, "method": spec.method, "exporter": spec.exporter, "opset": spec.opset,
+        "export_dims": example_dims(spec), "export_seconds": round(seconds, 3),
+        "onnx_sha256": sha256_file(out), "graph": onnxio.summary(model), "parity": result,
+        "versions": versions("torch", "onnx", "onnxscript", "onnxruntime"),
+    }
+    write_json(sidecar_path(out), meta)
+    log.info("exported %s (%s, opset %d) in %.1f s: %d nodes", spec.label, spec.exporter, spec.opset,
+             seconds, meta["graph"]["nodes"])
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--out", required=True)
+    cli.run("export", lambda a: export(a.spec, a.out), p, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Atomic writes, hashes and provenance sidecars shared by every stage.
+
+Every artifact lands by rename from a temp file in the same directory, so a killed
+job never leaves a file at the final path that looks valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def atomic_path(final: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temp path beside `final`; rename onto it only if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".tmp", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_bytes(final: PathLike, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(final: PathLike, obj: Any) -> None:
+    write_bytes(final, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+
+
+def read_json(path: PathLike) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def copy_atomic(src: PathLike, final: PathLike) -> None:
+    with atomic_path(final) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def sha256_file(path: PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def versions(*packages: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def sidecar_path(artifact: PathLike) -> Path:
+    """`x.onnx` -> `x.onnx.json`: the provenance record that travels with an artifact."""
+    return Path(f"{artifact}.json")
