@@ -15,8 +15,9 @@ from typing import Callable
 from .components import CheckpointError
 from .config import ConfigError, spec_from_json
 from .parity import ParityError
+from .trt import TrtError
 
-EXPECTED = (CheckpointError, ConfigError, ParityError, FileNotFoundError)
+EXPECTED = (CheckpointError, ConfigError, ParityError, TrtError, FileNotFoundError)
 
 
 class StageError(RuntimeError):

@@ -1,0 +1,28 @@
+# Checkpoints of PyTorch model components -> ONNX -> simplified ONNX -> fp16 ONNX ->
+# TensorRT engines -> load-validation markers -> benchmark CSVs -> one HTML report.
+# All logic lives in the workflow_lib package; rules only declare files and call it.
+
+from snakemake.utils import min_version
+
+min_version("9.20")
+
+
+configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/checkpoints.smk"
+include: "rules/export.smk"
+include: "rules/simplify.smk"
+include: "rules/precision.smk"
+include: "rules/engines.smk"
+include: "rules/validate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

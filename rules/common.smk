@@ -1,0 +1,93 @@
+import importlib.util
+import json
+import os
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from workflow_lib.config import ConfigError, specs_from_config
+from workflow_lib.engine import engine_dir
+
+
+validate(config, "../config/schema.yaml")
+
+try:
+    SPECS = specs_from_config(config)
+except ConfigError as e:
+    raise WorkflowError(f"invalid config: {e}") from None
+
+# The interpreter running Snakemake runs the stages too (same venv, locally and in cluster jobs).
+PYTHON = sys.executable
+ENGINE_DIR = engine_dir(config)
+PRECISIONS = config["precisions"]
+SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
+# Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
+_FLAVOUR = config["tensorrt"]["flavour"]
+BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
+    _FLAVOUR == "auto" and importlib.util.find_spec("tensorrt") is not None
+)
+
+for (_m, _c), _spec in SPECS.items():
+    _seeded_path = f"results/checkpoints/{_m}/{_c}.safetensors"
+    if _m in SEEDED and _spec.checkpoint != _seeded_path:
+        raise WorkflowError(
+            f"invalid config: models.{_m} has seed_checkpoints, so models.{_m}.components.{_c}.checkpoint "
+            f"must be {_seeded_path} (or remove seed_checkpoints to use your own file)"
+        )
+
+
+wildcard_constraints:
+    model="[A-Za-z0-9_]+",
+    component="[A-Za-z0-9_]+",
+    precision="fp32|fp16",
+    backend="onnxruntime|tensorrt",
+
+
+def code(stage):
+    """The stage module as an input: editing it reruns that stage's jobs."""
+    return os.path.join(workflow.basedir, "workflow_lib", f"{stage}.py")
+
+
+def spec_json(wildcards):
+    return SPECS[(wildcards.model, wildcards.component)].to_json()
+
+
+def checkpoint_file(wildcards):
+    return SPECS[(wildcards.model, wildcards.component)].checkpoint
+
+
+def onnx_path(model, component, precision):
+    """fp32 engines and markers use the simplified graph; fp16 ones the converted graph."""
+    stage = "onnx_sim" if precision == "fp32" else "onnx_fp16"
+    return f"results/{stage}/{model}/{component}.onnx"
+
+
+def onnx_for(wildcards):
+    return onnx_path(wildcards.model, wildcards.component, wildcards.precision)
+
+
+def engine_path(model, component, precision):
+    return f"{ENGINE_DIR}/{model}/{component}.{precision}.engine"
+
+
+def validation_artifact(wildcards):
+    if wildcards.backend == "tensorrt":
+        return engine_path(wildcards.model, wildcards.component, wildcards.precision)
+    return onnx_for(wildcards)
+
+
+def seeded_models_pattern():
+    return "|".join(SEEDED) or "(?!)"
+
+
+def all_targets():
+    targets = []
+    for (m, c) in SPECS:
+        targets.append(f"results/onnx/{m}/{c}.onnx")
+        for p in PRECISIONS:
+            targets.append(onnx_path(m, c, p))
+            targets.append(engine_path(m, c, p))
+            for b in ("onnxruntime", "tensorrt"):
+                targets.append(f"results/validation/{m}/{c}.{b}.{p}.json")
+    return targets
