@@ -17,5 +17,5 @@ rule seed_checkpoint:
         mem_mb=2000,
         runtime=10,
     shell:
-        "{PYTHON} -m workflow_lib.checkpoints --spec {params.spec:q} --seed {params.seed} "
+        "python -m workflow_lib.checkpoints --spec {params.spec:q} --seed {params.seed} "
         "--out {output.ckpt} > {log} 2>&1"

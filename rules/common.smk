@@ -17,8 +17,13 @@ try:
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
-# The interpreter running Snakemake runs the stages too (same venv, locally and in cluster jobs).
-PYTHON = sys.executable
+envvars:
+    "PATH",
+
+
+# Jobs' `python` is the interpreter running Snakemake (same venv, locally and in cluster
+# jobs), also when snakemake was started as .venv/bin/snakemake without activating the venv.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 ENGINE_DIR = engine_dir(config)
 PRECISIONS = config["precisions"]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}

@@ -19,5 +19,5 @@ rule build_engine:
         runtime=60,
         gpu=1 if BUILD_NEEDS_GPU else 0,
     shell:
-        "{PYTHON} -m workflow_lib.engine --spec {params.spec:q} --precision {wildcards.precision} "
+        "python -m workflow_lib.engine --spec {params.spec:q} --precision {wildcards.precision} "
         "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} > {log} 2>&1"

@@ -17,4 +17,4 @@ rule export_onnx:
         mem_mb=6000,
         runtime=30,
     shell:
-        "{PYTHON} -m workflow_lib.export --spec {params.spec:q} --out {output.onnx} > {log} 2>&1"
+        "python -m workflow_lib.export --spec {params.spec:q} --out {output.onnx} > {log} 2>&1"

@@ -18,5 +18,5 @@ rule fp16_onnx:
         mem_mb=6000,
         runtime=30,
     shell:
-        "{PYTHON} -m workflow_lib.precision --spec {params.spec:q} "
+        "python -m workflow_lib.precision --spec {params.spec:q} "
         "--onnx {input.onnx} --out {output.onnx} > {log} 2>&1"

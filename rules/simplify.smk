@@ -19,5 +19,5 @@ rule simplify_onnx:
         mem_mb=6000,
         runtime=30,
     shell:
-        "{PYTHON} -m workflow_lib.simplify --spec {params.spec:q} --tool {params.tool} "
+        "python -m workflow_lib.simplify --spec {params.spec:q} --tool {params.tool} "
         "--onnx {input.onnx} --out {output.onnx} > {log} 2>&1"

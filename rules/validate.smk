@@ -16,5 +16,5 @@ rule validate_artifact:
         runtime=30,
         gpu=lambda wc: 1 if wc.backend == "tensorrt" else 0,
     shell:
-        "{PYTHON} -m workflow_lib.validate --spec {params.spec:q} --backend {wildcards.backend} "
+        "python -m workflow_lib.validate --spec {params.spec:q} --backend {wildcards.backend} "
         "--precision {wildcards.precision} --artifact {input.artifact} --out {output.marker} > {log} 2>&1"

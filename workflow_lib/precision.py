@@ -26,34 +26,54 @@ def _cast_to(node: onnx.NodeProto) -> int | None:
     return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
 
 
-def drop_fp16_round_trips(model: onnx.ModelProto) -> int:
-    """Rewire Cast(fp16) -> Cast(fp32) pairs to skip the fp16 step.
+def drop_fp16_round_trips(model: onnx.ModelProto, original: onnx.ModelProto) -> int:
+    """Undo fp16 rounding that onnxconverter-common puts between fp32-kept ops.
 
-    onnxconverter-common casts every fp32-kept node's output to fp16 and back before the
-    next fp32-kept node, so a chain kept in fp32 (an f0 quantizer) still rounds through
-    fp16 between its ops. Returns how many round trips were removed.
+    The converter casts every fp32-kept node's output to fp16 and back before the next
+    fp32-kept node, and may store the constants such nodes read as fp16; a chain kept in
+    fp32 (an f0 quantizer) then still rounds through fp16. This rewires each
+    Cast(fp16) -> Cast(fp32) pair to skip the fp16 step and points a Cast(fp32) of a
+    converted constant at the original fp32 value. Returns how many were fixed.
     """
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
-    removed = 0
+    fp32_consts = {i.name: i for i in original.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    now16 = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    restored: dict[str, str] = {}
+    fixed = 0
     for node in graph.node:
-        src = producer.get(node.input[0]) if _cast_to(node) == onnx.TensorProto.FLOAT else None
+        if _cast_to(node) != onnx.TensorProto.FLOAT:
+            continue
+        src = producer.get(node.input[0])
         if src is not None and _cast_to(src) == onnx.TensorProto.FLOAT16:
             node.input[0] = src.input[0]
-            removed += 1
+            fixed += 1
+        elif node.input[0] in now16 and node.input[0] in fp32_consts:
+            name = node.input[0]
+            if name not in restored:
+                restored[name] = f"{name}__fp32"
+                const = onnx.TensorProto()
+                const.CopyFrom(fp32_consts[name])
+                const.name = restored[name]
+                graph.initializer.append(const)
+            node.input[0] = restored[name]
+            fixed += 1
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]
-    for n in dead:
+    for n in [n for n in graph.node if n.op_type == "Cast" and not any(o in used for o in n.output)]:
         graph.node.remove(n)
-    return removed
+    for i in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(i)
+    return fixed
 
 
 def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, Any]:
     model = onnx.load(str(src))
+    original = onnx.ModelProto()
+    original.CopyFrom(model)  # the converter edits its input in place
     block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(spec.fp32_ops))
     t0 = time.perf_counter()
     converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
-    round_trips = drop_fp16_round_trips(converted)
+    round_trips = drop_fp16_round_trips(converted, original)
     seconds = time.perf_counter() - t0
     with atomic_path(out, suffix=".onnx") as tmp:
         onnxio.save(converted, tmp)

@@ -122,8 +122,8 @@ def build(fl: Flavour, onnx_path: str, profile: dict[str, list[tuple[int, ...]]]
 def _parser_error(err) -> str:
     node = err.node_name() if hasattr(err, "node_name") else ""
     op = err.node_operator() if hasattr(err, "node_operator") else ""
-    where = f" (node '{node}', op {op})" if node or op else ""
-    return f"{err.desc()}{where}"
+    where = f"op {op} (node '{node}'): " if node or op else ""
+    return f"{where}{err.desc()}"
 
 
 def runnable(fl: Flavour, compute_capabilities: list[str]) -> tuple[bool, str]:

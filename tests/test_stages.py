@@ -1,0 +1,104 @@
+"""Export, simplify, fp16 and validation stages on small real models (real exporter, ORT, converter)."""
+
+import json
+
+import onnx
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import tiny_byo_component
+from workflow_lib import export, precision, simplify, validate
+from workflow_lib.config import component_spec
+from workflow_lib.io import read_json
+from workflow_lib.parity import ParityError
+
+
+def _mha_spec(tmp_path, exporter):
+    torch.manual_seed(0)
+    from tinymodels import TorchMHA
+    save_file(TorchMHA().state_dict(), str(tmp_path / "mha.safetensors"))
+    cfg = tiny_byo_component(str(tmp_path / "mha.safetensors"), exporter=exporter)
+    cfg.update({"class": "tinymodels.TorchMHA", "kwargs": {"dim": 16, "heads": 2},
+                "inputs": [{"name": "x", "shape": ["batch", "time", 16]}]})
+    return component_spec("mine", "attn", cfg)
+
+
+def test_legacy_exporter_attention_trap_is_caught(tmp_path):
+    out = tmp_path / "attn.onnx"
+    with pytest.raises(ParityError, match=r"mine/attn fp32 parity failed for legacy export at min point \{'x': \[1, 4, 16\]\}"):
+        export.export(_mha_spec(tmp_path, "legacy"), out)
+    assert not out.exists() and not list(tmp_path.glob(".attn.onnx*"))
+
+
+def test_dynamo_export_of_the_same_module_passes_everywhere(tmp_path):
+    meta = export.export(_mha_spec(tmp_path, "dynamo"), tmp_path / "attn.onnx")
+    assert meta["parity"]["ok"] and set(meta["parity"]["points"]) == {"min", "opt", "max"}
+    assert meta["graph"]["inputs"][0]["shape"][1] not in (4, 16, 32)  # symbolic, not baked in
+    side = read_json(tmp_path / "attn.onnx.json")
+    assert side["checkpoint_sha256"] and side["versions"]["torch"].startswith("2.13") and side["opset"] == 20
+
+
+@pytest.fixture
+def byo(tmp_path):
+    torch.manual_seed(0)
+    from tinymodels import TinyConv
+    save_file(TinyConv().state_dict(), str(tmp_path / "w.safetensors"))
+    spec = component_spec("mine", "net", tiny_byo_component(str(tmp_path / "w.safetensors")))
+    export.export(spec, tmp_path / "net.onnx")
+    return spec, tmp_path
+
+
+def test_simplify_keeps_parity(byo):
+    spec, d = byo
+    meta = simplify.simplify(spec, d / "net.onnx", d / "sim.onnx", "onnxslim")
+    assert meta["simplified"] and meta["parity"]["ok"] and meta["fallback_reason"] is None
+
+
+def test_simplifier_breaking_parity_falls_back_to_input_graph(byo):
+    """The graph handed in was exported from other weights: the simplified graph cannot match
+    PyTorch, so the stage must ship the input bytes unchanged and say why."""
+    spec, d = byo
+    torch.manual_seed(1)
+    from tinymodels import TinyConv
+    save_file(TinyConv().state_dict(), str(d / "w.safetensors"))  # weights changed after export
+    meta = simplify.simplify(spec, d / "net.onnx", d / "sim.onnx", "onnxsim")
+    assert not meta["simplified"]
+    assert "parity failed for onnxsim-simplified graph at min point" in meta["fallback_reason"]
+    assert (d / "sim.onnx").read_bytes() == (d / "net.onnx").read_bytes()
+
+
+def test_simplify_disabled_copies_graph(byo):
+    spec, d = byo
+    meta = simplify.simplify(spec, d / "net.onnx", d / "sim.onnx", "none")
+    assert meta["fallback_reason"] == "simplification disabled (simplify.tool: none)"
+
+
+def test_fp16_keeps_io_types_and_fp32_ops_chain(tmp_path):
+    """The f0 quantizer stays exact: configured fp32 ops do not round through fp16 between them."""
+    from workflow_lib.models.svc_demo import PitchEncoder
+    torch.manual_seed(0)
+    save_file(PitchEncoder(dim=16).state_dict(), str(tmp_path / "p.safetensors"))
+    cfg = {"class": "workflow_lib.models.svc_demo.PitchEncoder", "kwargs": {"dim": 16},
+           "checkpoint": str(tmp_path / "p.safetensors"),
+           "inputs": [{"name": "f0", "shape": ["batch", "time"], "generator": {"kind": "uniform", "low": 80, "high": 1000}},
+                      {"name": "voiced", "shape": ["batch", "time"], "generator": {"kind": "ones"}}],
+           "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 64, "opt": 256, "max": 1024}},
+           "fp32_ops": ["Log", "Clip", "Sub", "Div", "Mul", "Add", "Floor", "Gather"],
+           "tolerance": {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 1e-2, "rtol": 1e-2}}}
+    spec = component_spec("svc", "pitch", cfg)
+    export.export(spec, tmp_path / "p.onnx")
+    meta = precision.to_fp16(spec, tmp_path / "p.onnx", tmp_path / "p16.onnx")
+    assert meta["fp16_round_trips_removed"] > 0 and meta["parity"]["ok"]
+    model = onnx.load(str(tmp_path / "p16.onnx"))
+    assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.FLOAT}
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+
+
+def test_onnxruntime_marker_passes_and_records_numbers(byo):
+    spec, d = byo
+    marker = validate.validate(spec, "onnxruntime", "fp32", d / "net.onnx")
+    assert marker["status"] == "passed"
+    assert {p: v["dims"]["time"] for p, v in marker["parity"]["points"].items()} == {"min": 4, "opt": 16, "max": 32}
+    assert marker["parity"]["points"]["max"]["outputs"]["y"]["max_abs"] < 1e-4
+    json.dumps(marker)

@@ -1,0 +1,33 @@
+"""Small nn.Modules for the tests, imported by dotted path exactly like a user's own model."""
+
+import torch
+from torch import nn
+
+
+class TinyConv(nn.Module):
+    """A user's own model: conv stack over [B, C, T]."""
+
+    def __init__(self, channels: int = 8, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(channels, hidden, 3, padding=1), nn.GELU(), nn.Conv1d(hidden, channels, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TorchMHA(nn.Module):
+    """nn.MultiheadAttention: the legacy exporter bakes the export-time length into its reshapes."""
+
+    def __init__(self, dim: int = 16, heads: int = 2):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class NonzeroOp(nn.Module):
+    """Exports fine, but NonZero has a data-dependent output shape."""
+
+    def forward(self, x):
+        return torch.nonzero(x > 0).float().sum(dim=0, keepdim=True) + x[:, :1, :1].sum()
