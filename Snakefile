@@ -20,6 +20,8 @@ include: "rules/simplify.smk"
 include: "rules/precision.smk"
 include: "rules/engines.smk"
 include: "rules/validate.smk"
+include: "rules/bench.smk"
+include: "rules/report.smk"
 
 
 rule all:

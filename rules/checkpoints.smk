@@ -8,7 +8,8 @@ rule seed_checkpoint:
     wildcard_constraints:
         model=seeded_models_pattern(),
     params:
-        spec=spec_json,
+        cls=lambda wc: SPECS[(wc.model, wc.component)].cls,
+        kwargs=lambda wc: json.dumps(SPECS[(wc.model, wc.component)].kwargs, sort_keys=True),
         seed=lambda wc: SEEDED[wc.model],
     log:
         "results/logs/checkpoints/{model}/{component}.log",
@@ -17,5 +18,5 @@ rule seed_checkpoint:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m workflow_lib.checkpoints --spec {params.spec:q} --seed {params.seed} "
+        "python -m workflow_lib.checkpoints --cls {params.cls} --kwargs {params.kwargs:q} --seed {params.seed} "
         "--out {output.ckpt} > {log} 2>&1"

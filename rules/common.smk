@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 from workflow_lib.config import ConfigError, specs_from_config
 from workflow_lib.engine import engine_dir
+from workflow_lib.io import sha256_json
 
 
 validate(config, "../config/schema.yaml")
@@ -26,6 +27,7 @@ envvars:
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 ENGINE_DIR = engine_dir(config)
 PRECISIONS = config["precisions"]
+CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]
@@ -47,6 +49,7 @@ wildcard_constraints:
     component="[A-Za-z0-9_]+",
     precision="fp32|fp16",
     backend="onnxruntime|tensorrt",
+    assignment="[A-Za-z0-9_]+",
 
 
 def code(stage):
@@ -86,13 +89,71 @@ def seeded_models_pattern():
     return "|".join(SEEDED) or "(?!)"
 
 
-def all_targets():
-    targets = []
+BENCH_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
+
+
+def bench_inputs(wildcards):
+    """PyTorch needs the checkpoint; ORT and TensorRT also their artifact and its validation marker."""
+    inputs = {"ckpt": checkpoint_file(wildcards), "code": code("bench")}
+    if wildcards.backend != "pytorch":
+        inputs["artifact"] = validation_artifact(wildcards)
+        inputs["marker"] = (
+            f"results/validation/{wildcards.model}/{wildcards.component}."
+            f"{wildcards.backend}.{wildcards.precision}.json"
+        )
+    return inputs
+
+
+def e2e_artifacts(model):
+    """Per component, every artifact an assignment may pick, and the markers that gate them."""
+    out = {}
     for (m, c) in SPECS:
-        targets.append(f"results/onnx/{m}/{c}.onnx")
+        if m != model:
+            continue
+        out[c] = {"checkpoint": SPECS[(m, c)].checkpoint}
         for p in PRECISIONS:
-            targets.append(onnx_path(m, c, p))
-            targets.append(engine_path(m, c, p))
+            out[c][f"onnx_{p}"] = onnx_path(m, c, p)
+            out[c][f"engine_{p}"] = engine_path(m, c, p)
             for b in ("onnxruntime", "tensorrt"):
-                targets.append(f"results/validation/{m}/{c}.{b}.{p}.json")
-    return targets
+                out[c][f"marker_{b}_{p}"] = f"results/validation/{m}/{c}.{b}.{p}.json"
+    return out
+
+
+def e2e_inputs(wildcards):
+    files = [path for paths in e2e_artifacts(wildcards.model).values() for path in paths.values()]
+    return {"artifacts": files, "code": code("e2e")}
+
+
+def e2e_assignments(model):
+    return list(config["models"][model].get("e2e", {}).get("assignments", {}))
+
+
+def bench_csvs():
+    csvs = [
+        f"results/bench/{m}/{c}.{b}.{p}.csv"
+        for (m, c) in SPECS
+        for b in BENCH_BACKENDS
+        for p in PRECISIONS
+    ]
+    csvs += [f"results/bench/{m}/e2e/{a}.csv" for m in config["models"] for a in e2e_assignments(m)]
+    return csvs
+
+
+def engine_paths():
+    return [engine_path(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
+
+
+def validation_markers():
+    return [
+        f"results/validation/{m}/{c}.{b}.{p}.json"
+        for (m, c) in SPECS
+        for b in ("onnxruntime", "tensorrt")
+        for p in PRECISIONS
+    ]
+
+
+def all_targets():
+    """Every artifact of every component, then the report that reads them."""
+    onnx = [f"results/onnx/{m}/{c}.onnx" for (m, c) in SPECS]
+    onnx += [onnx_path(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
+    return onnx + engine_paths() + validation_markers() + ["results/report/index.html"]

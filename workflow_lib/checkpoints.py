@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 
 from . import cli
@@ -12,17 +14,18 @@ log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = cli.parser(__doc__)
+    p = cli.parser(__doc__, spec=False)
+    p.add_argument("--cls", required=True, help="dotted nn.Module class path")
+    p.add_argument("--kwargs", required=True, type=json.loads, help="constructor kwargs as JSON")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
 
-    def run(a):
-        info = write_seeded_checkpoint(a.spec, a.seed, a.out)
-        write_json(sidecar_path(a.out), {"stage": "checkpoint", "model": a.spec.model, "component": a.spec.component,
-                                         "class": a.spec.cls, "kwargs": a.spec.kwargs, "seed": a.seed,
+    def run(a: argparse.Namespace) -> None:
+        info = write_seeded_checkpoint(a.cls, a.kwargs, a.seed, a.out)
+        write_json(sidecar_path(a.out), {"stage": "checkpoint", "class": a.cls, "kwargs": a.kwargs, "seed": a.seed,
                                          "created": now(), "sha256": sha256_file(a.out), **info,
                                          "versions": versions("torch", "safetensors")})
-        log.info("%s: %d parameters, seed %d -> %s", a.spec.label, info["parameters"], a.seed, a.out)
+        log.info("%s: %d parameters, seed %d -> %s", a.cls, info["parameters"], a.seed, a.out)
 
     cli.run("checkpoints", run, p, argv)
 

@@ -142,14 +142,14 @@ def exportable(spec: ComponentSpec) -> nn.Module:
     return module if spec.method == "forward" else MethodWrapper(module, spec.method).eval()
 
 
-def write_seeded_checkpoint(spec: ComponentSpec, seed: int, out: str | Path) -> dict[str, Any]:
+def write_seeded_checkpoint(cls: str, kwargs: dict[str, Any], seed: int, out: str | Path) -> dict[str, Any]:
     """Deterministic initial weights for a component (the demo model ships no download)."""
     from safetensors.torch import save_file
 
     from .io import atomic_path
 
     torch.manual_seed(seed)
-    module = import_class(spec.cls)(**spec.kwargs)
+    module = import_class(cls)(**kwargs)
     state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
     with atomic_path(out, suffix=".safetensors") as tmp:
         save_file(state, str(tmp))

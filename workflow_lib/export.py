@@ -26,7 +26,9 @@ def example_dims(spec: ComponentSpec) -> dict[str, int]:
 
 
 def _dynamic_axes(spec: ComponentSpec) -> dict[str, dict[int, str]]:
-    return {i.name: {ax: d for ax, d in enumerate(i.shape) if isinstance(d, str)} for i in spec.inputs}
+    """Symbolic dims become dynamic axes, except those whose range is one value (exported static)."""
+    dynamic = {d for d, r in spec.dims.items() if r["min"] != r["max"]}
+    return {i.name: {ax: d for ax, d in enumerate(i.shape) if d in dynamic} for i in spec.inputs}
 
 
 def _dynamic_shapes(module: torch.nn.Module, per_input: list[dict[int, str]]) -> tuple:

@@ -1,0 +1,148 @@
+"""Benchmark harness, CSV schema, summary statistics and the report, on a tiny real model."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import tiny_byo_component
+from workflow_lib import bench, export, report, summary, validate
+from workflow_lib.config import component_spec
+from workflow_lib.io import read_json, write_json
+
+SETTINGS = {"warmup": 1, "min_iterations": 5, "min_seconds": 0.0, "max_iterations": 5, "threads": 1,
+            "points": ["min", "opt", "max"]}
+
+
+def test_stats_on_known_samples():
+    s = bench.stats([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert s["iterations"] == 5 and s["mean_ms"] == 3.0 and s["p50_ms"] == 3.0
+    assert s["min_ms"] == 1.0 and s["max_ms"] == 5.0
+    assert s["std_ms"] == pytest.approx(1.5811388, rel=1e-6) and s["cv"] == pytest.approx(1.5811388 / 3, rel=1e-6)
+    assert s["p90_ms"] == pytest.approx(4.6) and s["p99_ms"] == pytest.approx(4.96)
+
+
+def test_measure_reaches_both_minimums():
+    calls = []
+    samples = bench.measure(lambda: calls.append(1), lambda: None, warmup=3, min_iterations=7, min_seconds=0.0,
+                            max_iterations=100)
+    assert len(samples) == 7 and len(calls) == 10 and all(s >= 0 for s in samples)
+    timed = bench.measure(lambda: None, lambda: None, 0, 1, 0.05, 10**9)
+    assert len(timed) > 1  # kept going until min_seconds
+
+
+def test_bootstrap_ci_on_synthetic_data():
+    rng = np.random.default_rng(1)
+    base, fast = rng.normal(10.0, 0.5, 200), rng.normal(5.0, 0.25, 200)
+    lo, hi = summary.bootstrap_ratio_ci(base, fast, 2000)
+    assert lo < 2.0 < hi and hi - lo < 0.15
+    lo, hi = summary.bootstrap_ratio_ci(base, rng.normal(10.0, 0.5, 200), 2000)
+    assert lo < 1.0 < hi
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """Real PyTorch and ONNX Runtime runs of a tiny model, plus the two backends that cannot run here."""
+    d = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    from tinymodels import TinyConv
+    save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
+    spec = component_spec("mine", "net", tiny_byo_component(str(d / "w.safetensors")))
+    export.export(spec, d / "net.onnx")
+    write_json(d / "ort.json", validate.validate(spec, "onnxruntime", "fp32", d / "net.onnx"))
+    skipped = {"status": "skipped", "reason": "no CUDA device visible to this process (torch.cuda.is_available() is False)"}
+    write_json(d / "trt.json", skipped)
+    runs = [("pytorch", "fp32", []), ("onnxruntime", "fp32", ["--artifact", str(d / "net.onnx"), "--marker", str(d / "ort.json")]),
+            ("tensorrt", "fp32", ["--artifact", str(d / "net.engine"), "--marker", str(d / "trt.json")])]
+    if not torch.cuda.is_available():
+        runs.append(("pytorch", "fp16", []))
+    csvs = []
+    for backend, precision, extra in runs:
+        csv = d / f"net.{backend}.{precision}.csv"
+        bench.main(["--spec", spec.to_json(), "--backend", backend, "--precision", precision, *extra,
+                    "--settings", json.dumps(SETTINGS), "--out", str(csv), "--samples", str(summary.samples_path(csv))])
+        csvs.append(str(csv))
+    return d, csvs, skipped
+
+
+def test_csv_schema_and_rows(measured):
+    d, csvs, _ = measured
+    df = pl.read_csv(d / "net.onnxruntime.fp32.csv")
+    assert df.columns == bench.COLUMNS
+    assert df["point"].to_list() == ["min", "opt", "max"] and df["iterations"].to_list() == [5, 5, 5]
+    assert json.loads(df["shape"][2]) == {"x": [2, 8, 32]} and df["device"][0] == "cpu" and df["threads"][0] == 1
+    assert (df["p50_ms"] > 0).all() and (df["min_ms"] <= df["p50_ms"]).all() and (df["p50_ms"] <= df["max_ms"]).all()
+    raw = pl.read_parquet(summary.samples_path(d / "net.onnxruntime.fp32.csv"))
+    assert raw.height == 15
+
+
+def test_unavailable_backend_is_absent_with_reason(measured):
+    d, _, skipped = measured
+    trt_csv = pl.read_csv(d / "net.tensorrt.fp32.csv")
+    assert trt_csv.height == 0 and trt_csv.columns == bench.COLUMNS
+    meta = read_json(d / "net.tensorrt.fp32.csv.json")
+    assert meta["status"] == "unavailable" and skipped["reason"] in meta["reason"]
+    if not torch.cuda.is_available():
+        meta = read_json(d / "net.pytorch.fp16.csv.json")
+        assert meta["reason"] == "PyTorch fp16 is benchmarked on CUDA only, and no CUDA device is visible here"
+
+
+def test_summary_speedups_and_unavailable(measured):
+    _, csvs, _ = measured
+    table, unavailable = summary.summarize(csvs, 500)
+    ort = table.filter((pl.col("backend") == "onnxruntime")).sort("point")
+    assert ort.height == 3 and ort["speedup"].is_not_null().all()
+    assert (ort["ci_low"] <= ort["speedup"]).all() and (ort["speedup"] <= ort["ci_high"]).all()
+    base = table.filter(pl.col("backend") == "pytorch")
+    assert base["speedup"].to_list() == [1.0, 1.0, 1.0]
+    assert {(u["backend"], u["precision"]) for u in unavailable} >= {("tensorrt", "fp32")}
+
+
+def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
+    d, csvs, skipped = measured
+    table, unavailable = summary.summarize(csvs, 200)
+    table.write_csv(tmp_path / "summary.csv")
+    write_json(tmp_path / "unavailable.json", unavailable)
+    trt_marker = {"model": "mine", "component": "net", "backend": "tensorrt", "precision": "fp32", **skipped}
+    write_json(tmp_path / "trt_marker.json", trt_marker)
+    out = tmp_path / "report" / "index.html"
+    ctx = report.render(str(tmp_path / "summary.csv"), str(tmp_path / "unavailable.json"), csvs,
+                        [str(d / "ort.json"), str(tmp_path / "trt_marker.json")], [], out, tmp_path / "report", "abc123")
+    html = out.read_text()
+    for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
+        assert f'<section id="{section}">' in html
+    assert html.count("data:image/png;base64,") == 3
+    for name in report.PLOTS:
+        assert (tmp_path / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert skipped["reason"] in html and "PyTorch fp16 is benchmarked on CUDA only" in html
+    assert ">skipped<" in html and ">passed<" in html and "abc123" in html
+    assert ctx["counts"] == {"passed": 1, "skipped": 1, "failed": 0}
+    assert "http://" not in html and "https://" not in html  # self-contained
+    assert "onnxruntime.fp32" in html
+
+
+def test_report_in_headless_chromium(measured, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
+    d, csvs, _ = measured
+    table, unavailable = summary.summarize(csvs, 200)
+    table.write_csv(tmp_path / "summary.csv")
+    write_json(tmp_path / "unavailable.json", unavailable)
+    out = tmp_path / "index.html"
+    report.render(str(tmp_path / "summary.csv"), str(tmp_path / "unavailable.json"), csvs, [str(d / "ort.json")], [],
+                  out, tmp_path, "abc123")
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+                           "--window-size=1280,2400", f"--screenshot={shot}", out.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.read_bytes()[:4] == b"\x89PNG", proc.stderr[-2000:]
+    console_errors = [l for l in proc.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "error" in l)]
+    assert not console_errors, console_errors
