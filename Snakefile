@@ -24,6 +24,15 @@ include: "rules/bench.smk"
 include: "rules/report.smk"
 
 
+onerror:
+    # A failed run (with --keep-going: after all other jobs) still gets a report that shows
+    # what failed and why, next to everything that did complete.
+    shell(
+        "mkdir -p results/logs && python -m workflow_lib.report --partial results --engine-dir {ENGINE_DIR} "
+        "--config-hash {CONFIG_HASH} > results/logs/report_partial.log 2>&1 || true"
+    )
+
+
 rule all:
     default_target: True
     input:

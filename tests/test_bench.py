@@ -111,7 +111,7 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     trt_marker = {"model": "mine", "component": "net", "backend": "tensorrt", "precision": "fp32", **skipped}
     write_json(tmp_path / "trt_marker.json", trt_marker)
     out = tmp_path / "report" / "index.html"
-    ctx = report.render(str(tmp_path / "summary.csv"), str(tmp_path / "unavailable.json"), csvs,
+    ctx = report.render(report.read_summary(tmp_path / "summary.csv"), unavailable, csvs,
                         [str(d / "ort.json"), str(tmp_path / "trt_marker.json")], [], out, tmp_path / "report", "abc123")
     html = out.read_text()
     for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
@@ -135,7 +135,7 @@ def test_report_in_headless_chromium(measured, tmp_path):
     table.write_csv(tmp_path / "summary.csv")
     write_json(tmp_path / "unavailable.json", unavailable)
     out = tmp_path / "index.html"
-    report.render(str(tmp_path / "summary.csv"), str(tmp_path / "unavailable.json"), csvs, [str(d / "ort.json")], [],
+    report.render(report.read_summary(tmp_path / "summary.csv"), unavailable, csvs, [str(d / "ort.json")], [],
                   out, tmp_path, "abc123")
     shot = tmp_path / "shot.png"
     proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

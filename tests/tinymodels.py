@@ -26,8 +26,12 @@ class TorchMHA(nn.Module):
         return self.attn(x, x, x, need_weights=False)[0]
 
 
-class NonzeroOp(nn.Module):
-    """Exports fine, but NonZero has a data-dependent output shape."""
+class BesselOp(nn.Module):
+    """torch.special.bessel_j0 has no ONNX export: the exporter must fail, naming the op."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(channels, 1))
 
     def forward(self, x):
-        return torch.nonzero(x > 0).float().sum(dim=0, keepdim=True) + x[:, :1, :1].sum()
+        return torch.special.bessel_j0(x * self.scale)

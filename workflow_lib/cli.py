@@ -1,7 +1,9 @@
 """The one way every stage CLI starts, logs and fails.
 
 Snakemake captures stderr into the rule's log; a failure ends in one line naming what
-broke (and a non-zero exit), never a bare traceback the user has to read from the top.
+broke (and a non-zero exit). A failed component/stage also leaves a record under
+results/failures/, which Snakemake does not delete, so a --keep-going run can still
+render a report that shows what failed and why.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from .components import CheckpointError
-from .config import ConfigError, spec_from_json
+from .config import ComponentSpec, ConfigError, spec_from_json
+from .io import now, write_json
 from .parity import ParityError
 from .trt import TrtError
 
 EXPECTED = (CheckpointError, ConfigError, ParityError, TrtError, FileNotFoundError)
+FAILURES = Path("results/failures")
 
 
 class StageError(RuntimeError):
@@ -31,6 +36,14 @@ def parser(description: str, spec: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def failure_path(stage: str, args: argparse.Namespace) -> Path | None:
+    spec = getattr(args, "spec", None)
+    if not isinstance(spec, ComponentSpec):
+        return None
+    parts = [spec.component, stage, *(str(getattr(args, k)) for k in ("backend", "precision") if getattr(args, k, None))]
+    return FAILURES / spec.model / (".".join(parts) + ".json")
+
+
 def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser,
         argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -42,7 +55,18 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
         if isinstance(getattr(args, "spec", None), str):
             args.spec = spec_from_json(args.spec)
         main(args)
-    except (*EXPECTED, StageError) as e:
-        log.error("%s failed: %s", stage, e)
+    except Exception as e:  # every failure ends as one named line and a failure record
+        if isinstance(e, (*EXPECTED, StageError)):
+            log.error("%s failed: %s", stage, e)
+        else:
+            log.exception("%s failed unexpectedly: %s: %s", stage, type(e).__name__, e)
+        record = failure_path(stage, args)
+        if record is not None:
+            write_json(record, {"model": args.spec.model, "component": args.spec.component, "stage": stage,
+                                "backend": getattr(args, "backend", None), "precision": getattr(args, "precision", None),
+                                "error": f"{type(e).__name__}: {e}", "created": now()})
         sys.exit(1)
+    record = failure_path(stage, args)
+    if record is not None:
+        record.unlink(missing_ok=True)  # this stage works now: forget its old failure
     log.info("%s done in %.1f s", stage, time.perf_counter() - t0)

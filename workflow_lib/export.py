@@ -38,6 +38,26 @@ def _dynamic_shapes(module: torch.nn.Module, per_input: list[dict[int, str]]) ->
     return (tuple(per_input),) if varargs else tuple(per_input)
 
 
+def _export(module, args, path, spec: ComponentSpec, input_names, output_names, axes) -> None:
+    if spec.exporter == "dynamo":
+        torch.onnx.export(module, args, str(path), dynamo=True, external_data=False,
+                          input_names=input_names, output_names=output_names,
+                          dynamic_shapes=_dynamic_shapes(module, [axes[n] for n in input_names]),
+                          opset_version=spec.opset, verbose=False)
+    else:
+        torch.onnx.export(module, args, str(path), dynamo=False, input_names=input_names,
+                          output_names=output_names, dynamic_axes=axes, opset_version=spec.opset)
+
+
+def _first_line(e: Exception) -> str:
+    """The informative line of an exporter error (torch wraps the cause in boilerplate)."""
+    cause = e
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"
+
+
 def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
     """Export, verify parity, then move into place; a graph failing parity never lands."""
     module = exportable(spec)
@@ -51,14 +71,10 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     with atomic_path(out, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", category=(DeprecationWarning, FutureWarning))
-        if spec.exporter == "dynamo":
-            torch.onnx.export(module, args, str(tmp), dynamo=True, external_data=False,
-                              input_names=input_names, output_names=output_names,
-                              dynamic_shapes=_dynamic_shapes(module, [axes[n] for n in input_names]),
-                              opset_version=spec.opset, verbose=False)
-        else:
-            torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=input_names,
-                              output_names=output_names, dynamic_axes=axes, opset_version=spec.opset)
+        try:
+            _export(module, args, tmp, spec, input_names, output_names, axes)
+        except Exception as e:  # the exporter's own errors are long; keep the line that names the op
+            raise cli.StageError(f"{spec.label}: {spec.exporter} export failed: {_first_line(e)}") from e
         seconds = time.perf_counter() - t0
         model = onnx.load(str(tmp))
         onnx.checker.check_model(model)

@@ -159,26 +159,27 @@ def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def render(summary_csv: str, unavailable_json: str, bench_csvs: list[str], markers: list[str], engines: list[str],
-           out_html: str | Path, plot_dir: str | Path, config_hash: str, failures: list[dict] | None = None) -> dict:
-    summary = pl.read_csv(summary_csv, infer_schema_length=0).with_columns(
-        [pl.col(c).cast(pl.Float64) for c in ("p50_ms", "speedup", "ci_low", "ci_high", "baseline_p50_ms", "rtf")])
+def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str], markers: list[str],
+           engines: list[str], out_html: str | Path, plot_dir: str | Path, config_hash: str,
+           failures: list[dict] | None = None) -> dict:
     bench = _bench_table(bench_csvs)
     plot_dir = Path(plot_dir)
     images = {"speedup": _png(speedup_plot(summary), plot_dir / "speedup.png"),
               "latency": _png(latency_plot(bench), plot_dir / "latency.png"),
               "e2e_rtf": _png(e2e_plot(summary), plot_dir / "e2e_rtf.png")}
     accuracy = accuracy_rows(markers)
-    devices = sorted(set(summary["device"])) if summary.height else []
+    failures = failures or []
     context = {
         "created": now(), "config_hash": config_hash, "versions": versions("torch", "onnx", "onnxruntime", "tensorrt",
                                                                               "tensorrt-rtx-cu13", "snakemake", "polars"),
-        "models": sorted({r["model"] for r in accuracy}), "components": sorted({r["component"] for r in accuracy}),
-        "backends": sorted(set(summary["label"])) if summary.height else [], "devices": devices,
+        "models": sorted({r["model"] for r in accuracy + failures}),
+        "components": sorted({r["component"] for r in accuracy + failures}),
+        "backends": sorted(set(summary["label"])) if summary.height else [],
+        "devices": sorted(set(summary["device"])) if summary.height else [],
         "precisions": sorted({r["precision"] for r in accuracy}),
         "speedups": summary.filter(pl.col("speedup").is_not_null()).sort(["component", "point", "label"]).to_dicts(),
-        "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": read_json(unavailable_json),
-        "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures or [], "images": images,
+        "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": unavailable,
+        "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "images": images,
         "counts": {s: len({(r["component"], r["backend"], r["precision"]) for r in accuracy if r["status"] == s})
                    for s in ("passed", "skipped", "failed")},
     }
@@ -190,19 +191,43 @@ def render(summary_csv: str, unavailable_json: str, bench_csvs: list[str], marke
     return context
 
 
+def read_summary(path: str | Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema_length=0).with_columns(
+        [pl.col(c).cast(pl.Float64) for c in ("p50_ms", "speedup", "ci_low", "ci_high", "baseline_p50_ms", "rtf")])
+
+
+def render_partial(results: str | Path, engine_dir: str | Path, config_hash: str, resamples: int = 2000) -> dict:
+    """After a failed (--keep-going) run: the report from whatever exists, failures shown first."""
+    from .summary import summarize
+
+    results = Path(results)
+    csvs = sorted(str(p) for p in results.glob("bench/*/**/*.csv") if (Path(f"{p}.json")).is_file())
+    summary, unavailable = summarize(csvs, resamples)
+    return render(summary, unavailable, csvs, sorted(map(str, results.glob("validation/*/*.json"))),
+                  sorted(map(str, Path(engine_dir).glob("*/*.engine.json"))), results / "report" / "index.html",
+                  results / "report", config_hash, [read_json(p) for p in sorted(results.glob("failures/*/*.json"))])
+
+
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
-    p.add_argument("--summary", required=True)
-    p.add_argument("--unavailable", required=True)
+    p.add_argument("--partial", metavar="RESULTS", help="render from whatever exists under RESULTS (after failures)")
+    p.add_argument("--engine-dir", default="results/engines", help="with --partial: where engines are")
+    p.add_argument("--summary")
+    p.add_argument("--unavailable")
     p.add_argument("--bench", nargs="*", default=[])
     p.add_argument("--markers", nargs="*", default=[])
     p.add_argument("--engines", nargs="*", default=[], help="engine sidecar JSON files")
     p.add_argument("--config-hash", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--plots", required=True, help="directory for the PNG plots")
+    p.add_argument("--out")
+    p.add_argument("--plots", help="directory for the PNG plots")
 
     def run(a: argparse.Namespace) -> None:
-        ctx = render(a.summary, a.unavailable, a.bench, a.markers, a.engines, a.out, a.plots, a.config_hash)
+        if a.partial:
+            ctx = render_partial(a.partial, a.engine_dir, a.config_hash)
+            log.warning("partial report: %d failed component stage(s) shown", len(ctx["failures"]))
+            return
+        ctx = render(read_summary(a.summary), read_json(a.unavailable), a.bench, a.markers, a.engines, a.out,
+                     a.plots, a.config_hash)
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 
     cli.run("report", run, p, argv)

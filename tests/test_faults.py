@@ -1,0 +1,91 @@
+"""Faults: exporter errors, failure records, --keep-going partial runs, a SIGKILLed job."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import REPO, TESTS, snakemake, tiny_byo_component, write_config
+from workflow_lib import cli, export
+from workflow_lib.config import component_spec
+
+
+def test_unexportable_op_names_op_component_and_stage(tmp_path):
+    from tinymodels import BesselOp
+    save_file(BesselOp().state_dict(), str(tmp_path / "b.safetensors"))
+    spec = component_spec("mine", "bessel", {**tiny_byo_component(str(tmp_path / "b.safetensors")),
+                                             "class": "tinymodels.BesselOp", "kwargs": {}})
+    with pytest.raises(cli.StageError, match=r"mine/bessel: dynamo export failed: DispatchError: No ONNX function found "
+                                             r"for <OpOverload\(op='prims.bessel_j0'"):
+        export.export(spec, tmp_path / "bessel.onnx")
+    assert not (tmp_path / "bessel.onnx").exists()
+
+
+def test_failed_stage_leaves_a_record_that_success_clears(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = component_spec("mine", "net", tiny_byo_component(str(tmp_path / "w.safetensors")))
+    argv = ["--spec", spec.to_json(), "--out", str(tmp_path / "net.onnx")]
+    with pytest.raises(SystemExit) as exit_info:
+        export.main(argv)
+    assert exit_info.value.code == 1
+    record = json.loads((tmp_path / "results/failures/mine/net.export.json").read_text())
+    assert record["stage"] == "export" and "checkpoint not found" in record["error"]
+    from tinymodels import TinyConv
+    save_file(TinyConv().state_dict(), str(tmp_path / "w.safetensors"))
+    export.main(argv)
+    assert not (tmp_path / "results/failures/mine/net.export.json").exists()
+
+
+def _two_component_config(workdir):
+    from tinymodels import TinyConv
+    torch.manual_seed(0)
+    save_file(TinyConv().state_dict(), str(workdir / "good.safetensors"))
+    save_file(TinyConv(hidden=32).state_dict(), str(workdir / "broken.safetensors"))  # wrong shapes for hidden=16
+    comps = {"good": tiny_byo_component(str(workdir / "good.safetensors")),
+             "broken": tiny_byo_component(str(workdir / "broken.safetensors"))}
+    return {"precisions": ["fp32"], "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
+            "bench": {"warmup": 1, "min_iterations": 3, "min_seconds": 0.0, "bootstrap": 200},
+            "models": {"mine": {"components": comps}}}
+
+
+def test_keep_going_finishes_other_components_and_reports_the_failure(workdir):
+    write_config(workdir, _two_component_config(workdir))
+    proc = snakemake(workdir, "--keep-going", check=False)
+    assert proc.returncode != 0
+    r = workdir / "results"
+    assert (r / "engines/mine/good.fp32.engine").stat().st_size > 0
+    assert json.loads((r / "validation/mine/good.onnxruntime.fp32.json").read_text())["status"] == "passed"
+    assert (r / "bench/mine/good.onnxruntime.fp32.csv").is_file()
+    assert not (r / "onnx/mine/broken.onnx").exists()
+    html = (r / "report/index.html").read_text()
+    assert '<section id="failures">' in html and "broken" in html
+    assert "does not fit tinymodels.TinyConv: shape mismatch" in html
+    assert (r / "failures/mine/broken.export.json").is_file()
+
+
+def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
+    cfg = _two_component_config(workdir)
+    del cfg["models"]["mine"]["components"]["broken"]
+    write_config(workdir, cfg)
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "1", "results/onnx/mine/good.onnx"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    onnx_dir = workdir / "results/onnx/mine"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(onnx_dir.glob(".good.onnx.*")):  # the exporter is writing
+        time.sleep(0.02)
+    assert list(onnx_dir.glob(".good.onnx.*")), "export never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (onnx_dir / "good.onnx").exists() and not (onnx_dir / "good.onnx.json").exists()
+    snakemake(workdir, "--unlock")  # a SIGKILLed snakemake cannot release its own lock
+    again = snakemake(workdir, "results/onnx/mine/good.onnx")
+    assert "export_onnx" in again.stdout + again.stderr
+    assert json.loads((onnx_dir / "good.onnx.json").read_text())["parity"]["ok"]
