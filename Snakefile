@@ -28,7 +28,7 @@ onerror:
     # A failed run (with --keep-going: after all other jobs) still gets a report that shows
     # what failed and why, next to everything that did complete.
     shell(
-        "mkdir -p results/logs && python -m workflow_lib.report --partial results --engine-dir {ENGINE_DIR} "
+        "mkdir -p results/logs && python -m workflow_lib.report --partial {DEVICE_RESULTS} --engine-dir {ENGINE_DIR} "
         "--config-hash {CONFIG_HASH} > results/logs/report_partial.log 2>&1 || true"
     )
 

@@ -3,9 +3,9 @@ rule bench_component:
     input:
         unpack(bench_inputs),
     output:
-        csv="results/bench/{model}/{component}.{backend}.{precision}.csv",
-        samples="results/bench/{model}/{component}.{backend}.{precision}.samples.parquet",
-        meta="results/bench/{model}/{component}.{backend}.{precision}.csv.json",
+        csv=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv",
+        samples=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.samples.parquet",
+        meta=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv.json",
     wildcard_constraints:
         backend="pytorch|onnxruntime|tensorrt",
     params:
@@ -21,7 +21,7 @@ rule bench_component:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1,
+        **GPU_RESOURCES,
     shell:
         "python -m workflow_lib.bench --spec {params.spec:q} --backend {wildcards.backend} "
         "--precision {wildcards.precision} {params.artifact} --settings {params.settings:q} "
@@ -33,9 +33,9 @@ rule bench_e2e:
     input:
         unpack(e2e_inputs),
     output:
-        csv="results/bench/{model}/e2e/{assignment}.csv",
-        samples="results/bench/{model}/e2e/{assignment}.samples.parquet",
-        meta="results/bench/{model}/e2e/{assignment}.csv.json",
+        csv=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.csv",
+        samples=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.samples.parquet",
+        meta=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.csv.json",
     params:
         specs=lambda wc: json.dumps({c: SPECS[(wc.model, c)].to_json() for (m, c) in SPECS if m == wc.model}),
         e2e=lambda wc: json.dumps(config["models"][wc.model]["e2e"], sort_keys=True),
@@ -47,7 +47,7 @@ rule bench_e2e:
     resources:
         mem_mb=12000,
         runtime=60,
-        gpu=1,
+        **GPU_RESOURCES,
     shell:
         "python -m workflow_lib.e2e --specs {params.specs:q} --e2e {params.e2e:q} --assignment {wildcards.assignment} "
         "--artifacts {params.artifacts:q} --settings {params.settings:q} "
@@ -61,11 +61,11 @@ rule bench_summary:
         code=code("summary"),
     output:
         csv=report(
-            "results/bench/summary.csv",
+            f"{DEVICE_RESULTS}/bench/summary.csv",
             caption="../report/summary.rst",
             category="Benchmarks",
         ),
-        unavailable="results/bench/unavailable.json",
+        unavailable=f"{DEVICE_RESULTS}/bench/unavailable.json",
     params:
         bootstrap=config["bench"]["bootstrap"],
     log:

@@ -25,7 +25,15 @@ envvars:
 # Jobs' `python` is the interpreter running Snakemake (same venv, locally and in cluster
 # jobs), also when snakemake was started as .venv/bin/snakemake without activating the venv.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-ENGINE_DIR = engine_dir(config)
+# GPU-dependent results live per GPU class, so two classes never overwrite each other.
+GPU_CLASS = config["cluster"]["gpu_class"]
+DEVICE_RESULTS = f"results/gpu_{GPU_CLASS}" if GPU_CLASS else "results"
+ENGINE_DIR = os.path.join(engine_dir(config), f"gpu_{GPU_CLASS}") if GPU_CLASS else engine_dir(config)
+GPU_RESOURCES = {"gpu": 1} | {
+    key: config["cluster"][name]
+    for name, key in (("gpu_model", "gpu_model"), ("partition", "slurm_partition"), ("constraint", "constraint"))
+    if config["cluster"][name]
+}
 PRECISIONS = config["precisions"]
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
@@ -98,7 +106,7 @@ def bench_inputs(wildcards):
     if wildcards.backend != "pytorch":
         inputs["artifact"] = validation_artifact(wildcards)
         inputs["marker"] = (
-            f"results/validation/{wildcards.model}/{wildcards.component}."
+            f"{DEVICE_RESULTS}/validation/{wildcards.model}/{wildcards.component}."
             f"{wildcards.backend}.{wildcards.precision}.json"
         )
     return inputs
@@ -115,7 +123,7 @@ def e2e_artifacts(model):
             out[c][f"onnx_{p}"] = onnx_path(m, c, p)
             out[c][f"engine_{p}"] = engine_path(m, c, p)
             for b in ("onnxruntime", "tensorrt"):
-                out[c][f"marker_{b}_{p}"] = f"results/validation/{m}/{c}.{b}.{p}.json"
+                out[c][f"marker_{b}_{p}"] = f"{DEVICE_RESULTS}/validation/{m}/{c}.{b}.{p}.json"
     return out
 
 
@@ -130,12 +138,12 @@ def e2e_assignments(model):
 
 def bench_csvs():
     csvs = [
-        f"results/bench/{m}/{c}.{b}.{p}.csv"
+        f"{DEVICE_RESULTS}/bench/{m}/{c}.{b}.{p}.csv"
         for (m, c) in SPECS
         for b in BENCH_BACKENDS
         for p in PRECISIONS
     ]
-    csvs += [f"results/bench/{m}/e2e/{a}.csv" for m in config["models"] for a in e2e_assignments(m)]
+    csvs += [f"{DEVICE_RESULTS}/bench/{m}/e2e/{a}.csv" for m in config["models"] for a in e2e_assignments(m)]
     return csvs
 
 
@@ -145,7 +153,7 @@ def engine_paths():
 
 def validation_markers():
     return [
-        f"results/validation/{m}/{c}.{b}.{p}.json"
+        f"{DEVICE_RESULTS}/validation/{m}/{c}.{b}.{p}.json"
         for (m, c) in SPECS
         for b in ("onnxruntime", "tensorrt")
         for p in PRECISIONS
@@ -156,4 +164,4 @@ def all_targets():
     """Every artifact of every component, then the report that reads them."""
     onnx = [f"results/onnx/{m}/{c}.onnx" for (m, c) in SPECS]
     onnx += [onnx_path(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
-    return onnx + engine_paths() + validation_markers() + ["results/report/index.html"]
+    return onnx + engine_paths() + validation_markers() + [f"{DEVICE_RESULTS}/report/index.html"]

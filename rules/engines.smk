@@ -17,7 +17,7 @@ rule build_engine:
     resources:
         mem_mb=8000,
         runtime=60,
-        gpu=1 if BUILD_NEEDS_GPU else 0,
+        **(GPU_RESOURCES if BUILD_NEEDS_GPU else {}),
     shell:
         "python -m workflow_lib.engine --spec {params.spec:q} --precision {wildcards.precision} "
         "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} > {log} 2>&1"

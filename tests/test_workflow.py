@@ -64,7 +64,7 @@ def test_changing_one_checkpoint_reruns_only_its_chain(demo_run):
     jobs = planned_jobs(demo_run)
     assert planned_components(demo_run) == {"mel_projection"}
     assert jobs["export_onnx"] == 1 and jobs["simplify_onnx"] == 1 and jobs["fp16_onnx"] == 1
-    assert jobs["build_engine"] == 2 and jobs["validate_artifact"] == 4
+    assert jobs["build_engine"] == 2 and jobs["validate_onnx"] == 2 and jobs["validate_engine"] == 2
     assert "seed_checkpoint" not in jobs
 
 

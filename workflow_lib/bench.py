@@ -21,6 +21,7 @@ import polars as pl
 
 from . import cli, parity, trt
 from .components import exportable
+from .host import cpu_name
 from .config import ComponentSpec
 from .io import atomic_path, now, read_json, sidecar_path, versions, write_json
 
@@ -33,16 +34,6 @@ COLUMNS = ["model", "component", "backend", "precision", "device", "point", "sha
 
 class Unavailable(RuntimeError):
     """This backend/precision cannot run on this host; the message is the recorded reason."""
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(step: Callable[[], Any], sync: Callable[[], None], warmup: int, min_iterations: int,

@@ -17,8 +17,9 @@ from typing import Any, Callable
 import numpy as np
 
 from . import cli, parity, trt
-from .bench import STAT_COLUMNS, Unavailable, cpu_name, measure, stats, write_results
+from .bench import STAT_COLUMNS, Unavailable, measure, stats, write_results
 from .components import exportable
+from .host import cpu_name
 from .config import ComponentSpec, spec_from_json
 from .io import now, read_json, sidecar_path, versions
 

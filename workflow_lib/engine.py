@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 from . import cli, trt
 from .config import POINTS, ComponentSpec
+from .host import device_info
 from .io import atomic_path, now, read_json, sha256_file, sha256_json, sidecar_path, write_bytes, write_json
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def build_engine(spec: ComponentSpec, onnx_path: str | Path, out: str | Path, pr
     placed = _place(cached, Path(out))
     meta = {
         "stage": "engine", "model": spec.model, "component": spec.component, "precision": precision,
-        "created": now(), "onnx": str(onnx_path), "onnx_sha256": onnx_sha,
+        "created": now(), "host": device_info(), "onnx": str(onnx_path), "onnx_sha256": onnx_sha,
         "flavour": fl.name, "flavour_version": fl.version, "settings": settings,
         "targets": settings["compute_capabilities"] if fl.name == "tensorrt_rtx" else "the build GPU",
         "cache": {"key": key, "hit": hit, "dir": str(cache), "placed_by": placed}, **build,

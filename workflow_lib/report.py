@@ -23,6 +23,7 @@ import polars as pl  # noqa: E402
 from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
 
 from . import cli  # noqa: E402
+from .cli import FAILURES  # noqa: E402
 from .io import atomic_path, now, read_json, sidecar_path, versions  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -203,9 +204,10 @@ def render_partial(results: str | Path, engine_dir: str | Path, config_hash: str
     results = Path(results)
     csvs = sorted(str(p) for p in results.glob("bench/*/**/*.csv") if (Path(f"{p}.json")).is_file())
     summary, unavailable = summarize(csvs, resamples)
+    failures = [read_json(p) for p in sorted(FAILURES.glob("*/*.json"))]
     return render(summary, unavailable, csvs, sorted(map(str, results.glob("validation/*/*.json"))),
                   sorted(map(str, Path(engine_dir).glob("*/*.engine.json"))), results / "report" / "index.html",
-                  results / "report", config_hash, [read_json(p) for p in sorted(results.glob("failures/*/*.json"))])
+                  results / "report", config_hash, failures)
 
 
 def main(argv: list[str] | None = None) -> None:

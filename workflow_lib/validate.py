@@ -9,28 +9,17 @@ never reported as a pass.
 from __future__ import annotations
 
 import logging
-import platform
 from pathlib import Path
 from typing import Any
 
 from . import cli, parity, trt
 from .components import exportable
 from .config import ComponentSpec
+from .host import device_info
 from .io import now, read_json, sha256_file, sidecar_path, versions, write_json
 
 log = logging.getLogger(__name__)
 BACKENDS = ("onnxruntime", "tensorrt")
-
-
-def device_info() -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {"host": platform.node(), "cpu": platform.processor() or platform.machine()}
-    if torch.cuda.is_available():
-        info.update(gpu=torch.cuda.get_device_name(), compute_capability=".".join(map(str, torch.cuda.get_device_capability())))
-    else:
-        info["gpu"] = None
-    return info
 
 
 def validate(spec: ComponentSpec, backend: str, precision: str, artifact: str | Path) -> dict[str, Any]:
