@@ -28,7 +28,7 @@ from .io import atomic_path, now, read_json, sidecar_path, versions, write_json
 log = logging.getLogger(__name__)
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
-COLUMNS = ["model", "component", "backend", "precision", "device", "point", "shape", "batch", *STAT_COLUMNS,
+COLUMNS = ["model", "component", "backend", "precision", "device", "point", "dims", "shape", "batch", *STAT_COLUMNS,
            "throughput", "threads", "cpu", "gpu", "versions", "created"]
 
 
@@ -153,6 +153,7 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
         batch = int(dims.get("batch", 1))
         rows.append({"model": spec.model, "component": spec.component, "backend": backend, "precision": precision,
                      "device": device if device == "cpu" else f"cuda:{gpu}", "point": point,
+                     "dims": json.dumps(dims, sort_keys=True),
                      "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
                      "warmup": int(settings["warmup"]), **s, "throughput": batch / (s["p50_ms"] / 1e3), **env})
         samples[point] = ms

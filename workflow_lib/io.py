@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 PathLike = str | os.PathLike
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -31,6 +33,7 @@ def atomic_path(final: PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts (and shared caches) are readable
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -84,7 +84,7 @@ def latency_plot(bench: pl.DataFrame):
             line = sub.filter(pl.col("label") == label).sort("length")
             ax.plot(line["length"].to_list(), line["p50_ms"].to_list(), marker="o", label=label)
         ax.set_title(comp, fontsize=9)
-        ax.set_xlabel("sequence length (largest symbolic dim)", fontsize=8)
+        ax.set_xlabel("sequence length (time dim)", fontsize=8)
         ax.set_yscale("log")
     axes[0][0].set_ylabel("p50 latency (ms)")
     axes[0][-1].legend(fontsize=7)
@@ -121,16 +121,16 @@ def _bench_table(csvs: list[str]) -> pl.DataFrame:
         if "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
             continue
         df = df.with_columns((pl.col("backend") + "." + pl.col("precision")).alias("label"),
-                             pl.col("shape").map_elements(_length, return_dtype=pl.Float64).alias("length"))
+                             pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
         frames.append(df.select("model", "component", "label", "device", "point", "length",
                                 pl.col("p50_ms").cast(pl.Float64), pl.col("iterations").cast(pl.Int64)))
     return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "label": pl.Utf8})
 
 
-def _length(shape_json: str) -> float:
-    """The sequence length of a shape point: the largest dim of the first input."""
-    first = next(iter(json.loads(shape_json).values()))
-    return float(max(first[1:] or first))
+def _length(dims_json: str) -> float:
+    """The sequence length of a point: its `time` dim, else its largest symbolic dim."""
+    dims = json.loads(dims_json)
+    return float(dims.get("time", max(dims.values(), default=1)))
 
 
 def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ from .io import atomic_path, read_json, sidecar_path, write_json
 
 log = logging.getLogger(__name__)
 KEYS = ["model", "component", "backend", "precision", "device", "point"]
+# e2e assignments can resolve to the same backend/precision (a "mixed" that fell back to ORT): the label tells them apart
+SAMPLE_KEYS = [*KEYS, "label"]
 
 
 def samples_path(csv: str | Path) -> Path:
@@ -54,7 +56,7 @@ def _load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[
                         pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), rtf])
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
-            samples[tuple(row[k] for k in KEYS)] = raw.filter(pl.col("point") == row["point"])["sample_ms"].to_numpy()
+            samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(pl.col("point") == row["point"])["sample_ms"].to_numpy()
         frames.append(df)
     table = pl.concat(frames) if frames else pl.DataFrame(schema={**{k: pl.Utf8 for k in KEYS}, "label": pl.Utf8})
     return table, samples, unavailable
@@ -71,7 +73,7 @@ def summarize(csvs: list[str], resamples: int = 2000) -> tuple[pl.DataFrame, lis
         out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None}
         if base.height:
             b = base.row(0, named=True)
-            base_s, cand_s = samples[tuple(b[k] for k in KEYS)], samples[tuple(row[k] for k in KEYS)]
+            base_s, cand_s = samples[tuple(b[k] for k in SAMPLE_KEYS)], samples[tuple(row[k] for k in SAMPLE_KEYS)]
             lo, hi = bootstrap_ratio_ci(base_s, cand_s, resamples)
             out.update(baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)),
                        ci_low=lo, ci_high=hi)
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(a: argparse.Namespace) -> None:
         table, unavailable = summarize(a.csvs, a.bootstrap)
         with atomic_path(a.out, suffix=".csv") as tmp:
-            table.sort(KEYS).write_csv(tmp)
+            table.sort(SAMPLE_KEYS).write_csv(tmp)
         write_json(a.unavailable, unavailable)
         log.info("summary: %d measured rows, %d backends not measured", table.height, len(unavailable))
 
