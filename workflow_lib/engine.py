@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import time
@@ -115,8 +116,6 @@ def build_engine(spec: ComponentSpec, onnx_path: str | Path, out: str | Path, pr
 
 
 def main(argv: list[str] | None = None) -> None:
-    import json
-
     p = cli.parser(__doc__)
     p.add_argument("--onnx", required=True)
     p.add_argument("--out", required=True)

@@ -13,7 +13,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,11 +49,6 @@ def write_json(final: PathLike, obj: Any) -> None:
 
 def read_json(path: PathLike) -> Any:
     return json.loads(Path(path).read_text())
-
-
-def copy_atomic(src: PathLike, final: PathLike) -> None:
-    with atomic_path(final) as tmp:
-        shutil.copyfile(src, tmp)
 
 
 def sha256_file(path: PathLike) -> str:

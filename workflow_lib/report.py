@@ -165,9 +165,8 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
            failures: list[dict] | None = None) -> dict:
     bench = _bench_table(bench_csvs)
     plot_dir = Path(plot_dir)
-    images = {"speedup": _png(speedup_plot(summary), plot_dir / "speedup.png"),
-              "latency": _png(latency_plot(bench), plot_dir / "latency.png"),
-              "e2e_rtf": _png(e2e_plot(summary), plot_dir / "e2e_rtf.png")}
+    figures = {"speedup": speedup_plot(summary), "latency": latency_plot(bench), "e2e_rtf": e2e_plot(summary)}
+    images = {name: _png(figures[name], plot_dir / f"{name}.png") for name in PLOTS}
     accuracy = accuracy_rows(markers)
     failures = failures or []
     context = {
