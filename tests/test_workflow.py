@@ -84,3 +84,8 @@ def test_lint_reports_only_the_environment_note():
     proc = snakemake(REPO, "--lint", check=False)
     lints = {line.strip().lstrip("* ") for line in proc.stdout.splitlines() if line.strip().startswith("* ")}
     assert lints <= {"Specify a conda environment or container for each rule.:"}, proc.stdout
+
+
+def test_slurm_profile_dry_run_needs_no_cluster(demo_run):
+    proc = snakemake(demo_run, "--profile", str(REPO / "profiles/slurm"), "--dry-run")
+    assert "This was a dry-run" in proc.stdout
