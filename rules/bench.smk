@@ -6,8 +6,6 @@ rule bench_component:
         csv=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv",
         samples=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.samples.parquet",
         meta=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv.json",
-    wildcard_constraints:
-        backend="pytorch|onnxruntime|tensorrt",
     params:
         spec=spec_json,
         settings=json.dumps(config["bench"], sort_keys=True),

@@ -56,7 +56,7 @@ wildcard_constraints:
     model="[A-Za-z0-9_]+",
     component="[A-Za-z0-9_]+",
     precision="fp32|fp16",
-    backend="onnxruntime|tensorrt",
+    backend="pytorch|onnxruntime|tensorrt",
     assignment="[A-Za-z0-9_]+",
 
 

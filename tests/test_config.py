@@ -74,3 +74,11 @@ def test_semantic_error_surfaces_before_any_job(workdir):
     proc = snakemake(workdir, "-n", check=False)
     assert proc.returncode != 0
     assert "invalid config: models.mine.components.net.dims.time: need 1 <= min <= opt <= max" in proc.stdout + proc.stderr
+
+
+def test_e2e_roles_must_name_components():
+    import yaml
+    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg["models"]["svc_demo"]["e2e"]["roles"]["vocoder"] = "hifigan"
+    with pytest.raises(ConfigError, match=r"models.svc_demo.e2e.roles.vocoder: no component 'hifigan'"):
+        specs_from_config(cfg)

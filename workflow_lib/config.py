@@ -174,11 +174,27 @@ def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], Component
         "opset": config.get("export", {}).get("opset", 20),
         "max_input_bytes": int(config.get("limits", {}).get("max_input_mb", 1024)) << 20,
     }
+    for model, mcfg in config["models"].items():
+        _check_e2e(model, mcfg)
     return {
         (model, comp): component_spec(model, comp, ccfg, defaults)
         for model, mcfg in config["models"].items()
         for comp, ccfg in mcfg["components"].items()
     }
+
+
+def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:
+    """The chain benchmark may only name components the model has."""
+    e2e = mcfg.get("e2e")
+    if not e2e:
+        return
+    known = set(mcfg["components"])
+    for role, comp in e2e.get("roles", {}).items():
+        if comp not in known:
+            raise ConfigError(f"models.{model}.e2e.roles.{role}: no component '{comp}' (components: {sorted(known)})")
+    for name, assignment in e2e.get("assignments", {}).items():
+        for comp in set(assignment) - known - {"default"}:
+            raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: no such component (or 'default')")
 
 
 def spec_from_json(text: str) -> ComponentSpec:
