@@ -52,6 +52,19 @@ def test_second_run_has_nothing_to_do(demo_run):
     assert planned_jobs(demo_run) == {}
 
 
+def test_report_reruns_when_a_result_changes_and_only_then(demo_run):
+    summary = demo_run / "results/bench/summary.csv"
+    original = summary.read_bytes()
+    os.utime(summary)  # newer, same bytes: not a change
+    assert planned_jobs(demo_run) == {}
+    summary.write_bytes(original + b"\n")
+    try:
+        assert set(planned_jobs(demo_run)) - {"all"} == {"report"}
+    finally:
+        summary.write_bytes(original)
+    assert planned_jobs(demo_run) == {}
+
+
 def test_changing_one_checkpoint_reruns_only_its_chain(demo_run):
     from safetensors.torch import load_file, save_file
 
