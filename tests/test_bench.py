@@ -75,10 +75,43 @@ def test_csv_schema_and_rows(measured):
     df = pl.read_csv(d / "net.onnxruntime.fp32.csv")
     assert df.columns == bench.COLUMNS
     assert df["point"].to_list() == ["min", "opt", "max"] and df["iterations"].to_list() == [5, 5, 5]
+    assert set(df["label"]) == {"onnxruntime.fp32@cpu"}
+    assert set(pl.read_csv(d / "net.pytorch.fp32.csv")["device"]) == ({"cpu", f"cuda:{torch.cuda.get_device_name()}"}
+                                                                      if torch.cuda.is_available() else {"cpu"})
     assert json.loads(df["shape"][2]) == {"x": [2, 8, 32]} and df["device"][0] == "cpu" and df["threads"][0] == 1
     assert (df["p50_ms"] > 0).all() and (df["min_ms"] <= df["p50_ms"]).all() and (df["p50_ms"] <= df["max_ms"]).all()
     raw = pl.read_parquet(summary.samples_path(d / "net.onnxruntime.fp32.csv"))
-    assert raw.height == 15
+    assert raw.height == 15 and raw.columns == ["device", "point", "sample_ms"]
+
+
+def _synthetic_csv(path, backend, precision, p50s, component="c", label=None, extra=None, point="opt"):
+    """A bench CSV as the stage writes it, from known timings: {device: p50 ms}, 50 samples each."""
+    rng = np.random.default_rng(len(str(path)))
+    rows, samples = [], {}
+    for device, p50 in p50s.items():
+        ms = list(p50 * rng.uniform(0.95, 1.05, 50))
+        samples[(device, point)] = ms
+        rows.append({"model": "m", "component": component, "backend": backend, "precision": precision, "device": device,
+                     "label": label or f"{backend}.{precision}@{device.split(':')[0]}", "point": point, **bench.stats(ms),
+                     **(extra or {})})
+    columns = [*bench.COLUMNS, *(extra or {})]
+    bench.write_results(rows, samples, path, summary.samples_path(path), {"status": "measured"}, columns)
+    return str(path)
+
+
+def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
+    """On a GPU host PyTorch is timed on CPU and CUDA: CPU backends compare to the CPU baseline, GPU ones to CUDA."""
+    gpu = "cuda:NVIDIA H100 80GB HBM3"
+    csvs = [_synthetic_csv(tmp_path / "c.pytorch.fp32.csv", "pytorch", "fp32", {"cpu": 10.0, gpu: 1.0}),
+            _synthetic_csv(tmp_path / "c.onnxruntime.fp32.csv", "onnxruntime", "fp32", {"cpu": 5.0}),
+            _synthetic_csv(tmp_path / "c.tensorrt.fp16.csv", "tensorrt", "fp16", {gpu: 0.25})]
+    table, _ = summary.summarize(csvs, 300)
+    by_label = {r["label"]: r for r in table.iter_rows(named=True)}
+    assert set(by_label) == {"pytorch.fp32@cpu", "pytorch.fp32@cuda", "onnxruntime.fp32@cpu", "tensorrt.fp16@cuda"}
+    assert by_label["onnxruntime.fp32@cpu"]["speedup"] == pytest.approx(2.0, rel=0.05)
+    assert by_label["onnxruntime.fp32@cpu"]["baseline_p50_ms"] == pytest.approx(10.0, rel=0.05)
+    assert by_label["tensorrt.fp16@cuda"]["speedup"] == pytest.approx(4.0, rel=0.05)
+    assert by_label["pytorch.fp32@cuda"]["speedup"] == 1.0
 
 
 def test_unavailable_backend_is_absent_with_reason(measured):
@@ -146,3 +179,18 @@ def test_report_in_headless_chromium(measured, tmp_path):
     assert shot.read_bytes()[:4] == b"\x89PNG", proc.stderr[-2000:]
     console_errors = [l for l in proc.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "error" in l)]
     assert not console_errors, console_errors
+
+
+def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
+    chain = "content=onnxruntime.fp32@cpu;vocoder=onnxruntime.fp32@cpu"
+    csvs = [_synthetic_csv(tmp_path / f"{name}.csv", backend, "fp32", {"cpu": p50}, component="e2e", label=name,
+                           extra={"assignment": name, "chain": chain.replace("onnxruntime", backend), "rtf": p50 / 1e3},
+                           point="1s")
+            for name, backend, p50 in (("pytorch", "pytorch", 400.0), ("mixed", "onnxruntime", 320.0))]
+    table, unavailable = summary.summarize(csvs, 300)
+    ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
+    html = (tmp_path / "index.html").read_text()
+    assert ctx["chains"]["mixed"] == "content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu"
+    assert "<td>mixed</td><td><code>content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu</code>" in html
+    mixed = table.filter(pl.col("label") == "mixed").row(0, named=True)
+    assert mixed["speedup"] == pytest.approx(1.25, rel=0.05) and mixed["rtf"] == pytest.approx(0.32)

@@ -28,8 +28,12 @@ from .io import atomic_path, now, read_json, sidecar_path, versions, write_json
 log = logging.getLogger(__name__)
 BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
-COLUMNS = ["model", "component", "backend", "precision", "device", "point", "dims", "shape", "batch", *STAT_COLUMNS,
+# label: what plots and tables call a series (backend.precision@device kind; an e2e assignment's name)
+COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "dims", "shape", "batch", *STAT_COLUMNS,
            "throughput", "threads", "cpu", "gpu", "versions", "created"]
+
+# Raw timings per (device, point): the summary resamples them for its confidence intervals.
+Samples = dict[tuple[str, str], list[float]]
 
 
 class Unavailable(RuntimeError):
@@ -71,15 +75,21 @@ def stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
             "p90_ms": p90, "p99_ms": p99, "max_ms": float(a.max()), "cv": std / mean if mean else float("nan")}
 
 
-def _torch_setup(spec: ComponentSpec, precision: str, threads: int):
+def _torch_devices(precision: str) -> list[str]:
+    """CPU always (fp32), so CPU backends have a same-device baseline; CUDA too where present."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
     cuda = torch.cuda.is_available()
-    if precision == "fp16" and not cuda:
-        raise Unavailable("PyTorch fp16 is benchmarked on CUDA only, and no CUDA device is visible here")
-    device = "cuda" if cuda else "cpu"
+    if precision == "fp16":
+        if not cuda:
+            raise Unavailable("PyTorch fp16 is benchmarked on CUDA only, and no CUDA device is visible here")
+        return ["cuda"]
+    return ["cpu", "cuda"] if cuda else ["cpu"]
+
+
+def _torch_setup(spec: ComponentSpec, precision: str, device: str):
+    import torch
+
     dtype = torch.float16 if precision == "fp16" else torch.float32
     module = exportable(spec).to(device=device, dtype=dtype)
 
@@ -92,8 +102,8 @@ def _torch_setup(spec: ComponentSpec, precision: str, threads: int):
                 module(*args)
         return step
 
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    return prepare, sync, device, "cuda_event" if cuda else "perf_counter"
+    cuda = device == "cuda"
+    return prepare, torch.cuda.synchronize if cuda else (lambda: None), device, "cuda_event" if cuda else "perf_counter"
 
 
 def _ort_setup(artifact: str, threads: int):
@@ -125,44 +135,47 @@ def _trt_setup(engine_path: str, marker: dict[str, Any]):
 
 
 def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[str, Any],
-              artifact: str | None = None, marker: dict[str, Any] | None = None) -> tuple[list[dict], dict[str, list[float]]]:
-    """Rows (one per dim point) and raw samples per point. Raises Unavailable with the reason."""
-    threads = int(settings.get("threads", 0))
-    if backend == "pytorch":
-        prepare, sync, device, timer = _torch_setup(spec, precision, threads)
-    elif backend == "onnxruntime":
-        prepare, sync, device, timer = _ort_setup(str(artifact), threads)
-    elif backend == "tensorrt":
-        prepare, sync, device, timer = _trt_setup(str(artifact), marker or {})
-    else:
-        raise ValueError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
+              artifact: str | None = None, marker: dict[str, Any] | None = None) -> tuple[list[dict], Samples]:
+    """Rows (one per device and dim point) and their raw samples. Raises Unavailable with the reason."""
     import torch
 
-    gpu = torch.cuda.get_device_name() if device == "cuda" else None
-    env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu,
-           "versions": json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True),
-           "created": now()}
+    threads = int(settings.get("threads", 0))
+    if threads:
+        torch.set_num_threads(threads)
+    if backend == "pytorch":
+        setups = [_torch_setup(spec, precision, d) for d in _torch_devices(precision)]
+    elif backend == "onnxruntime":
+        setups = [_ort_setup(str(artifact), threads)]
+    elif backend == "tensorrt":
+        setups = [_trt_setup(str(artifact), marker or {})]
+    else:
+        raise ValueError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
+    versions_json = json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True)
     rows, samples = [], {}
-    for point in settings.get("points", ["min", "opt", "max"]):
-        dims = spec.point(point)
-        feeds = spec.make_inputs(dims)
-        step = prepare(feeds)
-        ms = measure(step, sync, int(settings["warmup"]), int(settings["min_iterations"]),
-                     float(settings["min_seconds"]), int(settings["max_iterations"]), timer)
-        s = stats(ms)
-        batch = int(dims.get("batch", 1))
-        rows.append({"model": spec.model, "component": spec.component, "backend": backend, "precision": precision,
-                     "device": device if device == "cpu" else f"cuda:{gpu}", "point": point,
-                     "dims": json.dumps(dims, sort_keys=True),
-                     "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
-                     "warmup": int(settings["warmup"]), **s, "throughput": batch / (s["p50_ms"] / 1e3), **env})
-        samples[point] = ms
-        log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, precision, device, point,
-                 s["p50_ms"], s["iterations"], s["cv"])
+    for prepare, sync, device, timer in setups:
+        gpu = torch.cuda.get_device_name() if device == "cuda" else None
+        where = device if device == "cpu" else f"cuda:{gpu}"
+        env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu, "versions": versions_json, "created": now()}
+        for point in settings.get("points", ["min", "opt", "max"]):
+            dims = spec.point(point)
+            feeds = spec.make_inputs(dims)
+            step = prepare(feeds)
+            ms = measure(step, sync, int(settings["warmup"]), int(settings["min_iterations"]),
+                         float(settings["min_seconds"]), int(settings["max_iterations"]), timer)
+            s = stats(ms)
+            batch = int(dims.get("batch", 1))
+            rows.append({"model": spec.model, "component": spec.component, "backend": backend, "precision": precision,
+                         "device": where, "label": f"{backend}.{precision}@{device}", "point": point,
+                         "dims": json.dumps(dims, sort_keys=True),
+                         "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
+                         "warmup": int(settings["warmup"]), **s, "throughput": batch / (s["p50_ms"] / 1e3), **env})
+            samples[(where, point)] = ms
+            log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, precision, where, point,
+                     s["p50_ms"], s["iterations"], s["cv"])
     return rows, samples
 
 
-def write_results(rows: list[dict], samples: dict[str, list[float]], csv_out: str | Path,
+def write_results(rows: list[dict], samples: Samples, csv_out: str | Path,
                   samples_out: str | Path, meta: dict[str, Any], columns: list[str] = COLUMNS) -> None:
     """CSV (header only when nothing was measured), raw samples for bootstrap CIs, sidecar."""
     schema = _schema(columns)
@@ -170,9 +183,10 @@ def write_results(rows: list[dict], samples: dict[str, list[float]], csv_out: st
         else pl.DataFrame(schema=schema)
     with atomic_path(csv_out, suffix=".csv") as tmp:
         frame.write_csv(tmp)
-    long = pl.DataFrame({"point": [p for p, v in samples.items() for _ in v],
+    long = pl.DataFrame({"device": [d for (d, _), v in samples.items() for _ in v],
+                         "point": [p for (_, p), v in samples.items() for _ in v],
                          "sample_ms": [x for v in samples.values() for x in v]},
-                        schema={"point": pl.Utf8, "sample_ms": pl.Float64})
+                        schema={"device": pl.Utf8, "point": pl.Utf8, "sample_ms": pl.Float64})
     with atomic_path(samples_out, suffix=".parquet") as tmp:
         long.write_parquet(tmp)
     write_json(sidecar_path(csv_out), meta)

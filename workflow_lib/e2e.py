@@ -25,7 +25,7 @@ from .io import now, read_json, sidecar_path, versions
 
 log = logging.getLogger(__name__)
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
-COLUMNS = ["model", "component", "backend", "precision", "device", "point", "assignment", "chain", "audio_seconds",
+COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "assignment", "chain", "audio_seconds",
            "frames", *STAT_COLUMNS, "rtf", "cpu", "gpu", "versions", "created"]
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -150,7 +150,7 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
     precisions = {c.split(".")[1].split("@")[0] for c in chosen.values()}
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     devices = sorted({c.split("@")[1] for c in chosen.values()})
-    label = {"backend": backends.pop() if len(backends) == 1 else "mixed",
+    series = {"backend": backends.pop() if len(backends) == 1 else "mixed",
              "precision": precisions.pop() if len(precisions) == 1 else "mixed",
              "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
              "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
@@ -166,12 +166,12 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
                      int(e2e_cfg.get("warmup", 1)), int(e2e_cfg.get("iterations", 3)), 0.0, int(e2e_cfg.get("iterations", 3)))
         s = stats(ms)
         point = f"{seconds:g}s"
-        rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, **label,
-                     "audio_seconds": float(seconds), "frames": frames, "warmup": int(e2e_cfg.get("warmup", 1)),
+        rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, "label": name,
+                     **series, "audio_seconds": float(seconds), "frames": frames, "warmup": int(e2e_cfg.get("warmup", 1)),
                      **s, "rtf": s["p50_ms"] / 1e3 / seconds, "cpu": cpu_name(), "gpu": gpu,
                      "versions": json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True),
                      "created": now()})
-        samples[point] = ms
+        samples[(series["device"], point)] = ms
         log.info("e2e %s %s: p50 %.1f ms, real-time factor %.3f", name, point, s["p50_ms"], rows[-1]["rtf"])
     return rows, samples
 

@@ -120,8 +120,7 @@ def _bench_table(csvs: list[str]) -> pl.DataFrame:
             continue
         if "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
             continue
-        df = df.with_columns((pl.col("backend") + "." + pl.col("precision")).alias("label"),
-                             pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
+        df = df.with_columns(pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
         frames.append(df.select("model", "component", "label", "device", "point", "length",
                                 pl.col("p50_ms").cast(pl.Float64), pl.col("iterations").cast(pl.Int64)))
     return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "label": pl.Utf8})
@@ -178,6 +177,8 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
         "devices": sorted(set(summary["device"])) if summary.height else [],
         "precisions": sorted({r["precision"] for r in accuracy}),
         "speedups": summary.filter(pl.col("speedup").is_not_null()).sort(["component", "point", "label"]).to_dicts(),
+        "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
+                   if r["component"] == "e2e" and r.get("chain")},
         "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": unavailable,
         "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "images": images,
         "counts": {s: len({(r["component"], r["backend"], r["precision"]) for r in accuracy if r["status"] == s})

@@ -20,7 +20,8 @@ from .io import atomic_path, read_json, sidecar_path, write_json
 
 log = logging.getLogger(__name__)
 KEYS = ["model", "component", "backend", "precision", "device", "point"]
-# e2e assignments can resolve to the same backend/precision (a "mixed" that fell back to ORT): the label tells them apart
+# The bench CSVs' label column names a series: e2e assignments can resolve to the same
+# backend/precision (a "mixed" that fell back to ORT), and the label tells them apart.
 SAMPLE_KEYS = [*KEYS, "label"]
 
 
@@ -47,18 +48,16 @@ def _load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[
                                                           "reason")} | {"file": str(csv)})
             continue
         df = pl.read_csv(csv, infer_schema_length=0)
-        if "assignment" in df.columns:  # e2e rows: the assignment name is the backend label people read
-            df = df.with_columns(pl.col("assignment").alias("label"))
-        else:
-            df = df.with_columns((pl.col("backend") + "." + pl.col("precision")).alias("label"))
         rtf = pl.col("rtf").cast(pl.Float64) if "rtf" in df.columns else pl.lit(None, pl.Float64).alias("rtf")
-        df = df.select([*KEYS, "label", pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
-                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), rtf])
+        chain = pl.col("chain") if "chain" in df.columns else pl.lit(None, pl.Utf8).alias("chain")
+        df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
+                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), rtf, chain])
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
-            samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(pl.col("point") == row["point"])["sample_ms"].to_numpy()
+            samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(
+                (pl.col("device") == row["device"]) & (pl.col("point") == row["point"]))["sample_ms"].to_numpy()
         frames.append(df)
-    table = pl.concat(frames) if frames else pl.DataFrame(schema={**{k: pl.Utf8 for k in KEYS}, "label": pl.Utf8})
+    table = pl.concat(frames) if frames else pl.DataFrame(schema={k: pl.Utf8 for k in SAMPLE_KEYS})
     return table, samples, unavailable
 
 
@@ -78,7 +77,7 @@ def summarize(csvs: list[str], resamples: int = 2000) -> tuple[pl.DataFrame, lis
             out.update(baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)),
                        ci_low=lo, ci_high=hi)
         rows.append(out)
-    schema = {**{k: pl.Utf8 for k in [*KEYS, "label"]}, "iterations": pl.Int64,
+    schema = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain"]}, "iterations": pl.Int64,
               **{k: pl.Float64 for k in ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high")}}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema), unavailable
 
