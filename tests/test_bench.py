@@ -155,6 +155,8 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     assert skipped["reason"] in html and "PyTorch fp16 is benchmarked on CUDA only" in html
     assert ">skipped<" in html and ">passed<" in html and "abc123" in html
     assert ctx["counts"] == {"passed": 1, "skipped": 1, "failed": 0}
+    assert [r["point"] for r in ctx["speedups"] if r["label"] == "onnxruntime.fp32@cpu"] == ["min", "opt", "max"]
+    assert sorted(["10s", "1s", "5s"], key=report.point_order) == ["1s", "5s", "10s"]
     assert "http://" not in html and "https://" not in html  # self-contained
     assert "onnxruntime.fp32" in html
 
@@ -190,6 +192,7 @@ def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
     table, unavailable = summary.summarize(csvs, 300)
     ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
     html = (tmp_path / "index.html").read_text()
+    assert ctx["assignments"] == ["mixed", "pytorch"] and ctx["backends"] == []
     assert ctx["chains"]["mixed"] == "content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu"
     assert "<td>mixed</td><td><code>content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu</code>" in html
     mixed = table.filter(pl.col("label") == "mixed").row(0, named=True)

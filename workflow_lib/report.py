@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
 
 from . import cli  # noqa: E402
 from .cli import FAILURES  # noqa: E402
+from .config import POINTS  # noqa: E402
 from .io import atomic_path, now, read_json, sidecar_path, versions  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ def _empty(message: str):
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     return fig
+
+
+def point_order(point: str) -> float:
+    """Shape points in min, opt, max order; e2e audio lengths ('1s', '10s') by duration."""
+    return float(POINTS.index(point)) if point in POINTS else float(point.rstrip("s"))
 
 
 def speedup_plot(summary: pl.DataFrame):
@@ -96,7 +102,7 @@ def e2e_plot(summary: pl.DataFrame):
     df = summary.filter(pl.col("component") == "e2e")
     if df.is_empty():
         return _empty("No end-to-end chain was measured.")
-    points = sorted(set(df["point"]), key=lambda p: float(p.rstrip("s")))
+    points = sorted(set(df["point"]), key=point_order)
     labels = sorted(set(df["label"]))
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(labels)
@@ -173,10 +179,12 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
                                                                               "tensorrt-rtx-cu13", "snakemake", "polars"),
         "models": sorted({r["model"] for r in accuracy + failures}),
         "components": sorted({r["component"] for r in accuracy + failures}),
-        "backends": sorted(set(summary["label"])) if summary.height else [],
+        "backends": sorted(set(summary.filter(pl.col("component") != "e2e")["label"])),
+        "assignments": sorted(set(summary.filter(pl.col("component") == "e2e")["label"])),
         "devices": sorted(set(summary["device"])) if summary.height else [],
         "precisions": sorted({r["precision"] for r in accuracy}),
-        "speedups": summary.filter(pl.col("speedup").is_not_null()).sort(["component", "point", "label"]).to_dicts(),
+        "speedups": sorted(summary.filter(pl.col("speedup").is_not_null()).to_dicts(),
+                           key=lambda r: (r["component"], point_order(r["point"]), r["label"])),
         "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
                    if r["component"] == "e2e" and r.get("chain")},
         "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": unavailable,
