@@ -151,9 +151,9 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     devices = sorted({c.split("@")[1] for c in chosen.values()})
     series = {"backend": backends.pop() if len(backends) == 1 else "mixed",
-             "precision": precisions.pop() if len(precisions) == 1 else "mixed",
-             "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
-             "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
+              "precision": precisions.pop() if len(precisions) == 1 else "mixed",
+              "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
+              "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
     rows, samples = [], {}
     for seconds in e2e_cfg.get("seconds", [1, 5, 10]):
         audio, f0, voiced = synth_tone(seconds, sr, hop)
