@@ -66,6 +66,11 @@ def measure(step: Callable[[], Any], sync: Callable[[], None], warmup: int, min_
     return samples
 
 
+def runtime_versions() -> str:
+    """The runtimes a timing depends on, as the JSON string every benchmark row carries."""
+    return json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True)
+
+
 def stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
     a = np.asarray(samples_ms, dtype=np.float64)
     mean = float(a.mean())
@@ -150,7 +155,7 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
         setups = [_trt_setup(str(artifact), marker or {})]
     else:
         raise ValueError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
-    versions_json = json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True)
+    versions_json = runtime_versions()
     rows, samples = [], {}
     for prepare, sync, device, timer in setups:
         gpu = torch.cuda.get_device_name() if device == "cuda" else None

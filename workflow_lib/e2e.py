@@ -17,11 +17,11 @@ from typing import Any, Callable
 import numpy as np
 
 from . import cli, parity, trt
-from .bench import STAT_COLUMNS, Unavailable, measure, stats, write_results
+from .bench import STAT_COLUMNS, Unavailable, measure, runtime_versions, stats, write_results
 from .components import exportable
 from .host import cpu_name
 from .config import ComponentSpec, spec_from_json
-from .io import now, read_json, sidecar_path, versions
+from .io import now, read_json, sidecar_path
 
 log = logging.getLogger(__name__)
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
@@ -154,6 +154,7 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
               "precision": precisions.pop() if len(precisions) == 1 else "mixed",
               "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
               "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
+    versions_json = runtime_versions()
     rows, samples = [], {}
     for seconds in e2e_cfg.get("seconds", [1, 5, 10]):
         audio, f0, voiced = synth_tone(seconds, sr, hop)
@@ -169,8 +170,7 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
         rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, "label": name,
                      **series, "audio_seconds": float(seconds), "frames": frames, "warmup": int(e2e_cfg.get("warmup", 1)),
                      **s, "rtf": s["p50_ms"] / 1e3 / seconds, "cpu": cpu_name(), "gpu": gpu,
-                     "versions": json.dumps(versions("torch", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13"), sort_keys=True),
-                     "created": now()})
+                     "versions": versions_json, "created": now()})
         samples[(series["device"], point)] = ms
         log.info("e2e %s %s: p50 %.1f ms, real-time factor %.3f", name, point, s["p50_ms"], rows[-1]["rtf"])
     return rows, samples
