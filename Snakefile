@@ -1,5 +1,6 @@
 # Checkpoints of PyTorch model components -> ONNX -> simplified ONNX -> fp16 ONNX ->
-# TensorRT engines -> load-validation markers -> benchmark CSVs -> one HTML report.
+# TensorRT engines and OpenVINO IR -> load-validation markers -> benchmark CSVs ->
+# the best validated artifact per component (deployment bundle) -> one HTML report.
 # All logic lives in the workflow_lib package; rules only declare files and call it.
 
 from snakemake.utils import min_version
@@ -19,8 +20,10 @@ include: "rules/export.smk"
 include: "rules/simplify.smk"
 include: "rules/precision.smk"
 include: "rules/engines.smk"
+include: "rules/openvino.smk"
 include: "rules/validate.smk"
 include: "rules/bench.smk"
+include: "rules/deploy.smk"
 include: "rules/report.smk"
 
 
@@ -28,8 +31,8 @@ onerror:
     # A failed run (with --keep-going: after all other jobs) still gets a report that shows
     # what failed and why, next to everything that did complete.
     shell(
-        "mkdir -p results/logs && python -m workflow_lib.report --partial {DEVICE_RESULTS} --engine-dir {ENGINE_DIR} "
-        "--config-hash {CONFIG_HASH} > results/logs/report_partial.log 2>&1 || true"
+        "mkdir -p {DEVICE_RESULTS}/logs && python -m workflow_lib.report --partial {DEVICE_RESULTS} "
+        "--engine-dir {ENGINE_DIR} --config-hash {CONFIG_HASH} > {DEVICE_RESULTS}/logs/report_partial.log 2>&1 || true"
     )
 
 

@@ -1,19 +1,18 @@
 rule bench_component:
     """Latency of one backend and precision; a backend that cannot run here writes no rows, only its reason."""
     input:
-        unpack(bench_inputs),
+        unpack(get_bench_inputs),
     output:
-        csv=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv",
-        samples=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.samples.parquet",
-        meta=f"{DEVICE_RESULTS}/bench/{{model}}/{{component}}.{{backend}}.{{precision}}.csv.json",
+        csv=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}"),
+        samples=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}").removesuffix(".csv") + ".samples.parquet",
+        meta=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}") + ".json",
     params:
-        spec=spec_json,
-        settings=json.dumps(config["bench"], sort_keys=True),
-        artifact=lambda wc, input: (
-            f"--artifact {input.artifact} --marker {input.marker}" if "artifact" in input.keys() else ""
-        ),
+        spec=get_spec_json,
+        timing=json.dumps(BENCH_TIMING, sort_keys=True),
+        marker=lambda wc, input: f"--marker {input.marker}" if "marker" in input.keys() else "",
+        code=get_code("bench"),
     log:
-        "results/logs/bench/{model}/{component}.{backend}.{precision}.log",
+        LAYOUT.device_log("bench", "{model}", "{component}.{backend}.{precision}"),
     # The whole machine: concurrent jobs would distort the timings.
     threads: workflow.cores
     resources:
@@ -22,52 +21,48 @@ rule bench_component:
         **GPU_RESOURCES,
     shell:
         "python -m workflow_lib.bench --spec {params.spec:q} --backend {wildcards.backend} "
-        "--precision {wildcards.precision} {params.artifact} --settings {params.settings:q} "
-        "--out {output.csv} --samples {output.samples} > {log} 2>&1"
+        "--precision {wildcards.precision} --artifact {input.artifact} {params.marker} "
+        "--settings {params.timing:q} --out {output.csv} > {log} 2>&1"
 
 
 rule bench_e2e:
     """The whole voice-conversion chain, audio in -> audio out, for one backend assignment."""
     input:
-        unpack(e2e_inputs),
+        unpack(get_e2e_inputs),
     output:
-        csv=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.csv",
-        samples=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.samples.parquet",
-        meta=f"{DEVICE_RESULTS}/bench/{{model}}/e2e/{{assignment}}.csv.json",
+        csv=LAYOUT.e2e_csv("{model}", "{assignment}"),
+        samples=LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".samples.parquet",
+        meta=LAYOUT.e2e_csv("{model}", "{assignment}") + ".json",
     params:
-        specs=lambda wc: json.dumps({c: SPECS[(wc.model, c)].to_json() for (m, c) in SPECS if m == wc.model}),
-        e2e=lambda wc: json.dumps(config["models"][wc.model]["e2e"], sort_keys=True),
-        artifacts=lambda wc: json.dumps(e2e_artifacts(wc.model), sort_keys=True),
-        settings=json.dumps(config["bench"], sort_keys=True),
+        specs=get_model_specs,
+        chain=get_chain_settings,
+        args=get_e2e_args,
+        threads=json.dumps({"threads": BENCH_TIMING["threads"]}),
+        code=get_code("e2e"),
     log:
-        "results/logs/bench/{model}/e2e.{assignment}.log",
+        LAYOUT.device_log("bench", "{model}", "e2e.{assignment}"),
     threads: workflow.cores
     resources:
         mem_mb=12000,
         runtime=60,
         **GPU_RESOURCES,
     shell:
-        "python -m workflow_lib.e2e --specs {params.specs:q} --e2e {params.e2e:q} --assignment {wildcards.assignment} "
-        "--artifacts {params.artifacts:q} --settings {params.settings:q} "
-        "--out {output.csv} --samples {output.samples} > {log} 2>&1"
+        "python -m workflow_lib.e2e --specs {params.specs:q} --e2e {params.chain:q} --assignment {wildcards.assignment} "
+        "{params.args} --settings {params.threads:q} --out {output.csv} > {log} 2>&1"
 
 
 rule bench_summary:
     """All benchmark CSVs in one table with speedups over PyTorch fp32 and bootstrap 95 % CIs."""
     input:
-        csvs=bench_csvs(),
-        code=code("summary"),
+        csvs=bench_csvs() + e2e_csvs(),
     output:
-        csv=report(
-            f"{DEVICE_RESULTS}/bench/summary.csv",
-            caption="../report/summary.rst",
-            category="Benchmarks",
-        ),
-        unavailable=f"{DEVICE_RESULTS}/bench/unavailable.json",
+        csv=report(LAYOUT.summary, caption="../report/summary.rst", category="Benchmarks"),
+        unavailable=LAYOUT.unavailable,
     params:
         bootstrap=config["bench"]["bootstrap"],
+        code=get_code("summary"),
     log:
-        "results/logs/bench/summary.log",
+        LAYOUT.device_log("bench", "summary"),
     localrule: True
     shell:
         "python -m workflow_lib.summary --csvs {input.csvs} --bootstrap {params.bootstrap} "

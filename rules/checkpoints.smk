@@ -1,18 +1,17 @@
 rule seed_checkpoint:
     """Seeded random-init weights for models that ship no checkpoint files (the demo)."""
-    input:
-        code=code("checkpoints"),
     output:
-        ckpt="results/checkpoints/{model}/{component}.safetensors",
-        meta="results/checkpoints/{model}/{component}.safetensors.json",
+        ckpt=Layout.checkpoint("{model}", "{component}"),
+        meta=Layout.checkpoint("{model}", "{component}") + ".json",
     wildcard_constraints:
         model=seeded_models_pattern(),
     params:
         cls=lambda wc: SPECS[(wc.model, wc.component)].cls,
         kwargs=lambda wc: json.dumps(SPECS[(wc.model, wc.component)].kwargs, sort_keys=True),
         seed=lambda wc: SEEDED[wc.model],
+        code=get_code("checkpoints"),
     log:
-        "results/logs/checkpoints/{model}/{component}.log",
+        Layout.log("checkpoints", "{model}", "{component}"),
     localrule: True
     resources:
         mem_mb=2000,

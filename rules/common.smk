@@ -1,14 +1,19 @@
 import importlib.util
 import json
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from workflow_lib.config import ConfigError, specs_from_config
-from workflow_lib.engine import engine_dir
+from workflow_lib.backends import registry as backends
+from workflow_lib.codehash import code_hash
+from workflow_lib.runconfig import specs_from_config
+from workflow_lib.errors import ConfigError
 from workflow_lib.io import sha256_json
+from workflow_lib.paths import DEVICE_RESULTS_ENV, Layout, artifact
+from workflow_lib.plots import PLOTS
 
 
 validate(config, "../config/schema.yaml")
@@ -26,25 +31,30 @@ envvars:
 # jobs), also when snakemake was started as .venv/bin/snakemake without activating the venv.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # GPU-dependent results live per GPU class, so two classes never overwrite each other.
-GPU_CLASS = config["cluster"]["gpu_class"]
-DEVICE_RESULTS = f"results/gpu_{GPU_CLASS}" if GPU_CLASS else "results"
-ENGINE_DIR = os.path.join(engine_dir(config), f"gpu_{GPU_CLASS}") if GPU_CLASS else engine_dir(config)
+LAYOUT = Layout.from_config(config)
+DEVICE_RESULTS = LAYOUT.device
+ENGINE_DIR = LAYOUT.engines
+os.environ[DEVICE_RESULTS_ENV] = DEVICE_RESULTS  # failure records of every job go there
 GPU_RESOURCES = {"gpu": 1} | {
     key: config["cluster"][name]
     for name, key in (("gpu_model", "gpu_model"), ("partition", "slurm_partition"), ("constraint", "constraint"))
     if config["cluster"][name]
 }
 PRECISIONS = config["precisions"]
+BACKENDS = config["backends"] or list(backends.REGISTRY)
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
+# Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them.
+BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "min_iterations", "min_seconds", "max_iterations", "threads", "points")}
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]
 BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
     _FLAVOUR == "auto" and importlib.util.find_spec("tensorrt") is not None
 )
+BEST = "best"  # the e2e assignment that runs the deployment manifest's choices
 
 for (_m, _c), _spec in SPECS.items():
-    _seeded_path = f"results/checkpoints/{_m}/{_c}.safetensors"
+    _seeded_path = Layout.checkpoint(_m, _c)
     if _m in SEEDED and _spec.checkpoint != _seeded_path:
         raise WorkflowError(
             f"invalid config: models.{_m} has seed_checkpoints, so models.{_m}.components.{_c}.checkpoint "
@@ -55,113 +65,139 @@ for (_m, _c), _spec in SPECS.items():
 wildcard_constraints:
     model="[A-Za-z0-9_]+",
     component="[A-Za-z0-9_]+",
-    precision="fp32|fp16",
-    backend="pytorch|onnxruntime|tensorrt",
+    precision="|".join(backends.PRECISIONS),
+    backend="|".join(backends.REGISTRY),
     assignment="[A-Za-z0-9_]+",
 
 
-def code(stage):
-    """The stage module as an input: editing it reruns that stage's jobs."""
-    return os.path.join(workflow.basedir, "workflow_lib", f"{stage}.py")
+def get_code(stage, *extra):
+    """Hash of the stage module and every workflow_lib module it imports: a param, so any fix reruns it."""
+    return code_hash(f"workflow_lib.{stage}", *extra)
 
 
-def spec_json(wildcards):
+def get_spec_json(wildcards):
     return SPECS[(wildcards.model, wildcards.component)].to_json()
 
 
-def checkpoint_file(wildcards):
+def get_checkpoint(wildcards):
     return SPECS[(wildcards.model, wildcards.component)].checkpoint
 
 
-def onnx_path(model, component, precision):
-    """fp32 engines and markers use the simplified graph; fp16 ones the converted graph."""
-    stage = "onnx_sim" if precision == "fp32" else "onnx_fp16"
-    return f"results/{stage}/{model}/{component}.onnx"
-
-
-def onnx_for(wildcards):
-    return onnx_path(wildcards.model, wildcards.component, wildcards.precision)
-
-
-def engine_path(model, component, precision):
-    return f"{ENGINE_DIR}/{model}/{component}.{precision}.engine"
-
-
-def validation_artifact(wildcards):
-    if wildcards.backend == "tensorrt":
-        return engine_path(wildcards.model, wildcards.component, wildcards.precision)
-    return onnx_for(wildcards)
+def get_onnx(wildcards):
+    return Layout.onnx_for(wildcards.model, wildcards.component, wildcards.precision)
 
 
 def seeded_models_pattern():
     return "|".join(SEEDED) or "(?!)"
 
 
-BENCH_BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
+def components(model):
+    return [c for (m, c) in SPECS if m == model]
 
 
-def bench_inputs(wildcards):
-    """PyTorch needs the checkpoint; ORT and TensorRT also their artifact and its validation marker."""
-    inputs = {"ckpt": checkpoint_file(wildcards), "code": code("bench")}
-    if wildcards.backend != "pytorch":
-        inputs["artifact"] = validation_artifact(wildcards)
-        inputs["marker"] = (
-            f"{DEVICE_RESULTS}/validation/{wildcards.model}/{wildcards.component}."
-            f"{wildcards.backend}.{wildcards.precision}.json"
-        )
+def combos():
+    """(backend, precision) pairs this config measures: the registry's, limited to `backends` and `precisions`."""
+    return [(b, p) for (b, p) in backends.combos() if b in BACKENDS and p in PRECISIONS]
+
+
+def backend_pattern(gpu_job, validation=None):
+    names = [b.name for b in backends.REGISTRY.values()
+             if b.gpu_job == gpu_job and (validation is None or b.validation == validation)]
+    return "|".join(names) or "(?!)"
+
+
+def get_artifact(model, component, backend, precision):
+    kind = backends.get(backend).artifact
+    return artifact(LAYOUT, kind, model, component, precision, SPECS[(model, component)].checkpoint)
+
+
+def get_validation_artifact(wildcards):
+    return get_artifact(wildcards.model, wildcards.component, wildcards.backend, wildcards.precision)
+
+
+def get_bench_inputs(wildcards):
+    """The artifact the backend consumes, and its validation marker when it is validated by one."""
+    w = wildcards
+    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.precision)}
+    if backends.get(w.backend).validation == "marker":
+        inputs["marker"] = LAYOUT.marker(w.model, w.component, w.backend, w.precision)
     return inputs
 
 
-def e2e_artifacts(model):
-    """Per component, every artifact an assignment may pick, and the markers that gate them."""
+def e2e_assignments(model):
+    e2e = config["models"][model].get("e2e")
+    return [*e2e.get("assignments", {}), BEST] if e2e else []
+
+
+def get_e2e_choices(model, assignment):
+    """Per component, the backend.precision choices an assignment names, in preference order."""
+    spec = config["models"][model]["e2e"]["assignments"][assignment]
     out = {}
-    for (m, c) in SPECS:
-        if m != model:
-            continue
-        out[c] = {"checkpoint": SPECS[(m, c)].checkpoint}
-        for p in PRECISIONS:
-            out[c][f"onnx_{p}"] = onnx_path(m, c, p)
-            out[c][f"engine_{p}"] = engine_path(m, c, p)
-            for b in ("onnxruntime", "tensorrt"):
-                out[c][f"marker_{b}_{p}"] = f"{DEVICE_RESULTS}/validation/{m}/{c}.{b}.{p}.json"
+    for comp in components(model):
+        prefs = spec.get(comp, spec.get("default", "pytorch.fp32"))
+        out[comp] = [prefs] if isinstance(prefs, str) else list(prefs)
     return out
 
 
-def e2e_inputs(wildcards):
-    files = [path for paths in e2e_artifacts(wildcards.model).values() for path in paths.values()]
-    return {"artifacts": files, "code": code("e2e")}
+def get_e2e_artifacts(model, assignment):
+    """Per component and choice, the artifact and marker the chain may use: only those it names."""
+    out = {}
+    for comp, choices in get_e2e_choices(model, assignment).items():
+        for choice in choices:
+            backend, precision, _ = backends.parse_choice(choice)
+            marker = LAYOUT.marker(model, comp, backend, precision) if backends.get(backend).validation == "marker" else None
+            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, precision), "marker": marker}
+    return out
 
 
-def e2e_assignments(model):
-    return list(config["models"][model].get("e2e", {}).get("assignments", {}))
+def get_e2e_inputs(wildcards):
+    if wildcards.assignment == BEST:
+        return {"bundle": LAYOUT.deploy(wildcards.model)}
+    entries = get_e2e_artifacts(wildcards.model, wildcards.assignment).values()
+    return {"artifacts": sorted({p for per in entries for e in per.values() for p in e.values() if p})}
 
 
-def bench_csvs():
-    csvs = [
-        f"{DEVICE_RESULTS}/bench/{m}/{c}.{b}.{p}.csv"
-        for (m, c) in SPECS
-        for b in BENCH_BACKENDS
-        for p in PRECISIONS
-    ]
-    csvs += [f"{DEVICE_RESULTS}/bench/{m}/e2e/{a}.csv" for m in config["models"] for a in e2e_assignments(m)]
-    return csvs
+def get_e2e_args(wildcards, input):
+    if wildcards.assignment == BEST:
+        return f"--manifest {input.bundle}/manifest.json"
+    return "--choices {} --artifacts {}".format(
+        shlex.quote(json.dumps(get_e2e_choices(wildcards.model, wildcards.assignment), sort_keys=True)),
+        shlex.quote(json.dumps(get_e2e_artifacts(wildcards.model, wildcards.assignment), sort_keys=True)))
+
+
+def get_chain_settings(wildcards):
+    """The model's chain settings, without the assignments (each job gets only its own)."""
+    e2e = config["models"][wildcards.model]["e2e"]
+    return json.dumps({k: v for k, v in e2e.items() if k != "assignments"}, sort_keys=True)
+
+
+def get_model_specs(wildcards):
+    return json.dumps({c: SPECS[(wildcards.model, c)].to_json() for c in components(wildcards.model)}, sort_keys=True)
+
+
+def bench_csvs(model=None):
+    return [LAYOUT.bench_csv(m, c, b, p) for (m, c) in SPECS if model in (None, m) for (b, p) in combos()]
+
+
+def e2e_csvs():
+    return [LAYOUT.e2e_csv(m, a) for m in config["models"] for a in e2e_assignments(m)]
 
 
 def engine_paths():
-    return [engine_path(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
+    return [LAYOUT.engine(m, c, p) for (m, c) in SPECS for p in PRECISIONS if "tensorrt" in BACKENDS]
 
 
-def validation_markers():
-    return [
-        f"{DEVICE_RESULTS}/validation/{m}/{c}.{b}.{p}.json"
-        for (m, c) in SPECS
-        for b in ("onnxruntime", "tensorrt")
-        for p in PRECISIONS
-    ]
+def validation_markers(model=None):
+    return [LAYOUT.marker(m, c, b, p) for (m, c) in SPECS if model in (None, m)
+            for (b, p) in combos() if backends.get(b).validation == "marker"]
+
+
+def deploy_dirs():
+    return [LAYOUT.deploy(m) for m in config["models"]]
 
 
 def all_targets():
-    """Every artifact of every component, then the report that reads them."""
-    onnx = [f"results/onnx/{m}/{c}.onnx" for (m, c) in SPECS]
-    onnx += [onnx_path(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
-    return onnx + engine_paths() + validation_markers() + [f"{DEVICE_RESULTS}/report/index.html"]
+    """Every artifact of every component, the deployment bundles, then the report that reads them."""
+    onnx = [Layout.graph(m, c) for (m, c) in SPECS]
+    onnx += [Layout.onnx_for(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
+    return onnx + engine_paths() + validation_markers() + deploy_dirs() + [f"{LAYOUT.report_dir}/index.html"]

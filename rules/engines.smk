@@ -1,18 +1,18 @@
 rule build_engine:
     """TensorRT engine per component and precision, reused from the content-keyed cache when possible."""
     input:
-        onnx=onnx_for,
-        code=code("engine"),
+        onnx=get_onnx,
     output:
-        engine=f"{ENGINE_DIR}/{{model}}/{{component}}.{{precision}}.engine",
-        meta=f"{ENGINE_DIR}/{{model}}/{{component}}.{{precision}}.engine.json",
+        engine=LAYOUT.engine("{model}", "{component}", "{precision}"),
+        meta=LAYOUT.engine("{model}", "{component}", "{precision}") + ".json",
     params:
-        spec=spec_json,
+        spec=get_spec_json,
         tensorrt=json.dumps(config["tensorrt"], sort_keys=True),
+        code=get_code("engine"),
     log:
-        "results/logs/engines/{model}/{component}.{precision}.log",
+        LAYOUT.device_log("engines", "{model}", "{component}.{precision}"),
     benchmark:
-        "results/jobs/engines/{model}/{component}.{precision}.tsv"
+        Layout.job_benchmark("engines", "{model}", "{component}.{precision}")
     threads: 2
     resources:
         mem_mb=8000,

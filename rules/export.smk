@@ -1,17 +1,17 @@
 rule export_onnx:
     """PyTorch module -> ONNX with dynamic dims; fails unless ORT matches PyTorch at min/opt/max."""
     input:
-        ckpt=checkpoint_file,
-        code=code("export"),
+        ckpt=get_checkpoint,
     output:
-        onnx="results/onnx/{model}/{component}.onnx",
-        meta="results/onnx/{model}/{component}.onnx.json",
+        onnx=Layout.graph("{model}", "{component}", "onnx"),
+        meta=Layout.graph("{model}", "{component}", "onnx") + ".json",
     params:
-        spec=spec_json,
+        spec=get_spec_json,
+        code=get_code("export"),
     log:
-        "results/logs/export/{model}/{component}.log",
+        Layout.log("export", "{model}", "{component}"),
     benchmark:
-        "results/jobs/export/{model}/{component}.tsv"
+        Layout.job_benchmark("export", "{model}", "{component}")
     threads: 2
     resources:
         mem_mb=6000,

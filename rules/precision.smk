@@ -1,18 +1,18 @@
 rule fp16_onnx:
     """fp16 graph with fp32 I/O (TensorRT 11 / RTX take precision from the graph, not a flag)."""
     input:
-        onnx="results/onnx_sim/{model}/{component}.onnx",
-        ckpt=checkpoint_file,
-        code=code("precision"),
+        onnx=Layout.graph("{model}", "{component}", "onnx_sim"),
+        ckpt=get_checkpoint,
     output:
-        onnx="results/onnx_fp16/{model}/{component}.onnx",
-        meta="results/onnx_fp16/{model}/{component}.onnx.json",
+        onnx=Layout.graph("{model}", "{component}", "onnx_fp16"),
+        meta=Layout.graph("{model}", "{component}", "onnx_fp16") + ".json",
     params:
-        spec=spec_json,
+        spec=get_spec_json,
+        code=get_code("precision"),
     log:
-        "results/logs/precision/{model}/{component}.log",
+        Layout.log("precision", "{model}", "{component}"),
     benchmark:
-        "results/jobs/precision/{model}/{component}.tsv"
+        Layout.job_benchmark("precision", "{model}", "{component}")
     threads: 2
     resources:
         mem_mb=6000,

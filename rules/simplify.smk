@@ -1,19 +1,19 @@
 rule simplify_onnx:
     """Simplified graph, or the export itself when the simplifier fails or breaks parity."""
     input:
-        onnx="results/onnx/{model}/{component}.onnx",
-        ckpt=checkpoint_file,
-        code=code("simplify"),
+        onnx=Layout.graph("{model}", "{component}", "onnx"),
+        ckpt=get_checkpoint,
     output:
-        onnx="results/onnx_sim/{model}/{component}.onnx",
-        meta="results/onnx_sim/{model}/{component}.onnx.json",
+        onnx=Layout.graph("{model}", "{component}", "onnx_sim"),
+        meta=Layout.graph("{model}", "{component}", "onnx_sim") + ".json",
     params:
-        spec=spec_json,
+        spec=get_spec_json,
         tool=config["simplify"]["tool"],
+        code=get_code("simplify"),
     log:
-        "results/logs/simplify/{model}/{component}.log",
+        Layout.log("simplify", "{model}", "{component}"),
     benchmark:
-        "results/jobs/simplify/{model}/{component}.tsv"
+        Layout.job_benchmark("simplify", "{model}", "{component}")
     threads: 2
     resources:
         mem_mb=6000,

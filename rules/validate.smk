@@ -1,41 +1,34 @@
-rule validate_onnx:
-    """ONNX Runtime load-validation marker: passed, or failed (which fails the job)."""
+rule validate_cpu:
+    """Load-validation marker: passed, failed (which fails the job) or skipped with the exact reason.
+
+    validate_cpu serves backends that run on the CPU; validate_gpu (below) the same for GPU backends,
+    in a job that asks for a GPU.
+    """
     input:
-        artifact=onnx_for,
-        ckpt=checkpoint_file,
-        code=code("validate"),
+        artifact=get_validation_artifact,
+        ckpt=get_checkpoint,
     output:
-        marker=f"{DEVICE_RESULTS}/validation/{{model}}/{{component}}.onnxruntime.{{precision}}.json",
+        marker=LAYOUT.marker("{model}", "{component}", "{backend}", "{precision}"),
+    wildcard_constraints:
+        backend=backend_pattern(gpu_job=False, validation="marker"),
     params:
-        spec=spec_json,
+        spec=get_spec_json,
+        code=get_code("validate"),
     log:
-        "results/logs/validate/{model}/{component}.onnxruntime.{precision}.log",
+        LAYOUT.device_log("validate", "{model}", "{component}.{backend}.{precision}"),
     threads: 2
     resources:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.validate --spec {params.spec:q} --backend onnxruntime "
+        "python -m workflow_lib.validate --spec {params.spec:q} --backend {wildcards.backend} "
         "--precision {wildcards.precision} --artifact {input.artifact} --out {output.marker} > {log} 2>&1"
 
 
-rule validate_engine:
-    """TensorRT load-validation marker: passed, failed (fails the job) or skipped with the exact reason."""
-    input:
-        artifact=lambda wc: engine_path(wc.model, wc.component, wc.precision),
-        ckpt=checkpoint_file,
-        code=code("validate"),
-    output:
-        marker=f"{DEVICE_RESULTS}/validation/{{model}}/{{component}}.tensorrt.{{precision}}.json",
-    params:
-        spec=spec_json,
-    log:
-        "results/logs/validate/{model}/{component}.tensorrt.{precision}.log",
-    threads: 2
+use rule validate_cpu as validate_gpu with:
+    wildcard_constraints:
+        backend=backend_pattern(gpu_job=True, validation="marker"),
     resources:
         mem_mb=6000,
         runtime=30,
         **GPU_RESOURCES,
-    shell:
-        "python -m workflow_lib.validate --spec {params.spec:q} --backend tensorrt "
-        "--precision {wildcards.precision} --artifact {input.artifact} --out {output.marker} > {log} 2>&1"

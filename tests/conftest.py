@@ -1,6 +1,5 @@
 import copy
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,8 @@ def tiny_svc_config() -> dict:
         c["dims"] = {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 8, "opt": 24, "max": 48}}
     cfg["tensorrt"]["compute_capabilities"] = ["SM86"]
     cfg["tensorrt"]["optimization_level"] = 0
+    # torch.compile costs 10-30 s of compilation per component; tests/test_backends.py covers it
+    cfg["backends"] = ["pytorch", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"]
     return cfg
 
 
@@ -61,7 +62,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900)
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     """Rule -> job count that a dry run would execute."""
-    out = snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
+    out = snakemake(workdir, *args, "-n", "--quiet", "rules").stdout
     jobs = {}
     for line in out.splitlines():
         parts = line.split()

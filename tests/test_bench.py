@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import tiny_byo_component
-from workflow_lib import bench, export, report, summary, validate
+from workflow_lib import bench, export, plots, report, results, speedups, timing, validate
+from workflow_lib.paths import samples_path
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json, write_json
 
@@ -20,7 +21,7 @@ SETTINGS = {"warmup": 1, "min_iterations": 5, "min_seconds": 0.0, "max_iteration
 
 
 def test_stats_on_known_samples():
-    s = bench.stats([1.0, 2.0, 3.0, 4.0, 5.0])
+    s = timing.stats([1.0, 2.0, 3.0, 4.0, 5.0])
     assert s["iterations"] == 5 and s["mean_ms"] == 3.0 and s["p50_ms"] == 3.0
     assert s["min_ms"] == 1.0 and s["max_ms"] == 5.0
     assert s["std_ms"] == pytest.approx(1.5811388, rel=1e-6) and s["cv"] == pytest.approx(1.5811388 / 3, rel=1e-6)
@@ -29,19 +30,19 @@ def test_stats_on_known_samples():
 
 def test_measure_reaches_both_minimums():
     calls = []
-    samples = bench.measure(lambda: calls.append(1), lambda: None, warmup=3, min_iterations=7, min_seconds=0.0,
+    samples = timing.measure(lambda: calls.append(1), lambda: None, warmup=3, min_iterations=7, min_seconds=0.0,
                             max_iterations=100)
     assert len(samples) == 7 and len(calls) == 10 and all(s >= 0 for s in samples)
-    timed = bench.measure(lambda: None, lambda: None, 0, 1, 0.05, 10**9)
+    timed = timing.measure(lambda: None, lambda: None, 0, 1, 0.05, 10**9)
     assert len(timed) > 1  # kept going until min_seconds
 
 
 def test_bootstrap_ci_on_synthetic_data():
     rng = np.random.default_rng(1)
     base, fast = rng.normal(10.0, 0.5, 200), rng.normal(5.0, 0.25, 200)
-    lo, hi = summary.bootstrap_ratio_ci(base, fast, 2000)
+    lo, hi = speedups.bootstrap_ratio_ci(base, fast, 2000)
     assert lo < 2.0 < hi and hi - lo < 0.15
-    lo, hi = summary.bootstrap_ratio_ci(base, rng.normal(10.0, 0.5, 200), 2000)
+    lo, hi = speedups.bootstrap_ratio_ci(base, rng.normal(10.0, 0.5, 200), 2000)
     assert lo < 1.0 < hi
 
 
@@ -65,7 +66,7 @@ def measured(tmp_path_factory):
     for backend, precision, extra in runs:
         csv = d / f"net.{backend}.{precision}.csv"
         bench.main(["--spec", spec.to_json(), "--backend", backend, "--precision", precision, *extra,
-                    "--settings", json.dumps(SETTINGS), "--out", str(csv), "--samples", str(summary.samples_path(csv))])
+                    "--settings", json.dumps(SETTINGS), "--out", str(csv)])
         csvs.append(str(csv))
     return d, csvs, skipped
 
@@ -73,14 +74,14 @@ def measured(tmp_path_factory):
 def test_csv_schema_and_rows(measured):
     d, csvs, _ = measured
     df = pl.read_csv(d / "net.onnxruntime.fp32.csv")
-    assert df.columns == bench.COLUMNS
+    assert df.columns == results.COLUMNS
     assert df["point"].to_list() == ["min", "opt", "max"] and df["iterations"].to_list() == [5, 5, 5]
     assert set(df["label"]) == {"onnxruntime.fp32@cpu"}
     assert set(pl.read_csv(d / "net.pytorch.fp32.csv")["device"]) == ({"cpu", f"cuda:{torch.cuda.get_device_name()}"}
                                                                       if torch.cuda.is_available() else {"cpu"})
     assert json.loads(df["shape"][2]) == {"x": [2, 8, 32]} and df["device"][0] == "cpu" and df["threads"][0] == 1
     assert (df["p50_ms"] > 0).all() and (df["min_ms"] <= df["p50_ms"]).all() and (df["p50_ms"] <= df["max_ms"]).all()
-    raw = pl.read_parquet(summary.samples_path(d / "net.onnxruntime.fp32.csv"))
+    raw = pl.read_parquet(samples_path(d / "net.onnxruntime.fp32.csv"))
     assert raw.height == 15 and raw.columns == ["device", "point", "sample_ms"]
 
 
@@ -92,10 +93,10 @@ def _synthetic_csv(path, backend, precision, p50s, component="c", label=None, ex
         ms = list(p50 * rng.uniform(0.95, 1.05, 50))
         samples[(device, point)] = ms
         rows.append({"model": "m", "component": component, "backend": backend, "precision": precision, "device": device,
-                     "label": label or f"{backend}.{precision}@{device.split(':')[0]}", "point": point, **bench.stats(ms),
+                     "label": label or f"{backend}.{precision}@{device.split(':')[0]}", "point": point, **timing.stats(ms),
                      **(extra or {})})
-    columns = [*bench.COLUMNS, *(extra or {})]
-    bench.write_results(rows, samples, path, summary.samples_path(path), {"status": "measured"}, columns)
+    columns = [*results.COLUMNS, *(extra or {})]
+    results.write_results(rows, samples, path, {"status": "measured"}, columns)
     return str(path)
 
 
@@ -105,7 +106,7 @@ def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
     csvs = [_synthetic_csv(tmp_path / "c.pytorch.fp32.csv", "pytorch", "fp32", {"cpu": 10.0, gpu: 1.0}),
             _synthetic_csv(tmp_path / "c.onnxruntime.fp32.csv", "onnxruntime", "fp32", {"cpu": 5.0}),
             _synthetic_csv(tmp_path / "c.tensorrt.fp16.csv", "tensorrt", "fp16", {gpu: 0.25})]
-    table, _ = summary.summarize(csvs, 300)
+    table, _ = speedups.summarize(csvs, 300)
     by_label = {r["label"]: r for r in table.iter_rows(named=True)}
     assert set(by_label) == {"pytorch.fp32@cpu", "pytorch.fp32@cuda", "onnxruntime.fp32@cpu", "tensorrt.fp16@cuda"}
     assert by_label["onnxruntime.fp32@cpu"]["speedup"] == pytest.approx(2.0, rel=0.05)
@@ -117,17 +118,17 @@ def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
 def test_unavailable_backend_is_absent_with_reason(measured):
     d, _, skipped = measured
     trt_csv = pl.read_csv(d / "net.tensorrt.fp32.csv")
-    assert trt_csv.height == 0 and trt_csv.columns == bench.COLUMNS
+    assert trt_csv.height == 0 and trt_csv.columns == results.COLUMNS
     meta = read_json(d / "net.tensorrt.fp32.csv.json")
     assert meta["status"] == "unavailable" and skipped["reason"] in meta["reason"]
     if not torch.cuda.is_available():
         meta = read_json(d / "net.pytorch.fp16.csv.json")
-        assert meta["reason"] == "PyTorch fp16 is benchmarked on CUDA only, and no CUDA device is visible here"
+        assert meta["reason"] == "PyTorch fp16 runs on CUDA only, and no CUDA device is visible here"
 
 
 def test_summary_speedups_and_unavailable(measured):
     _, csvs, _ = measured
-    table, unavailable = summary.summarize(csvs, 500)
+    table, unavailable = speedups.summarize(csvs, 500)
     ort = table.filter((pl.col("backend") == "onnxruntime")).sort("point")
     assert ort.height == 3 and ort["speedup"].is_not_null().all()
     assert (ort["ci_low"] <= ort["speedup"]).all() and (ort["speedup"] <= ort["ci_high"]).all()
@@ -138,7 +139,7 @@ def test_summary_speedups_and_unavailable(measured):
 
 def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     d, csvs, skipped = measured
-    table, unavailable = summary.summarize(csvs, 200)
+    table, unavailable = speedups.summarize(csvs, 200)
     table.write_csv(tmp_path / "summary.csv")
     write_json(tmp_path / "unavailable.json", unavailable)
     trt_marker = {"model": "mine", "component": "net", "backend": "tensorrt", "precision": "fp32", **skipped}
@@ -150,13 +151,13 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
         assert f'<section id="{section}">' in html
     assert html.count("data:image/png;base64,") == 3
-    for name in report.PLOTS:
+    for name in plots.PLOTS:
         assert (tmp_path / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert skipped["reason"] in html and "PyTorch fp16 is benchmarked on CUDA only" in html
+    assert skipped["reason"] in html and "PyTorch fp16 runs on CUDA only" in html
     assert ">skipped<" in html and ">passed<" in html and "abc123" in html
     assert ctx["counts"] == {"passed": 1, "skipped": 1, "failed": 0}
     assert [r["point"] for r in ctx["speedups"] if r["label"] == "onnxruntime.fp32@cpu"] == ["min", "opt", "max"]
-    assert sorted(["10s", "1s", "5s"], key=report.point_order) == ["1s", "5s", "10s"]
+    assert sorted(["10s", "1s", "5s"], key=plots.point_order) == ["1s", "5s", "10s"]
     assert "http://" not in html and "https://" not in html  # self-contained
     assert "onnxruntime.fp32" in html
 
@@ -166,7 +167,7 @@ def test_report_in_headless_chromium(measured, tmp_path):
     if not chromium:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
     d, csvs, _ = measured
-    table, unavailable = summary.summarize(csvs, 200)
+    table, unavailable = speedups.summarize(csvs, 200)
     table.write_csv(tmp_path / "summary.csv")
     write_json(tmp_path / "unavailable.json", unavailable)
     out = tmp_path / "index.html"
@@ -189,7 +190,7 @@ def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
                            extra={"assignment": name, "chain": chain.replace("onnxruntime", backend), "rtf": p50 / 1e3},
                            point="1s")
             for name, backend, p50 in (("pytorch", "pytorch", 400.0), ("mixed", "onnxruntime", 320.0))]
-    table, unavailable = summary.summarize(csvs, 300)
+    table, unavailable = speedups.summarize(csvs, 300)
     ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
     html = (tmp_path / "index.html").read_text()
     assert ctx["assignments"] == ["mixed", "pytorch"] and ctx["backends"] == []

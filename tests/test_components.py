@@ -5,7 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import tiny_byo_component
-from workflow_lib.components import CheckpointError, exportable, load_component, read_state_dict
+from workflow_lib.components import load_component, read_state_dict
+from workflow_lib.errors import CheckpointError
 from workflow_lib.config import component_spec
 from tinymodels import TinyConv
 

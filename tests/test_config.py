@@ -1,9 +1,10 @@
-import copy
 
 import pytest
 
 from conftest import REPO, snakemake, tiny_byo_component, write_config
-from workflow_lib.config import ConfigError, component_spec, specs_from_config
+from workflow_lib.config import component_spec
+from workflow_lib.runconfig import specs_from_config
+from workflow_lib.errors import ConfigError
 
 
 def test_demo_config_is_valid_and_complete():

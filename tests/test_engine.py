@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from safetensors.torch import save_file
 
 from conftest import has_runnable_gpu, tiny_byo_component
-from workflow_lib import engine, export, trt, validate
+from workflow_lib import engine, export, paths, trt, validate
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json
 
@@ -95,7 +95,7 @@ def test_parse_failure_names_the_op(tmp_path):
     ({}, "results/engines"),
 ])
 def test_engine_dir_fallback_chain(cfg, expected):
-    assert engine.engine_dir(cfg) == expected
+    assert paths.engine_dir(cfg) == expected
 
 
 def test_tensorrt_marker_is_skipped_with_reason_where_engines_cannot_run(exported):

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import REPO, TESTS, snakemake, tiny_byo_component, write_config
-from workflow_lib import cli, export
+from workflow_lib import export
+from workflow_lib.errors import StageError
 from workflow_lib.config import component_spec
 
 
@@ -21,7 +22,7 @@ def test_unexportable_op_names_op_component_and_stage(tmp_path):
     save_file(BesselOp().state_dict(), str(tmp_path / "b.safetensors"))
     spec = component_spec("mine", "bessel", {**tiny_byo_component(str(tmp_path / "b.safetensors")),
                                              "class": "tinymodels.BesselOp", "kwargs": {}})
-    with pytest.raises(cli.StageError, match=r"mine/bessel: dynamo export failed: DispatchError: No ONNX function found "
+    with pytest.raises(StageError, match=r"mine/bessel: dynamo export failed: DispatchError: No ONNX function found "
                                              r"for <OpOverload\(op='prims.bessel_j0'"):
         export.export(spec, tmp_path / "bessel.onnx")
     assert not (tmp_path / "bessel.onnx").exists()

@@ -11,7 +11,7 @@ from conftest import tiny_byo_component
 from workflow_lib import export, precision, simplify, validate
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json
-from workflow_lib.parity import ParityError
+from workflow_lib.errors import ParityError
 
 
 def _mha_spec(tmp_path, exporter):

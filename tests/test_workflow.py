@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import time
 
 import pytest
@@ -39,10 +40,14 @@ def test_full_run_produces_every_artifact(demo_run):
             assert (r / "engines" / "svc_demo" / f"{c}.{p}.engine").stat().st_size > 0
             ort = json.loads((r / "validation" / "svc_demo" / f"{c}.onnxruntime.{p}.json").read_text())
             assert ort["status"] == "passed"
-            trt_marker = json.loads((r / "validation" / "svc_demo" / f"{c}.tensorrt.{p}.json").read_text())
-            assert trt_marker["status"] in ("passed", "skipped")
-            if trt_marker["status"] == "skipped":
-                assert trt_marker["reason"]
+            for gpu_backend in ("tensorrt", "onnxruntime_cuda"):
+                marker = json.loads((r / "validation" / "svc_demo" / f"{c}.{gpu_backend}.{p}.json").read_text())
+                assert marker["status"] in ("passed", "skipped")
+                if marker["status"] == "skipped":
+                    assert marker["reason"]
+        ov = json.loads((r / "validation" / "svc_demo" / f"{c}.openvino.fp32.json").read_text())
+        assert ov["status"] == "passed" and set(ov["parity"]["points"]) == {"min", "opt", "max"}
+        assert (r / "openvino" / "svc_demo" / f"{c}.fp32.bin").stat().st_size > 0
     flow = json.loads((r / "onnx" / "svc_demo" / "flow_decoder.onnx.json").read_text())
     assert flow["method"] == "inverse" and [i["name"] for i in flow["graph"]["inputs"]] == ["z", "mask", "cond"]
     assert not list(r.rglob(".*.tmp")) and not list(r.rglob(".*.onnx"))  # no temp leftovers
@@ -50,6 +55,43 @@ def test_full_run_produces_every_artifact(demo_run):
 
 def test_second_run_has_nothing_to_do(demo_run):
     assert planned_jobs(demo_run) == {}
+
+
+def test_a_copied_run_plans_nothing(demo_run, tmp_path):
+    """Provenance holds no absolute paths: the same run copied elsewhere is up to date."""
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(demo_run, copy, symlinks=True)
+    assert planned_jobs(copy) == {}
+
+
+def test_bootstrap_reruns_only_what_reads_it(demo_run):
+    """bench.bootstrap feeds the CIs of the summary and the deployment choice, never the timings."""
+    cfg = tiny_svc_config()
+    cfg["bench"]["bootstrap"] = 300
+    write_config(demo_run, cfg)
+    try:
+        out = snakemake(demo_run, "-n").stdout
+        jobs = planned_jobs(demo_run)
+        assert set(jobs) - {"all"} == {"bench_summary", "select_deploy", "bench_e2e", "report"}, jobs
+        # the one e2e job is `best`, whose bundle the deployment step rewrites
+        assert jobs["bench_e2e"] == 1 and "assignment=best" in out.replace(" ", "")
+    finally:
+        write_config(demo_run, tiny_svc_config())
+
+
+def test_deployment_bundle_and_best_chain(demo_run):
+    r = demo_run / "results"
+    manifest = json.loads((r / "deploy/svc_demo/manifest.json").read_text())
+    assert set(manifest["components"]) == set(COMPONENTS)
+    for comp, per_device in manifest["components"].items():
+        pick = per_device["cpu"]
+        assert (r / "deploy/svc_demo" / pick["file"]).stat().st_size > 0
+        assert pick["backend"] == "pytorch" or (pick["validated"] and pick["ci"][0] > 1)
+    best = json.loads((r / "bench/svc_demo/e2e/best.csv.json").read_text())
+    assert best["status"] == "measured", best.get("reason")
+    html = (r / "report/index.html").read_text()
+    assert html.index('<section id="ship">') < html.index('<section id="summary">')
+    assert "openvino.fp32@cpu" in html
 
 
 def test_report_reruns_when_a_result_changes_and_only_then(demo_run):
@@ -77,7 +119,8 @@ def test_changing_one_checkpoint_reruns_only_its_chain(demo_run):
     jobs = planned_jobs(demo_run)
     assert planned_components(demo_run) == {"mel_projection"}
     assert jobs["export_onnx"] == 1 and jobs["simplify_onnx"] == 1 and jobs["fp16_onnx"] == 1
-    assert jobs["build_engine"] == 2 and jobs["validate_onnx"] == 2 and jobs["validate_engine"] == 2
+    assert jobs["build_engine"] == 2 and jobs["openvino_ir"] == 1
+    assert jobs["validate_cpu"] == 3 and jobs["validate_gpu"] == 4  # ORT fp32/fp16 + OpenVINO; TensorRT + ORT CUDA
     assert "seed_checkpoint" not in jobs
 
 
@@ -102,3 +145,37 @@ def test_lint_reports_only_the_environment_note():
 def test_slurm_profile_dry_run_needs_no_cluster(demo_run):
     proc = snakemake(demo_run, "--profile", str(REPO / "profiles/slurm"), "--dry-run")
     assert "This was a dry-run" in proc.stdout
+
+
+def test_e2e_jobs_depend_only_on_what_their_assignment_uses(workdir):
+    write_config(workdir, tiny_svc_config())
+    jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/pytorch.csv")
+    assert set(jobs) == {"seed_checkpoint", "bench_e2e"}, jobs
+    jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/onnxruntime.csv")
+    assert set(jobs) == {"seed_checkpoint", "export_onnx", "simplify_onnx", "validate_cpu", "bench_e2e"}, jobs
+    assert jobs["validate_cpu"] == 5  # ORT fp32 markers only: no engines, no OpenVINO, no fp16
+
+
+def test_touched_but_unchanged_large_files_rerun_nothing(workdir):
+    """Over 1 MB Snakemake would fall back to mtime; the default profile makes it compare content."""
+    import torch
+    from safetensors.torch import save_file
+    from tinymodels import TinyConv
+    from conftest import tiny_byo_component
+
+    torch.manual_seed(0)
+    save_file(TinyConv(hidden=12000).state_dict(), str(workdir / "big.safetensors"))
+    assert (workdir / "big.safetensors").stat().st_size > 1_500_000
+    cfg = {"precisions": ["fp32"], "simplify": {"tool": "none"},
+           "models": {"mine": {"components": {"net": tiny_byo_component(
+               str(workdir / "big.safetensors"), kwargs={"channels": 8, "hidden": 12000})}}}}
+    write_config(workdir, cfg)
+    target = "results/onnx_sim/mine/net.onnx"
+    snakemake(workdir, target)
+    assert (workdir / "results/onnx/mine/net.onnx").stat().st_size > 1_500_000
+    for path in ("big.safetensors", "results/onnx/mine/net.onnx"):
+        os.utime(workdir / path)
+        assert planned_jobs(workdir, target) == {}, path
+    state = TinyConv(hidden=12000).state_dict()  # other seed, other bytes
+    save_file(state, str(workdir / "big.safetensors"))
+    assert set(planned_jobs(workdir, target)) == {"export_onnx", "simplify_onnx"}

@@ -1,9 +1,9 @@
 """The one way every stage CLI starts, logs and fails.
 
 Snakemake captures stderr into the rule's log; a failure ends in one line naming what
-broke (and a non-zero exit). A failed component/stage also leaves a record under
-results/failures/, which Snakemake does not delete, so a --keep-going run can still
-render a report that shows what failed and why.
+broke (and a non-zero exit). A failed component/stage also leaves a record under the
+run's failures directory (paths.failures_dir), which Snakemake does not delete, so a
+--keep-going run can still render a report that shows what failed and why.
 """
 
 from __future__ import annotations
@@ -15,18 +15,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .components import CheckpointError
-from .config import ComponentSpec, ConfigError, spec_from_json
+from .config import ComponentSpec, spec_from_json
+from .errors import WorkflowError
 from .io import now, write_json
-from .parity import ParityError
-from .trt import TrtError
-
-EXPECTED = (CheckpointError, ConfigError, ParityError, TrtError, FileNotFoundError)
-FAILURES = Path("results/failures")
-
-
-class StageError(RuntimeError):
-    """A stage that cannot produce its artifact; the message says which and why."""
+from .paths import failures_dir
 
 
 def parser(description: str, spec: bool = True) -> argparse.ArgumentParser:
@@ -41,7 +33,7 @@ def failure_path(stage: str, args: argparse.Namespace) -> Path | None:
     if not isinstance(spec, ComponentSpec):
         return None
     parts = [spec.component, stage, *(str(getattr(args, k)) for k in ("backend", "precision") if getattr(args, k, None))]
-    return FAILURES / spec.model / (".".join(parts) + ".json")
+    return Path(failures_dir()) / spec.model / (".".join(parts) + ".json")
 
 
 def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser,
@@ -56,7 +48,7 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
             args.spec = spec_from_json(args.spec)
         main(args)
     except Exception as e:  # every failure ends as one named line and a failure record
-        if isinstance(e, (*EXPECTED, StageError)):
+        if isinstance(e, (WorkflowError, FileNotFoundError)):
             log.error("%s failed: %s", stage, e)
         else:
             log.exception("%s failed unexpectedly: %s: %s", stage, type(e).__name__, e)

@@ -18,12 +18,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .config import ComponentSpec
+from .errors import CheckpointError
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, unsafe or does not fit its module."""
 
 
 def import_class(dotted: str) -> type[nn.Module]:

@@ -15,16 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
+
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 POINTS = ("min", "opt", "max")
 DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 # Inputs above this many bytes at the max point are refused: TensorRT sizes its
 # activation memory from the max profile, and such a profile cannot be built or run.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key path."""
 
 
 @dataclass(frozen=True)
@@ -166,35 +164,6 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
             f"{where}.dims: the max profile needs {total / 2**20:,.0f} MiB of input tensors alone "
             f"(limit {max_input_bytes / 2**20:,.0f} MiB, limits.max_input_mb); lower the max values"
         )
-
-
-def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], ComponentSpec]:
-    """Every component of every model, checked; raises ConfigError on the first bad one."""
-    defaults = {
-        "opset": config.get("export", {}).get("opset", 20),
-        "max_input_bytes": int(config.get("limits", {}).get("max_input_mb", 1024)) << 20,
-    }
-    for model, mcfg in config["models"].items():
-        _check_e2e(model, mcfg)
-    return {
-        (model, comp): component_spec(model, comp, ccfg, defaults)
-        for model, mcfg in config["models"].items()
-        for comp, ccfg in mcfg["components"].items()
-    }
-
-
-def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:
-    """The chain benchmark may only name components the model has."""
-    e2e = mcfg.get("e2e")
-    if not e2e:
-        return
-    known = set(mcfg["components"])
-    for role, comp in e2e.get("roles", {}).items():
-        if comp not in known:
-            raise ConfigError(f"models.{model}.e2e.roles.{role}: no component '{comp}' (components: {sorted(known)})")
-    for name, assignment in e2e.get("assignments", {}).items():
-        for comp in set(assignment) - known - {"default"}:
-            raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: no such component (or 'default')")
 
 
 def spec_from_json(text: str) -> ComponentSpec:

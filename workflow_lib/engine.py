@@ -24,13 +24,6 @@ from .host import device_info
 from .io import atomic_path, now, read_json, sha256_file, sha256_json, sidecar_path, write_bytes, write_json
 
 log = logging.getLogger(__name__)
-DEFAULT_ENGINE_DIR = "results/engines"
-
-
-def engine_dir(config: dict[str, Any]) -> str:
-    """tensorrt.engine_dir, else paths.engines, else results/engines: one place for every component."""
-    return (config.get("tensorrt", {}).get("engine_dir") or config.get("paths", {}).get("engines")
-            or DEFAULT_ENGINE_DIR)
 
 
 def build_settings(spec: ComponentSpec, precision: str, trt_cfg: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import onnx
 import torch
 
 from . import cli, onnxio, parity
+from .backends.torch_eager import TorchRunner
 from .components import exportable
 from .config import ComponentSpec
+from .errors import ParityError, StageError
 from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,8 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
     module = exportable(spec)
     feeds = spec.make_inputs(example_dims(spec))
     args = tuple(torch.from_numpy(feeds[i.name]) for i in spec.inputs)
-    with torch.inference_mode():
-        n_out = len(parity.torch_runner(module, spec)(feeds))
+    reference = TorchRunner(module, spec, "fp32", "cpu")
+    n_out = len(reference(feeds))
     output_names = list(spec.outputs) if len(spec.outputs) == n_out else [f"output_{i}" for i in range(n_out)]
     input_names = [i.name for i in spec.inputs]
     axes = _dynamic_axes(spec)
@@ -74,13 +76,13 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
         try:
             _export(module, args, tmp, spec, input_names, output_names, axes)
         except Exception as e:  # the exporter's own errors are long; keep the line that names the op
-            raise cli.StageError(f"{spec.label}: {spec.exporter} export failed: {_first_line(e)}") from e
+            raise StageError(f"{spec.label}: {spec.exporter} export failed: {_first_line(e)}") from e
         seconds = time.perf_counter() - t0
         model = onnx.load(str(tmp))
         onnx.checker.check_model(model)
-        result = parity.check(spec, parity.torch_runner(module, spec), parity.ort_runner(str(tmp)), "fp32")
+        result = parity.check(spec, reference, parity.onnxruntime(tmp), "fp32")
         if not result["ok"]:
-            raise parity.ParityError(parity.describe_failure(spec, result, f"{spec.exporter} export"))
+            raise ParityError(parity.describe_failure(spec, result, f"{spec.exporter} export"))
         onnxio.save(model, tmp)  # re-save normalised, then the context renames it into place
     meta = {
         "stage": "export", "component": spec.component, "model": spec.model, "created": now(),

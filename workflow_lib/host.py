@@ -17,11 +17,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else None
+
+
 def device_info() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"host": platform.node(), "cpu": cpu_name(), "gpu": None}
-    if torch.cuda.is_available():
-        info.update(gpu=torch.cuda.get_device_name(),
-                    compute_capability=".".join(map(str, torch.cuda.get_device_capability())))
+    info: dict[str, Any] = {"host": platform.node(), "cpu": cpu_name(), "gpu": gpu_name()}
+    if info["gpu"]:
+        info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
     return info

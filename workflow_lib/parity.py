@@ -10,9 +10,8 @@ import logging
 from typing import Any, Callable
 
 import numpy as np
-import torch
-from torch import nn
 
+from .backends import ort, torch_eager
 from .config import POINTS, ComponentSpec
 
 log = logging.getLogger(__name__)
@@ -20,37 +19,14 @@ log = logging.getLogger(__name__)
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
 
-class ParityError(AssertionError):
-    """An artifact whose outputs differ from PyTorch beyond tolerance, or that fails to run."""
+def reference(spec: ComponentSpec, checkpoint: str | None = None) -> Runner:
+    """PyTorch eager fp32 on the CPU: what every artifact is compared with."""
+    return torch_eager.open(spec, "fp32", checkpoint, 0, "cpu")
 
 
-def torch_runner(module: nn.Module, spec: ComponentSpec) -> Runner:
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        with torch.inference_mode():
-            out = module(*(torch.from_numpy(feeds[i.name]) for i in spec.inputs))
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return [o.float().numpy() for o in outs]
-    return run
-
-
-def ort_session(path: str, threads: int = 0, providers: list[str] | None = None):
-    """ORT session without spinning worker threads (they slow other work in the process)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(path, opts, providers=providers or ["CPUExecutionProvider"])
-
-
-def ort_runner(path: str, threads: int = 0) -> Runner:
-    sess = ort_session(path, threads)
-
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return [np.asarray(o, dtype=np.float32) for o in sess.run(None, feeds)]
-    return run
+def onnxruntime(path: str) -> Runner:
+    """ONNX Runtime on the CPU: how the graph stages check the graph they are about to write."""
+    return ort.OrtRunner(str(path), 0, "cpu")
 
 
 def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import onnx
 from onnxconverter_common import float16
 
 from . import cli, onnxio, parity
-from .components import exportable
 from .config import ComponentSpec
+from .errors import ParityError
 from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,9 @@ def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, 
     seconds = time.perf_counter() - t0
     with atomic_path(out, suffix=".onnx") as tmp:
         onnxio.save(converted, tmp)
-        result = parity.check(spec, parity.torch_runner(exportable(spec), spec), parity.ort_runner(str(tmp)), "fp16")
+        result = parity.check(spec, parity.reference(spec), parity.onnxruntime(tmp), "fp16")
         if not result["ok"]:
-            raise parity.ParityError(parity.describe_failure(spec, result, "fp16 graph")
+            raise ParityError(parity.describe_failure(spec, result, "fp16 graph")
                                      + "; keep the offending op types in fp32 with fp32_ops, or loosen tolerance.fp16")
     meta = {"stage": "precision", "model": spec.model, "component": spec.component, "created": now(),
             "input": str(src), "input_sha256": sha256_file(src), "onnx_sha256": sha256_file(out),

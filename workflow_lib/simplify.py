@@ -11,7 +11,6 @@ from typing import Any
 import onnx
 
 from . import cli, onnxio, parity
-from .components import exportable
 from .config import ComponentSpec
 from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
 
@@ -48,8 +47,7 @@ def simplify(spec: ComponentSpec, src: str | Path, out: str | Path, tool: str) -
                 reason = f"{tool} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             else:
                 meta["simplify_seconds"] = round(time.perf_counter() - t0, 3)
-                result = parity.check(spec, parity.torch_runner(exportable(spec), spec),
-                                      parity.ort_runner(str(tmp)), "fp32")
+                result = parity.check(spec, parity.reference(spec), parity.onnxruntime(tmp), "fp32")
                 meta["parity"] = result
                 if not result["ok"]:
                     reason = parity.describe_failure(spec, result, f"{tool}-simplified graph")

@@ -17,14 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from .errors import TrtError
+
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
 PACKAGES = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
             "tensorrt_rtx": ("tensorrt_rtx", "tensorrt-rtx-cu13", "tensorrt-rtx-cu12")}
 RTX_RUNS_ON = ((7, 5), (8, 0), (8, 6), (8, 7), (8, 9), (12, 0), (12, 1))
-
-
-class TrtError(RuntimeError):
-    """TensorRT is missing, refused a graph, or failed to build or load an engine."""
 
 
 @dataclass

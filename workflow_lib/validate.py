@@ -3,7 +3,7 @@ and matched PyTorch at the min, opt and max points.
 
 Status is `passed`, `failed` (the job fails, so nothing downstream uses the artifact) or
 `skipped` (this host cannot run the backend; the reason says exactly why). A skip is
-never reported as a pass.
+never reported as a pass. Works for every backend the registry validates by marker.
 """
 
 from __future__ import annotations
@@ -12,38 +12,33 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import cli, parity, trt
-from .components import exportable
+from . import cli, parity
+from .backends import registry as backends
 from .config import ComponentSpec
+from .errors import ParityError
 from .host import device_info
-from .io import now, read_json, sha256_file, sidecar_path, versions, write_json
+from .io import now, sha256_file, versions, write_json
 
 log = logging.getLogger(__name__)
-BACKENDS = ("onnxruntime", "tensorrt")
+MARKER_BACKENDS = [b.name for b in backends.marker_backends()]
 
 
 def validate(spec: ComponentSpec, backend: str, precision: str, artifact: str | Path) -> dict[str, Any]:
+    b = backends.get(backend)
     marker: dict[str, Any] = {
         "stage": "validate", "model": spec.model, "component": spec.component, "backend": backend,
         "precision": precision, "artifact": str(artifact), "artifact_sha256": sha256_file(artifact),
         "tolerance": spec.tolerance[precision], "created": now(), "device": device_info(),
-        "versions": versions("torch", "onnxruntime"),
+        "versions": versions("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13"),
     }
-    if backend == "onnxruntime":
-        candidate = parity.ort_runner(str(artifact))
-    elif backend == "tensorrt":
-        engine_meta = read_json(sidecar_path(artifact))
-        fl = trt.load(engine_meta["flavour"])
-        marker["versions"][fl.name] = fl.version
-        ok, why = trt.runnable(fl, engine_meta["settings"]["compute_capabilities"])
-        if not ok:
-            marker.update(status="skipped", reason=why)
-            log.warning("%s tensorrt %s: skipped: %s", spec.label, precision, why)
-            return marker
-        candidate = trt.EngineRunner(fl, Path(artifact).read_bytes())
-    else:
-        raise ValueError(f"unknown backend '{backend}' ({', '.join(BACKENDS)})")
-    result = parity.check(spec, parity.torch_runner(exportable(spec), spec), candidate, precision)
+    ok, why = b.available(precision, str(artifact))
+    if not ok:
+        marker.update(status="skipped", reason=why)
+        log.warning("%s %s %s: skipped: %s", spec.label, backend, precision, why)
+        return marker
+    candidate = b.open(spec, precision, str(artifact))
+    marker["runner"] = candidate.info
+    result = parity.check(spec, parity.reference(spec), candidate, precision)
     marker.update(status="passed" if result["ok"] else "failed", parity=result)
     if not result["ok"]:
         marker["reason"] = parity.describe_failure(spec, result, f"{backend} {precision} artifact")
@@ -52,8 +47,8 @@ def validate(spec: ComponentSpec, backend: str, precision: str, artifact: str | 
 
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--backend", choices=BACKENDS, required=True)
-    p.add_argument("--precision", choices=["fp32", "fp16"], required=True)
+    p.add_argument("--backend", choices=MARKER_BACKENDS, required=True)
+    p.add_argument("--precision", choices=backends.PRECISIONS, required=True)
     p.add_argument("--artifact", required=True)
     p.add_argument("--out", required=True)
 
@@ -61,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         marker = validate(a.spec, a.backend, a.precision, a.artifact)
         write_json(a.out, marker)
         if marker["status"] == "failed":
-            raise parity.ParityError(marker["reason"])
+            raise ParityError(marker["reason"])
         log.info("%s %s %s: %s", a.spec.label, a.backend, a.precision, marker["status"])
 
     cli.run("validate", run, p, argv)

@@ -1,0 +1,50 @@
+"""OpenVINO on the CPU, from the IR the `openvino_ir` stage converted.
+
+Threads are fixed (INFERENCE_NUM_THREADS from bench.threads) and the latency hint is set,
+so one request uses the cores the benchmark job owns. fp32 runs are pinned to f32
+inference precision: on CPUs with bf16/fp16 units OpenVINO would otherwise lower
+precision on its own, and the parity check would be judging a different computation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ComponentSpec
+from ..errors import Unavailable
+from .runner import Feeds, Runner
+
+
+def devices(precision: str, artifact: str | None = None) -> list[str]:
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise Unavailable(f"openvino is not importable ({e}); it is installed by scripts/setup.sh") from e
+    if "CPU" not in ov.Core().available_devices:
+        raise Unavailable("OpenVINO sees no CPU device here")
+    return ["cpu"]
+
+
+class OpenVinoRunner(Runner):
+    def __init__(self, xml: str, threads: int, precision: str):
+        super().__init__()
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "f16"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.outputs = list(self.compiled.outputs)
+        self.info.update(version=ov.__version__, config={k: str(v) for k, v in config.items()})
+
+    def __call__(self, feeds: Feeds) -> list[np.ndarray]:
+        result = self.request.infer(feeds)
+        return [np.asarray(result[o], dtype=np.float32) for o in self.outputs]
+
+    def prepare(self, feeds: Feeds):
+        return lambda: self.request.infer(feeds)
+
+
+def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> OpenVinoRunner:
+    return OpenVinoRunner(str(artifact), threads, precision)

@@ -1,0 +1,32 @@
+"""What every backend hands back: a runner, numpy in and numpy out.
+
+Validation calls it on feeds and compares the outputs; benchmarks call `prepare(feeds)`
+once per shape point (inputs placed where the backend wants them, e.g. on the GPU) and
+time the returned step with `sync()` and the runner's `timer`. A runner knows nothing
+about comparison or timing statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+Feeds = dict[str, np.ndarray]
+
+
+class Runner:
+    device = "cpu"  # "cpu" or "cuda": which baseline its timings compare with
+    timer = "perf_counter"  # or "cuda_event" for steps that run asynchronously on a CUDA stream
+
+    def __init__(self) -> None:
+        self.info: dict[str, Any] = {}  # recorded in sidecars: provider, compile times, ...
+
+    def __call__(self, feeds: Feeds) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def prepare(self, feeds: Feeds) -> Callable[[], Any]:
+        return lambda: self(feeds)
+
+    def sync(self) -> None:
+        """Wait until a step started by prepare()'s callable has finished."""

@@ -1,0 +1,72 @@
+"""torch.compile (inductor): the baseline a PyTorch user would reach for instead of exporting.
+
+Compilation happens on the first call at each new shape; the runner times those calls
+separately (`info["compiles"]`) so they are never inside benchmark samples, and counts
+graphs so a dim that recompiles at every point is recorded, not hidden. Symbolic dims
+whose range is more than one value are marked dynamic, which avoids some recompiles;
+inductor may still specialise (conv algorithm guards), and that shows in the count.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from ..config import ComponentSpec
+from ..errors import Unavailable
+from . import torch_eager
+from .runner import Feeds
+
+devices = torch_eager.devices
+
+
+def graphs_compiled() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+class CompiledRunner(torch_eager.TorchRunner):
+    def __init__(self, module: torch.nn.Module, spec: ComponentSpec, precision: str, device: str):
+        super().__init__(module, spec, precision, device)
+        self.compiled = torch.compile(self.module)
+        self.dynamic_axes = {i.name: [ax for ax, d in enumerate(i.shape) if isinstance(d, str)
+                                      and spec.dims[d]["min"] != spec.dims[d]["max"]] for i in spec.inputs}
+        self.info.update(compiles=[], compile_seconds=0.0, graphs=0)
+
+    def args(self, feeds: Feeds) -> list[torch.Tensor]:
+        args = super().args(feeds)
+        for spec_in, a in zip(self.spec.inputs, args):
+            for ax in self.dynamic_axes[spec_in.name]:
+                torch._dynamo.maybe_mark_dynamic(a, ax)
+        return args
+
+    def call(self, args: list[torch.Tensor]) -> Any:
+        before, t0 = graphs_compiled(), time.perf_counter()
+        try:
+            with torch.inference_mode():
+                out = self.compiled(*args)
+        except Exception as e:  # inductor/dynamo failures have many types; the reason is what matters
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+            raise Unavailable(f"torch.compile could not compile {self.spec.label}: {type(e).__name__}: {first}") from e
+        new = graphs_compiled() - before
+        if new:  # this call compiled: its time is compile time, recorded apart from any sample
+            self.sync()
+            seconds = time.perf_counter() - t0
+            self.info["compiles"].append({"shapes": [list(a.shape) for a in args], "graphs": new,
+                                          "seconds": round(seconds, 3)})
+            self.info["compile_seconds"] = round(self.info["compile_seconds"] + seconds, 3)
+            self.info["graphs"] += new
+        return out
+
+    def prepare(self, feeds: Feeds) -> Callable[[], Any]:
+        args = self.args(feeds)
+        self.call(args)  # compile (if this shape needs it) outside whatever times the step
+        self.sync()
+        return lambda: self.call(args)
+
+
+def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> CompiledRunner:
+    return CompiledRunner(torch_eager.load(spec, artifact, threads), spec, precision, device)

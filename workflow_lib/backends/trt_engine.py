@@ -1,0 +1,59 @@
+"""TensorRT engines (either flavour), run on CUDA tensors on the engine's own stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import trt
+from ..config import ComponentSpec
+from ..errors import Unavailable
+from ..io import read_json, sidecar_path
+from .runner import Feeds, Runner
+
+
+def _flavour(engine: str | None) -> tuple[trt.Flavour, dict[str, Any]]:
+    if not engine or not sidecar_path(engine).is_file():
+        raise Unavailable(f"no engine sidecar for {engine}: build the engine first")
+    meta = read_json(sidecar_path(engine))
+    try:
+        return trt.load(meta["flavour"]), meta
+    except trt.TrtError as e:
+        raise Unavailable(str(e)) from e
+
+
+def devices(precision: str, artifact: str | None = None) -> list[str]:
+    fl, meta = _flavour(artifact)
+    ok, why = trt.runnable(fl, meta["settings"]["compute_capabilities"])
+    if not ok:
+        raise Unavailable(why)
+    return ["cuda"]
+
+
+class EngineBackendRunner(Runner):
+    device, timer = "cuda", "cuda_event"
+
+    def __init__(self, engine: str):
+        super().__init__()
+        import torch
+
+        fl, meta = _flavour(engine)
+        self.engine = trt.EngineRunner(fl, Path(engine).read_bytes())
+        torch.cuda.set_stream(self.engine.stream)  # CUDA events of the timer record on the engine's stream
+        self.info.update(flavour=fl.name, flavour_version=fl.version)
+
+    def __call__(self, feeds: Feeds) -> list[np.ndarray]:
+        return self.engine(feeds)
+
+    def prepare(self, feeds: Feeds) -> Callable[[], Any]:
+        self.engine.bind(feeds)
+        return self.engine.execute
+
+    def sync(self) -> None:
+        self.engine.stream.synchronize()
+
+
+def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> EngineBackendRunner:
+    return EngineBackendRunner(str(artifact))

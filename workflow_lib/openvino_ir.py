@@ -1,0 +1,59 @@
+"""Stage: ONNX -> OpenVINO IR (.xml + .bin), for the OpenVINO backend.
+
+The IR is converted once here so validation and benchmarks load the same files a user
+would ship, and conversion time is not paid in every job. Weights stay in the graph's
+own precision (no fp16 compression). Parity is checked by the validation marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import cli
+from .config import ComponentSpec
+from .io import now, sha256_file, sidecar_path, versions, write_json
+
+log = logging.getLogger(__name__)
+
+
+def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path) -> dict[str, Any]:
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    out_bin = out_xml.with_suffix(".bin")
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    model = ov.convert_model(str(src))
+    with tempfile.TemporaryDirectory(prefix=f".{out_xml.stem}.", dir=out_xml.parent) as tmp:
+        tmp_xml = Path(tmp) / out_xml.name
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+        seconds = time.perf_counter() - t0
+        # .bin first: an .xml at the final path always has its weights beside it.
+        os.replace(tmp_xml.with_suffix(".bin"), out_bin)
+        os.replace(tmp_xml, out_xml)
+    meta = {"stage": "openvino_ir", "model": spec.model, "component": spec.component, "created": now(),
+            "input": str(src), "input_sha256": sha256_file(src), "xml_sha256": sha256_file(out_xml),
+            "bin_sha256": sha256_file(out_bin), "bin_bytes": out_bin.stat().st_size,
+            "convert_seconds": round(seconds, 3), "ops": len(model.get_ops()),
+            "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
+            "versions": versions("openvino", "onnx")}
+    write_json(sidecar_path(out_xml), meta)
+    log.info("%s: OpenVINO IR in %.2f s, %d ops, %.1f MB -> %s", spec.label, seconds, meta["ops"],
+             meta["bin_bytes"] / 1e6, out_xml)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--out", required=True, help="the .xml path; the .bin goes beside it")
+    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out), p, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Speedups over PyTorch fp32 with bootstrap confidence intervals, from benchmark CSVs.
+
+Speedup = median(PyTorch fp32) / median(candidate) on the same model, component, device
+and shape point (end-to-end rows: same model and audio length). Its 95 % interval comes
+from resampling both sets of raw timings, so a noisy machine shows as a wide interval
+instead of a confident wrong number. Used by the summary, the deployment selection and
+the partial report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from .io import read_json, sidecar_path
+from .paths import samples_path
+
+KEYS = ["model", "component", "backend", "precision", "device", "point"]
+# The bench CSVs' label column names a series: e2e assignments can resolve to the same
+# backend/precision (a "mixed" that fell back to ORT), and the label tells them apart.
+SAMPLE_KEYS = [*KEYS, "label"]
+FLOATS = ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high")
+SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain"]}, "iterations": pl.Int64, **{k: pl.Float64 for k in FLOATS}}
+
+
+def bootstrap_ratio_ci(base: np.ndarray, cand: np.ndarray, resamples: int = 2000, seed: int = 0,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of median(base) / median(cand)."""
+    rng = np.random.default_rng(seed)
+    b = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)
+    c = np.median(rng.choice(cand, size=(resamples, cand.size), replace=True), axis=1)
+    lo, hi = np.percentile(b / c, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[dict]]:
+    """Measured rows, their raw samples by series, and the CSVs whose backend did not run (with reasons)."""
+    frames, samples, unavailable = [], {}, []
+    for csv in csvs:
+        meta = read_json(sidecar_path(csv))
+        if meta.get("status") != "measured":
+            unavailable.append({k: meta.get(k) for k in ("model", "component", "backend", "precision", "assignment",
+                                                          "reason")} | {"file": str(csv)})
+            continue
+        df = pl.read_csv(csv, infer_schema_length=0)
+        rtf = pl.col("rtf").cast(pl.Float64) if "rtf" in df.columns else pl.lit(None, pl.Float64).alias("rtf")
+        chain = pl.col("chain") if "chain" in df.columns else pl.lit(None, pl.Utf8).alias("chain")
+        df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
+                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), rtf, chain])
+        raw = pl.read_parquet(samples_path(csv))
+        for row in df.iter_rows(named=True):
+            samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(
+                (pl.col("device") == row["device"]) & (pl.col("point") == row["point"]))["sample_ms"].to_numpy()
+        frames.append(df)
+    table = pl.concat(frames) if frames else pl.DataFrame(schema={k: pl.Utf8 for k in SAMPLE_KEYS})
+    return table, samples, unavailable
+
+
+def summarize(csvs: list[str], resamples: int = 2000) -> tuple[pl.DataFrame, list[dict]]:
+    """Every measured row with its baseline, speedup and CI; plus what was not measured."""
+    table, samples, unavailable = load(csvs)
+    rows = []
+    for row in table.iter_rows(named=True):
+        e2e = row["component"] == "e2e"
+        base = table.filter((pl.col("model") == row["model"]) & (pl.col("component") == row["component"])
+                            & (pl.col("point") == row["point"]) & (pl.col("backend") == "pytorch")
+                            & (pl.col("precision") == "fp32") & (pl.lit(e2e) | (pl.col("device") == row["device"])))
+        out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None}
+        if base.height:
+            b = base.row(0, named=True)
+            base_s, cand_s = samples[tuple(b[k] for k in SAMPLE_KEYS)], samples[tuple(row[k] for k in SAMPLE_KEYS)]
+            lo, hi = bootstrap_ratio_ci(base_s, cand_s, resamples)
+            out.update(baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)),
+                       ci_low=lo, ci_high=hi)
+        rows.append(out)
+    frame = pl.DataFrame(rows, schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
+    return frame, unavailable
