@@ -1,4 +1,4 @@
-"""How much does our harness add? Times one module with workflow_lib.bench.measure and with
+"""How much does our harness add? Times one module with workflow_lib.timing.measure and with
 torch.utils.benchmark.Timer (blocked_autorange), same inputs, same thread count.
 
     .venv/bin/python benchmarks/harness_overhead.py [--threads 2] [--repeats 5]
@@ -16,7 +16,7 @@ import statistics
 import torch
 from torch.utils import benchmark as tb
 
-from workflow_lib.bench import measure
+from workflow_lib.timing import Policy, measure
 from workflow_lib.models.svc_demo import MelProjection, PitchEncoder
 
 
@@ -40,7 +40,7 @@ def main() -> None:
                 module(*args)
         ours, theirs = [], []
         for _ in range(a.repeats):
-            ours.append(statistics.median(measure(step, lambda: None, 5, 50, 0.3, 100000)) * 1e3)
+            ours.append(statistics.median(measure(step, lambda: None, Policy(warmup=5, min_iterations=50, max_iterations=100000, target_rel_ci=0.01, max_seconds=0.3))[0]) * 1e3)
             timer = tb.Timer(stmt="step()", globals={"step": step}, num_threads=a.threads)
             theirs.append(timer.blocked_autorange(min_run_time=0.3).median * 1e6)
         o, t = statistics.median(ours), statistics.median(theirs)

@@ -45,7 +45,7 @@ BACKENDS = config["backends"] or list(backends.REGISTRY)
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
 # Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them.
-BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "min_iterations", "min_seconds", "max_iterations", "threads", "points")}
+BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "min_iterations", "max_iterations", "target_rel_ci", "max_seconds", "threads", "points")}
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]
 BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (

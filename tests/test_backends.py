@@ -4,7 +4,6 @@ torch.compile's compile time kept out of samples, and the deployment choice."""
 import json
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -20,7 +19,7 @@ from workflow_lib.results import write_results
 from workflow_lib.runconfig import specs_from_config
 from workflow_lib.timing import stats
 
-SETTINGS = {"warmup": 1, "min_iterations": 5, "min_seconds": 0.0, "max_iterations": 5, "threads": 1,
+SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iterations": 5, "threads": 1,
             "points": ["min", "opt", "max"]}
 
 

@@ -16,7 +16,7 @@ from workflow_lib.paths import samples_path
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json, write_json
 
-SETTINGS = {"warmup": 1, "min_iterations": 5, "min_seconds": 0.0, "max_iterations": 5, "threads": 1,
+SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iterations": 5, "threads": 1,
             "points": ["min", "opt", "max"]}
 
 
@@ -28,13 +28,31 @@ def test_stats_on_known_samples():
     assert s["p90_ms"] == pytest.approx(4.6) and s["p99_ms"] == pytest.approx(4.96)
 
 
-def test_measure_reaches_both_minimums():
+def test_measure_warms_up_then_times_until_a_stop_rule():
     calls = []
-    samples = timing.measure(lambda: calls.append(1), lambda: None, warmup=3, min_iterations=7, min_seconds=0.0,
-                            max_iterations=100)
-    assert len(samples) == 7 and len(calls) == 10 and all(s >= 0 for s in samples)
-    timed = timing.measure(lambda: None, lambda: None, 0, 1, 0.05, 10**9)
-    assert len(timed) > 1  # kept going until min_seconds
+    samples, how = timing.measure(lambda: calls.append(1), lambda: None,
+                                  timing.Policy(warmup=3, min_iterations=7, max_iterations=7))
+    assert len(samples) == 7 and len(calls) == how["warmup_runs"] + 7 and 3 <= how["warmup_runs"] <= 20
+    assert how["stop"] == "max_iterations" and all(s >= 0 for s in samples)
+
+
+def test_stop_rule_on_synthetic_samples():
+    policy = timing.Policy(min_iterations=5, max_iterations=40, target_rel_ci=0.02, max_seconds=3.0)
+    rng = np.random.default_rng(0)
+    quiet = list(10 * rng.uniform(0.995, 1.005, 5))
+    assert timing.stop_reason(quiet[:4], 0.0, policy) is None  # fewer than min_iterations
+    assert timing.stop_reason(quiet, 0.0, policy) == "ci_reached"
+    noisy = list(10 * rng.lognormal(0, 0.3, 20))
+    assert timing.rel_ci(noisy) > 0.02
+    assert timing.stop_reason(noisy, 1.0, policy) is None  # CI too wide, budget left: keep timing
+    assert timing.stop_reason(noisy, 3.0, policy) == "time_budget"
+    assert timing.stop_reason(noisy * 2, 1.0, policy) == "max_iterations"
+
+
+def test_median_ci_covers_the_true_median():
+    rng = np.random.default_rng(2)
+    hits = sum(lo <= 10.0 <= hi for lo, hi in (timing.median_ci(rng.normal(10, 1, 50)) for _ in range(400)))
+    assert 0.92 <= hits / 400 <= 0.99
 
 
 def test_bootstrap_ci_on_synthetic_data():

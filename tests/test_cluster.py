@@ -37,7 +37,7 @@ def test_slurm_run_matches_local_run(tmp_path):
         "precisions": ["fp32"],
         "backends": ["pytorch", "onnxruntime", "openvino", "tensorrt"],
         "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0, "cache_dir": "engine_cache"},
-        "bench": {"warmup": 1, "min_iterations": 3, "min_seconds": 0.0, "points": ["opt"], "bootstrap": 200},
+        "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "points": ["opt"], "bootstrap": 200},
         "models": {"mine": {"components": {"net": tiny_byo_component(str(tmp_path / "w.safetensors"))}}},
     })
     env = {**os.environ, "PYTHONPATH": str(TESTS)}

@@ -51,7 +51,7 @@ def _two_component_config(workdir):
     comps = {"good": tiny_byo_component(str(workdir / "good.safetensors")),
              "broken": tiny_byo_component(str(workdir / "broken.safetensors"))}
     return {"precisions": ["fp32"], "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
-            "bench": {"warmup": 1, "min_iterations": 3, "min_seconds": 0.0, "bootstrap": 200},
+            "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "bootstrap": 200},
             "models": {"mine": {"components": comps}}}
 
 

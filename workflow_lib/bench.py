@@ -24,7 +24,7 @@ from .errors import Unavailable
 from .host import cpu_name, gpu_name
 from .io import now, read_json
 from .results import label, runtime_versions, write_results
-from .timing import Samples, measure, stats
+from .timing import Policy, Samples, measure, stats
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
     b = backends.get(backend)
     b.check_validated(marker)
     threads = int(settings.get("threads", 0))
+    policy = Policy.from_settings(settings)
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
     for device in b.devices(precision, artifact):
@@ -56,14 +57,15 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
             dims = spec.point(point)
             feeds = spec.make_inputs(dims)
             step = runner.prepare(feeds)
-            ms = _timed(runner, step, settings, record, point)
+            ms, how = _timed(runner, step, policy, record, point)
             s = stats(ms)
             batch = int(dims.get("batch", 1))
             rows.append({"model": spec.model, "component": spec.component, "backend": backend, "precision": precision,
                          "device": where, "label": label(backend, precision, device), "point": point,
                          "dims": json.dumps(dims, sort_keys=True),
                          "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
-                         "warmup": int(settings["warmup"]), **s, "throughput": batch / (s["p50_ms"] / 1e3), **env})
+                         "warmup": how["warmup_runs"], **s, "rel_ci": how["rel_ci"], "stop": how["stop"],
+                         "throughput": batch / (s["p50_ms"] / 1e3), **env})
             samples[(where, point)] = ms
             log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, precision, where, point,
                      s["p50_ms"], s["iterations"], s["cv"])
@@ -71,16 +73,15 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
     return rows, samples, runners
 
 
-def _timed(runner: Runner, step: Callable[[], Any], settings: dict[str, Any], record: dict[str, Any], point: str) -> list[float]:
+def _timed(runner: Runner, step: Callable[[], Any], policy: Policy, record: dict[str, Any], point: str
+           ) -> tuple[list[float], dict[str, Any]]:
     """Samples of one point; if a runner compiled during them (a late recompile), time again, warm."""
-    args = (int(settings["warmup"]), int(settings["min_iterations"]), float(settings["min_seconds"]),
-            int(settings["max_iterations"]), runner.timer)
     graphs = runner.info.get("graphs")
-    ms = measure(step, runner.sync, *args)
+    timed = measure(step, runner.sync, policy, runner.timer)
     if runner.info.get("graphs") != graphs:
         record.setdefault("retimed_after_compile", []).append(point)
-        ms = measure(step, runner.sync, *args)
-    return ms
+        timed = measure(step, runner.sync, policy, runner.timer)
+    return timed
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from .host import cpu_name, gpu_name
 from .io import now, read_json
 from .models.svc_chain import ROLES, chain, mel_filterbank, synth_tone
 from .results import E2E_COLUMNS, runtime_versions, write_results
-from .timing import measure, stats
+from .timing import Policy, measure, stats
 
 log = logging.getLogger(__name__)
 # artifacts[component][choice] = {"artifact": path, "marker": path or None}
@@ -116,8 +116,8 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
         out = chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise)
         if out.shape[-1] != audio.shape[-1]:
             raise RuntimeError(f"chain returned {out.shape[-1]} samples for {audio.shape[-1]} in")
-        ms = measure(lambda: chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise), lambda: None,
-                     warmup, iterations, 0.0, iterations)
+        ms, _ = measure(lambda: chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise), lambda: None,
+                        Policy(warmup=warmup, min_iterations=iterations, max_iterations=iterations, max_warmup=warmup))
         s = stats(ms)
         point = f"{seconds:g}s"
         rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, "label": name,

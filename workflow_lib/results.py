@@ -18,14 +18,15 @@ from .timing import Samples
 
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
 # label: what plots and tables call a series (backend.precision@device kind; an e2e assignment's name)
+# rel_ci: half-width of the median's 95 % CI relative to it; stop: ci_reached, time_budget or max_iterations
 COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "dims", "shape", "batch",
-           *STAT_COLUMNS, "throughput", "threads", "cpu", "gpu", "versions", "created"]
+           *STAT_COLUMNS, "rel_ci", "stop", "throughput", "threads", "cpu", "gpu", "versions", "created"]
 E2E_COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "assignment", "chain",
                "audio_seconds", "frames", *STAT_COLUMNS, "rtf", "cpu", "gpu", "versions", "created"]
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13")
 _INTS = {"batch", "iterations", "warmup", "threads", "frames"}
 _FLOATS = {"mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv", "throughput", "rtf",
-           "audio_seconds"}
+           "audio_seconds", "rel_ci"}
 
 
 def runtime_versions() -> str:
