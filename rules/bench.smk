@@ -55,15 +55,18 @@ rule bench_summary:
     """All benchmark CSVs in one table with speedups over PyTorch fp32 and bootstrap 95 % CIs."""
     input:
         csvs=bench_csvs() + e2e_csvs(),
+        flops=[Layout.graph(m, c) + ".json" for (m, c) in SPECS],
     output:
         csv=report(LAYOUT.summary, caption="../report/summary.rst", category="Benchmarks"),
         unavailable=LAYOUT.unavailable,
     params:
         bootstrap=config["bench"]["bootstrap"],
+        roofline=json.dumps(config["roofline"], sort_keys=True),
         code=get_code("summary"),
     log:
         LAYOUT.device_log("bench", "summary"),
     localrule: True
     shell:
-        "python -m workflow_lib.summary --csvs {input.csvs} --bootstrap {params.bootstrap} "
+        "python -m workflow_lib.summary --csvs {input.csvs} --flops {input.flops} --bootstrap {params.bootstrap} "
+        "--roofline {params.roofline:q} "
         "--out {output.csv} --unavailable {output.unavailable} > {log} 2>&1"

@@ -39,7 +39,7 @@ def test_byo_pt_with_key_and_prefix(tmp_path):
 
 def test_missing_state_dict_key_lists_what_is_there(tmp_path):
     torch.save({"epoch": 3, "model": dict(_reference_state())}, tmp_path / "w.pth")
-    with pytest.raises(CheckpointError, match=r"no key 'weights' \(state_dict_key\); top-level keys: \['epoch', 'model'\]"):
+    with pytest.raises(CheckpointError, match=r"no key 'weights' \(state_dict_key\): 'weights' is not at top level; keys there: \['epoch', 'model'\]"):
         load_component(_spec(tmp_path / "w.pth", state_dict_key="weights"))
 
 
@@ -105,3 +105,78 @@ def test_method_wrapper_exposes_inverse():
         assert torch.allclose(flow(x, mask, cond), z, atol=1e-5)
     with pytest.raises(CheckpointError, match="no method 'backwards'"):
         MethodWrapper(flow, "backwards")
+
+
+class _Hparams:
+    """Stands for the config objects Lightning pickles beside the weights."""
+
+    def __init__(self):
+        self.hidden = 16
+
+
+def _lightning_checkpoint(path):
+    """A Lightning-style file: nested state dict, two submodules, a pickled hparams object."""
+    state = _reference_state()
+    nested = {f"model.net_a.{k}": v for k, v in state.items()} | {"model.net_b.w": torch.zeros(3)}
+    torch.save({"epoch": 3, "hyper_parameters": _Hparams(), "checkpoint": {"state_dict": nested}}, path)
+    return state
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".bin"])
+def test_lightning_and_hf_suffixes_with_dotted_key_and_prefix(tmp_path, suffix):
+    state = _reference_state()
+    torch.save({"checkpoint": {"state_dict": {f"model.net_a.{k}": v for k, v in state.items()} | {"model.net_b.w": torch.zeros(3)}}},
+               tmp_path / f"w{suffix}")
+    spec = _spec(tmp_path / f"w{suffix}", state_dict_key="checkpoint.state_dict", select_prefix="model.net_a.")
+    assert _same_weights(load_component(spec), state)  # net_b's keys are outside the prefix, not "unexpected"
+
+
+def test_pickled_objects_are_refused_with_the_conversion_command_and_plain_text(tmp_path):
+    _lightning_checkpoint(tmp_path / "w.ckpt")
+    with pytest.raises(CheckpointError) as info:
+        load_component(_spec(tmp_path / "w.ckpt", state_dict_key="checkpoint.state_dict", select_prefix="model.net_a."))
+    assert "python -m workflow_lib.convert --trust-pickle" in str(info.value) and "\x1b" not in str(info.value)
+
+
+def test_convert_command_makes_a_loadable_safetensors_with_provenance(tmp_path):
+    from workflow_lib import convert
+    from workflow_lib.io import read_json, sha256_file
+    state = _lightning_checkpoint(tmp_path / "w.ckpt")
+    with pytest.raises(SystemExit):  # without --trust-pickle nothing is unpickled
+        convert.main([str(tmp_path / "w.ckpt"), str(tmp_path / "a.safetensors"), "--key", "checkpoint.state_dict"])
+    assert not (tmp_path / "a.safetensors").exists()
+    convert.main(["--trust-pickle", str(tmp_path / "w.ckpt"), str(tmp_path / "a.safetensors"),
+                  "--key", "checkpoint.state_dict", "--select-prefix", "model.net_a."])
+    assert _same_weights(load_component(_spec(tmp_path / "a.safetensors")), state)
+    side = read_json(tmp_path / "a.safetensors.json")
+    assert side["source_sha256"] == sha256_file(tmp_path / "w.ckpt") and side["tensors"] == len(state)
+
+
+def test_non_strict_load_is_recorded_and_most_missing_fails(tmp_path):
+    from workflow_lib.components import load
+    state = dict(_reference_state())
+    del state["net.2.bias"]
+    save_file(state | {"extra.w": torch.zeros(2)}, str(tmp_path / "w.safetensors"))
+    _, report = load(_spec(tmp_path / "w.safetensors", strict=False))
+    assert report.missing == ["net.2.bias"] and report.unexpected == ["extra.w"] and report.loaded == 3
+    save_file({"net.0.bias": state["net.0.bias"], "other.w": torch.zeros(2)}, str(tmp_path / "few.safetensors"))
+    with pytest.raises(CheckpointError, match=r"only 1 of the module's 4 tensors are in the checkpoint \(strict: false"):
+        load(_spec(tmp_path / "few.safetensors", strict=False))
+
+
+def test_stage_errors_name_the_component_and_the_inputs(tmp_path, monkeypatch):
+    """A class typo and inputs that do not fit the module: both say which component, the latter which shapes."""
+    import json
+    from workflow_lib import export
+    monkeypatch.chdir(tmp_path)
+    save_file(dict(_reference_state()), str(tmp_path / "w.safetensors"))
+    cases = [({"class": "tinymodels.TinyConvv"}, r"mine/net: cannot import class 'tinymodels.TinyConvv'"),
+             ({"inputs": [{"name": "x", "shape": ["batch", 9, "time"]}]},
+              r"mine/net: tinymodels.TinyConv.forward does not accept the inputs built from the config "
+              r"\{'x': \[2, 9, 16\]\} \(dtypes \['float32'\]\): RuntimeError")]
+    for override, expected in cases:
+        spec = component_spec("mine", "net", tiny_byo_component(str(tmp_path / "w.safetensors"), **override))
+        with pytest.raises(SystemExit):
+            export.main(["--spec", spec.to_json(), "--out", str(tmp_path / "net.onnx")])
+        record = json.loads((tmp_path / "results/failures/mine/net.export.json").read_text())
+        assert __import__("re").search(expected, record["error"]), record["error"]

@@ -16,7 +16,7 @@ import os
 import platform
 from typing import Any, Callable
 
-from . import cli, parity
+from . import cli, flops, parity
 from .backends import registry as backends
 from .backends.runner import Runner
 from .config import ComponentSpec
@@ -52,7 +52,9 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
             record["parity"] = result
             if not result["ok"]:
                 raise Unavailable(parity.describe_failure(spec, result, f"{backend} {precision} on {where}"))
-        env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu, "versions": versions_json, "created": now()}
+        peak = flops.cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
+        env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu, "versions": versions_json, "created": now(),
+               "peak_gflops": peak["gflops"], "peak_source": peak["source"]}
         for point in settings.get("points", ["min", "opt", "max"]):
             dims = spec.point(point)
             feeds = spec.make_inputs(dims)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import ComponentSpec, spec_from_json
-from .errors import WorkflowError
+from .errors import WorkflowError, plain
 from .io import now, write_json
 from .paths import failures_dir
 
@@ -36,6 +36,14 @@ def failure_path(stage: str, args: argparse.Namespace) -> Path | None:
     return Path(failures_dir()) / spec.model / (".".join(parts) + ".json")
 
 
+def located(message: str, args: argparse.Namespace) -> str:
+    """Every stage error names its model/component, whichever layer raised it."""
+    spec = getattr(args, "spec", None)
+    if isinstance(spec, ComponentSpec) and spec.label not in message:
+        return f"{spec.label}: {message}"
+    return message
+
+
 def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser,
         argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -48,15 +56,16 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
             args.spec = spec_from_json(args.spec)
         main(args)
     except Exception as e:  # every failure ends as one named line and a failure record
+        message = located(plain(str(e)), args)
         if isinstance(e, (WorkflowError, FileNotFoundError)):
-            log.error("%s failed: %s", stage, e)
+            log.error("%s failed: %s", stage, message)
         else:
-            log.exception("%s failed unexpectedly: %s: %s", stage, type(e).__name__, e)
+            log.exception("%s failed unexpectedly: %s: %s", stage, type(e).__name__, message)
         record = failure_path(stage, args)
         if record is not None:
             write_json(record, {"model": args.spec.model, "component": args.spec.component, "stage": stage,
                                 "backend": getattr(args, "backend", None), "precision": getattr(args, "precision", None),
-                                "error": f"{type(e).__name__}: {e}", "created": now()})
+                                "error": f"{type(e).__name__}: {message}", "created": now()})
         sys.exit(1)
     record = failure_path(stage, args)
     if record is not None:

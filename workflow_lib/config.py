@@ -20,6 +20,9 @@ from .errors import ConfigError
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 POINTS = ("min", "opt", "max")
 DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+# The checkpoint formats the loader reads: safetensors (no code at all) and torch pickles
+# (Lightning .ckpt and Hugging Face pytorch_model.bin are torch pickles too).
+CHECKPOINT_SUFFIXES = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".bin": "torch"}
 # Inputs above this many bytes at the max point are refused: TensorRT sizes its
 # activation memory from the max profile, and such a profile cannot be built or run.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
@@ -48,6 +51,7 @@ class ComponentSpec:
     tolerance: dict[str, dict[str, float]]
     kwargs: dict[str, Any] = field(default_factory=dict)
     state_dict_key: str | None = None
+    select_prefix: str = ""
     strip_prefix: str = ""
     strict: bool = True
     method: str = "forward"
@@ -121,6 +125,7 @@ def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: di
             tolerance={p: {"atol": float(t["atol"]), "rtol": float(t["rtol"])} for p, t in cfg["tolerance"].items()},
             kwargs=dict(cfg.get("kwargs", {})),
             state_dict_key=cfg.get("state_dict_key"),
+            select_prefix=cfg.get("select_prefix", ""),
             strip_prefix=cfg.get("strip_prefix", ""),
             strict=bool(cfg.get("strict", True)),
             method=cfg.get("method", "forward"),
@@ -137,6 +142,10 @@ def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: di
 
 
 def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
+    suffix = "." + spec.checkpoint.rpartition(".")[2] if "." in spec.checkpoint else ""
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise ConfigError(f"{where}.checkpoint: '{spec.checkpoint}' is not one of {', '.join(CHECKPOINT_SUFFIXES)} "
+                          f"(convert other formats: python -m workflow_lib.convert --help)")
     for dim, rng in spec.dims.items():
         if not 1 <= rng["min"] <= rng["opt"] <= rng["max"]:
             raise ConfigError(

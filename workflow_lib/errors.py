@@ -7,6 +7,8 @@ with its traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class WorkflowError(Exception):
     """An expected failure: the message is complete and names the thing."""
@@ -34,3 +36,11 @@ class StageError(WorkflowError, RuntimeError):
 
 class Unavailable(WorkflowError, RuntimeError):
     """A backend/precision that cannot run on this host; the message is the recorded reason."""
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def plain(text: str) -> str:
+    """Library messages without terminal escape codes (torch bolds its warnings), for logs and reports."""
+    return _ESCAPES.sub("", text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import asdict
 import time
 import warnings
 from pathlib import Path
@@ -12,11 +13,11 @@ from typing import Any
 import onnx
 import torch
 
-from . import cli, onnxio, parity
+from . import cli, flops, onnxio, parity
 from .backends.torch_eager import TorchRunner
-from .components import exportable
+from .components import load, with_method
 from .config import ComponentSpec
-from .errors import ParityError, StageError
+from .errors import ParityError, StageError, plain
 from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,18 @@ def _first_line(e: Exception) -> str:
 
 def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
     """Export, verify parity, then move into place; a graph failing parity never lands."""
-    module = exportable(spec)
+    loaded, report = load(spec)
+    module = with_method(loaded, spec)
     feeds = spec.make_inputs(example_dims(spec))
     args = tuple(torch.from_numpy(feeds[i.name]) for i in spec.inputs)
     reference = TorchRunner(module, spec, "fp32", "cpu")
-    n_out = len(reference(feeds))
+    try:
+        n_out = len(reference(feeds))
+    except Exception as e:  # the config's inputs do not fit the module: say which inputs, shaped how
+        shapes = {k: list(v.shape) for k, v in feeds.items()}
+        raise StageError(f"{spec.label}: {spec.cls}.{spec.method} does not accept the inputs built from the config "
+                         f"{shapes} (dtypes {[i.dtype for i in spec.inputs]}): {type(e).__name__}: "
+                         f"{plain(str(e)).splitlines()[0] if str(e) else ''}") from e
     output_names = list(spec.outputs) if len(spec.outputs) == n_out else [f"output_{i}" for i in range(n_out)]
     input_names = [i.name for i in spec.inputs]
     axes = _dynamic_axes(spec)
@@ -87,8 +95,10 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
     meta = {
         "stage": "export", "component": spec.component, "model": spec.model, "created": now(),
         "checkpoint": spec.checkpoint, "checkpoint_sha256": sha256_file(spec.checkpoint),
+        "load": asdict(report),
         "class": spec.cls, "method": spec.method, "exporter": spec.exporter, "opset": spec.opset,
         "export_dims": example_dims(spec), "export_seconds": round(seconds, 3),
+        "flops": {p: {"dims": spec.point(p), "flops": n} for p, n in flops.per_point(module, spec).items()},
         "onnx_sha256": sha256_file(out), "graph": onnxio.summary(model), "parity": result,
         "versions": versions("torch", "onnx", "onnxscript", "onnxruntime"),
     }

