@@ -33,6 +33,9 @@ rule bench_e2e:
         csv=LAYOUT.e2e_csv("{model}", "{assignment}"),
         samples=LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".samples.parquet",
         meta=LAYOUT.e2e_csv("{model}", "{assignment}") + ".json",
+        wav=report(LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".wav",
+                   caption="../report/e2e_wav.rst", category="Audio"),
+        reference_wav=LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".reference.wav",
     params:
         specs=get_model_specs,
         chain=get_chain_settings,
@@ -48,7 +51,8 @@ rule bench_e2e:
         **GPU_RESOURCES,
     shell:
         "python -m workflow_lib.e2e --specs {params.specs:q} --e2e {params.chain:q} --assignment {wildcards.assignment} "
-        "{params.args} --settings {params.threads:q} --out {output.csv} > {log} 2>&1"
+        "{params.args} --settings {params.threads:q} --out {output.csv} --wav {output.wav} "
+        "--reference-wav {output.reference_wav} > {log} 2>&1"
 
 
 rule bench_summary:

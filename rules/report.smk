@@ -7,6 +7,8 @@ rule report:
         markers=validation_markers(),
         engines=[f"{e}.json" for e in engine_paths()],
         bundles=deploy_dirs(),
+        wavs=[f.removesuffix(".csv") + s for f in e2e_csvs() for s in (".wav", ".reference.wav")],
+        fp16=[Layout.graph(m, c, "onnx_fp16") + ".json" for (m, c) in SPECS if "fp16" in PRECISIONS],
     output:
         html=f"{LAYOUT.report_dir}/index.html",
         **{
@@ -23,4 +25,5 @@ rule report:
     shell:
         "python -m workflow_lib.report --summary {input.summary} --unavailable {input.unavailable} "
         "--bench {input.bench} --markers {input.markers} --engines {input.engines} --bundles {input.bundles} "
+        "--fp16 {input.fp16} "
         "--config-hash {params.config_hash} --out {output.html} --plots {params.plots} > {log} 2>&1"

@@ -71,6 +71,21 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return jobs
 
 
+def export_tiny_conv(d: Path, **extra):
+    """TinyConv with seeded weights, exported to d/net.onnx: the small real model most tests start from."""
+    import torch
+    from safetensors.torch import save_file
+    from tinymodels import TinyConv
+    from workflow_lib import export
+    from workflow_lib.config import component_spec
+
+    torch.manual_seed(0)
+    save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
+    spec = component_spec("mine", "net", tiny_byo_component(str(d / "w.safetensors"), **extra))
+    export.export(spec, d / "net.onnx")
+    return spec
+
+
 def has_runnable_gpu() -> tuple[bool, str]:
     from workflow_lib import trt
     try:

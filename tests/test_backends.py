@@ -5,13 +5,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
-from conftest import tiny_byo_component
-from workflow_lib import bench, deploy, export, openvino_ir, precision, validate
+from conftest import export_tiny_conv
+from workflow_lib import bench, deploy, openvino_ir, precision, validate
 from workflow_lib.backends import registry
-from workflow_lib.config import component_spec
 from workflow_lib.errors import ConfigError
 from workflow_lib.io import write_json
 from workflow_lib.paths import Layout, artifact
@@ -27,11 +24,7 @@ SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iteration
 def artifacts(tmp_path_factory):
     """A tiny conv model exported, simplified (none), converted to fp16 and to OpenVINO IR."""
     d = tmp_path_factory.mktemp("backends")
-    torch.manual_seed(0)
-    from tinymodels import TinyConv
-    save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
-    spec = component_spec("mine", "net", tiny_byo_component(str(d / "w.safetensors")))
-    export.export(spec, d / "net.onnx")
+    spec = export_tiny_conv(d)
     precision.to_fp16(spec, d / "net.onnx", d / "net16.onnx")
     openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml")
     files = {("checkpoint", "fp32"): str(d / "w.safetensors"), ("checkpoint", "fp16"): str(d / "w.safetensors"),

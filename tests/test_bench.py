@@ -8,12 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from safetensors.torch import save_file
 
-from conftest import tiny_byo_component
-from workflow_lib import bench, export, plots, report, results, speedups, timing, validate
+from conftest import export_tiny_conv
+from workflow_lib import bench, plots, report, results, speedups, timing, validate
 from workflow_lib.paths import samples_path
-from workflow_lib.config import component_spec
 from workflow_lib.io import read_json, write_json
 
 SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iterations": 5, "threads": 1,
@@ -68,11 +66,7 @@ def test_bootstrap_ci_on_synthetic_data():
 def measured(tmp_path_factory):
     """Real PyTorch and ONNX Runtime runs of a tiny model, plus the two backends that cannot run here."""
     d = tmp_path_factory.mktemp("bench")
-    torch.manual_seed(0)
-    from tinymodels import TinyConv
-    save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
-    spec = component_spec("mine", "net", tiny_byo_component(str(d / "w.safetensors")))
-    export.export(spec, d / "net.onnx")
+    spec = export_tiny_conv(d)
     write_json(d / "ort.json", validate.validate(spec, "onnxruntime", "fp32", d / "net.onnx"))
     skipped = {"status": "skipped", "reason": "no CUDA device visible to this process (torch.cuda.is_available() is False)"}
     write_json(d / "trt.json", skipped)
@@ -168,7 +162,7 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     html = out.read_text()
     for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
         assert f'<section id="{section}">' in html
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == len(plots.PLOTS)
     for name in plots.PLOTS:
         assert (tmp_path / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert skipped["reason"] in html and "PyTorch fp16 runs on CUDA only" in html

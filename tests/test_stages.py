@@ -102,3 +102,23 @@ def test_onnxruntime_marker_passes_and_records_numbers(byo):
     assert {p: v["dims"]["time"] for p, v in marker["parity"]["points"].items()} == {"min": 4, "opt": 16, "max": 32}
     assert marker["parity"]["points"]["max"]["outputs"]["y"]["max_abs"] < 1e-4
     json.dumps(marker)
+
+
+def test_fp16_overflow_is_fixed_by_the_automatic_fp32_search(tmp_path):
+    """No fp32_ops configured: the plain fp16 graph fails (values and a constant beyond fp16's range);
+    the search keeps only what must stay fp32 (Mul/Div), the Conv stays fp16."""
+    from tinymodels import Overflow
+    torch.manual_seed(0)
+    save_file(Overflow().state_dict(), str(tmp_path / "o.safetensors"))
+    cfg = tiny_byo_component(str(tmp_path / "o.safetensors"))
+    cfg.update({"class": "tinymodels.Overflow", "kwargs": {}})
+    spec = component_spec("mine", "overflow", cfg)
+    export.export(spec, tmp_path / "o.onnx")
+    meta = precision.to_fp16(spec, tmp_path / "o.onnx", tmp_path / "o16.onnx")
+    search = meta["search"]
+    assert "fp16 parity failed for fp16 graph at min point" in search["first_failure"]
+    assert search["auto_fp32_ops"] and set(search["auto_fp32_ops"]) <= {"Mul", "Div"} and meta["parity"]["ok"]
+    assert search["trials"][0]["ok"] and search["seconds"] > 0 and 0 < meta["nodes_fp32"] < meta["nodes"]
+    model = onnx.load(str(tmp_path / "o16.onnx"))
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)  # the conv still runs fp16
+    assert validate.validate(spec, "onnxruntime", "fp16", tmp_path / "o16.onnx")["status"] == "passed"

@@ -5,6 +5,8 @@ import os
 import shutil
 import time
 
+import polars as pl
+
 import pytest
 
 from conftest import REPO, planned_jobs, snakemake, tiny_svc_config, write_config
@@ -89,8 +91,16 @@ def test_deployment_bundle_and_best_chain(demo_run):
         assert pick["backend"] == "pytorch" or (pick["validated"] and pick["ci"][0] > 1)
     best = json.loads((r / "bench/svc_demo/e2e/best.csv.json").read_text())
     assert best["status"] == "measured", best.get("reason")
+    e2e = r / "bench/svc_demo/e2e"
+    for name in ("best", "pytorch", "onnxruntime_fp16"):
+        row = pl.read_csv(e2e / f"{name}.csv").row(0, named=True)
+        assert row["fidelity"] in ("passed", "failed") and row["snr_db"] > 0 and row["lsd_db"] >= 0
+        assert (e2e / f"{name}.wav").stat().st_size > 1000 and (e2e / f"{name}.reference.wav").stat().st_size > 1000
+    assert pl.read_csv(e2e / "pytorch.csv")["snr_db"].to_list()[0] == float("inf")  # the reference itself
     html = (r / "report/index.html").read_text()
     assert html.index('<section id="ship">') < html.index('<section id="summary">')
+    measured = [p for p in e2e.glob("*.csv.json") if json.loads(p.read_text())["status"] == "measured"]
+    assert html.count("<audio controls") == 1 + len(measured)  # the reference and every chain that ran
     assert "openvino.fp32@cpu" in html
 
 

@@ -58,6 +58,8 @@ class ComponentSpec:
     exporter: str = "dynamo"
     opset: int = 20
     fp32_ops: tuple[str, ...] = ()
+    output_kind: str = "tensor"  # "audio": parity adds SNR / log-spectral distance
+    sample_rate: int = 22050
     allow_unsafe_pickle: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -132,6 +134,8 @@ def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: di
             exporter=cfg.get("exporter", "dynamo"),
             opset=int(raw["opset"]),
             fp32_ops=tuple(cfg.get("fp32_ops", [])),
+            output_kind=cfg.get("output_kind", "tensor"),
+            sample_rate=int(cfg.get("sample_rate", 22050)),
             allow_unsafe_pickle=bool(cfg.get("allow_unsafe_pickle", False)),
             raw=raw,
         )

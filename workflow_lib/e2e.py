@@ -23,7 +23,8 @@ from .config import ComponentSpec, spec_from_json
 from .errors import Unavailable
 from .host import cpu_name, gpu_name
 from .io import now, read_json
-from .models.svc_chain import ROLES, chain, mel_filterbank, synth_tone
+from .fidelity import audio_metrics, gate, tensor_error, write_wav
+from .models.svc_chain import ROLES, STAGES, chain, mel_filterbank, synth_tone
 from .results import E2E_COLUMNS, runtime_versions, write_results
 from .timing import Policy, measure, stats
 
@@ -81,8 +82,17 @@ def from_manifest(manifest_path: str | Path) -> tuple[dict[str, list[str]], Arti
     return choices, artifacts
 
 
+def reference_runners(specs: dict[str, ComponentSpec], roles: dict[str, str], threads: int) -> dict[str, Runner]:
+    """PyTorch eager fp32 on the CPU for every stage: what each assignment's audio is compared with."""
+    ref = backends.get(backends.REFERENCE)
+    return {role: ref.open(specs[roles[role]], "fp32", None, threads, "cpu") for role in ROLES}
+
+
 def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str, choices: dict[str, list[str]],
-            artifacts: Artifacts, settings: dict[str, Any]) -> tuple[list[dict], dict[tuple[str, str], list[float]]]:
+            artifacts: Artifacts, settings: dict[str, Any]
+            ) -> tuple[list[dict], dict[tuple[str, str], list[float]], dict[str, Any]]:
+    """Rows per audio length, raw samples, and the fidelity record (per length: audio metrics,
+    per-stage errors; the first length's output and reference audio for listening)."""
     import torch
 
     threads = int(settings.get("threads", 0))
@@ -91,6 +101,8 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
     sr, hop = int(e2e_cfg.get("sample_rate", 22050)), int(e2e_cfg.get("hop", 256))
     roles = e2e_cfg["roles"]
     runners, chosen = resolve(specs, roles, choices, artifacts, threads)
+    reference = runners if set(chosen.values()) == {"pytorch.fp32@cpu"} else reference_runners(specs, roles, threads)
+    gates = e2e_cfg.get("fidelity") or {}
     content_spec = specs[roles["content"]]
     n_mels = next(i for i in content_spec.inputs if i.name == "mel").shape[1]
     filters = torch.from_numpy(mel_filterbank(sr, 1024, int(n_mels)))
@@ -108,25 +120,34 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
               "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
     versions_json = runtime_versions()
     warmup, iterations = int(e2e_cfg.get("warmup", 1)), int(e2e_cfg.get("iterations", 3))
-    rows, samples = [], {}
+    rows, samples, record = [], {}, {"gates": gates, "points": {}}
     for seconds in e2e_cfg.get("seconds", [1, 5, 10]):
         audio, f0, voiced = synth_tone(seconds, sr, hop)
         frames = audio.shape[-1] // hop
         noise = (rng.normal(size=(1, flow_in["z"].shape[1], frames)) * float(e2e_cfg.get("noise_scale", 0.667))).astype(np.float32)
         out = chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise)
-        if out.shape[-1] != audio.shape[-1]:
-            raise RuntimeError(f"chain returned {out.shape[-1]} samples for {audio.shape[-1]} in")
+        if out["audio"].shape[-1] != audio.shape[-1]:
+            raise RuntimeError(f"chain returned {out['audio'].shape[-1]} samples for {audio.shape[-1]} in")
+        ref = out if reference is runners else chain(reference, audio, f0, voiced, sr, hop, filters, speaker, noise)
+        metrics = audio_metrics(ref["audio"], out["audio"], sr)
+        verdict, why = gate(metrics, gates)
+        point = f"{seconds:g}s"
+        record["points"][point] = {**metrics, "fidelity": verdict, "reason": why,
+                                   "stages": {st: tensor_error(ref[st], out[st]) for st in STAGES}}
+        if "audio" not in record:
+            record.update(audio=out["audio"], reference_audio=ref["audio"], audio_point=point)
         ms, _ = measure(lambda: chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise), lambda: None,
                         Policy(warmup=warmup, min_iterations=iterations, max_iterations=iterations, max_warmup=warmup))
         s = stats(ms)
-        point = f"{seconds:g}s"
         rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, "label": name,
                      **series, "audio_seconds": float(seconds), "frames": frames, "warmup": warmup,
-                     **s, "rtf": s["p50_ms"] / 1e3 / seconds, "cpu": cpu_name(), "gpu": gpu,
+                     **s, "rtf": s["p50_ms"] / 1e3 / seconds, **metrics, "fidelity": verdict, "fidelity_reason": why,
+                     "cpu": cpu_name(), "gpu": gpu,
                      "versions": versions_json, "created": now()})
         samples[(series["device"], point)] = ms
-        log.info("e2e %s %s: p50 %.1f ms, real-time factor %.3f", name, point, s["p50_ms"], rows[-1]["rtf"])
-    return rows, samples
+        log.info("e2e %s %s: p50 %.1f ms, real-time factor %.3f, SNR %.1f dB, LSD %.2f dB (%s)", name, point,
+                 s["p50_ms"], rows[-1]["rtf"], metrics["snr_db"], metrics["lsd_db"], verdict)
+    return rows, samples, record
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,18 +160,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--manifest", help="deployment manifest: run its choices from the bundle (the `best` assignment)")
     p.add_argument("--settings", required=True, type=json.loads, help="threads")
     p.add_argument("--out", required=True)
+    p.add_argument("--wav", required=True, help="the chain's output audio for the first audio length")
+    p.add_argument("--reference-wav", required=True, help="PyTorch fp32's audio for the same input and noise")
 
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
+        sr = int(a.e2e.get("sample_rate", 22050))
         choices, artifacts = from_manifest(a.manifest) if a.manifest else (a.choices, a.artifacts)
         meta = {"stage": "e2e", "assignment": a.assignment, "choices": choices, "created": now()}
         try:
-            rows, samples = run_e2e(specs, a.e2e, a.assignment, choices, artifacts, a.settings)
-            meta.update(status="measured", rows=len(rows))
+            rows, samples, record = run_e2e(specs, a.e2e, a.assignment, choices, artifacts, a.settings)
+            out_audio, ref_audio = record.pop("audio"), record.pop("reference_audio")
+            meta.update(status="measured", rows=len(rows), fidelity=record)
         except Unavailable as e:
             rows, samples = [], {}
+            out_audio = ref_audio = np.zeros(0, np.float32)  # an empty WAV: nothing was heard
             meta.update(status="unavailable", reason=str(e))
             log.warning("e2e %s: not measured: %s", a.assignment, e)
+        write_wav(a.wav, out_audio, sr)
+        write_wav(a.reference_wav, ref_audio, sr)
         write_results(rows, samples, a.out, meta, E2E_COLUMNS)
 
     cli.run("e2e", run, p, argv)

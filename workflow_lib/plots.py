@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import io as _io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,8 @@ from .io import atomic_path
 class PlotData:
     summary: pl.DataFrame  # speedups.summarize() of every benchmark CSV
     bench: pl.DataFrame  # per-component rows with a numeric `length`
+    fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)  # assignment -> e2e sidecar's fidelity record
+    audio: dict[str, tuple[Any, int]] = field(default_factory=dict)  # "reference" / assignment -> (samples, rate)
 
 
 def _pyplot():
@@ -127,4 +129,49 @@ def e2e_plot(data: PlotData):
     return fig
 
 
-PLOTS: dict[str, Callable[[PlotData], Any]] = {"speedup": speedup_plot, "latency": latency_plot, "e2e_rtf": e2e_plot}
+def reference_first(names) -> list[str]:
+    """The reference clip, then the assignments by name: how plots and players list audio."""
+    return sorted(names, key=lambda n: (n != "reference", n))
+
+
+def propagation_plot(data: PlotData):
+    """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (first audio length)."""
+    plt = _pyplot()
+    from .models.svc_chain import STAGES
+
+    lines = {name: rec["points"][min(rec["points"], key=point_order)]["stages"]
+             for name, rec in sorted(data.fidelity.items()) if rec.get("points")}
+    lines = {k: v for k, v in lines.items() if any(v[s]["snr_db"] != float("inf") for s in STAGES)}
+    if not lines:
+        return _empty("No end-to-end assignment differs from PyTorch fp32 (or none was measured).")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, stages in lines.items():
+        ax.plot(list(STAGES), [min(stages[s]["snr_db"], 200.0) for s in STAGES], marker="o", label=name)
+    ax.set_ylabel("SNR vs PyTorch fp32 (dB)")
+    ax.set_title("Where error enters the chain (higher is closer)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def spectrogram_plot(data: PlotData):
+    """Mel spectrograms of the reference audio and each assignment's output, side by side."""
+    plt = _pyplot()
+    from .fidelity import log_mel_db
+
+    clips = {k: v for k, v in data.audio.items() if len(v[0])}
+    if not clips:
+        return _empty("No end-to-end audio was produced.")
+    names = reference_first(clips)
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names):
+        samples, rate = clips[name]
+        ax.imshow(log_mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("frame", fontsize=7)
+    axes[0][0].set_ylabel("mel band", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+PLOTS: dict[str, Callable[[PlotData], Any]] = {"speedup": speedup_plot, "latency": latency_plot, "e2e_rtf": e2e_plot,
+                                               "error_propagation": propagation_plot, "spectrograms": spectrogram_plot}

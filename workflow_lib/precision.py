@@ -66,29 +66,85 @@ def drop_fp16_round_trips(model: onnx.ModelProto, original: onnx.ModelProto) -> 
     return fixed
 
 
+def _convert(model: onnx.ModelProto, fp32_ops: set[str]) -> tuple[onnx.ModelProto, int]:
+    """fp16 graph with fp32 I/O, `fp32_ops` (and the converter's own block list) left in fp32."""
+    work = onnx.ModelProto()
+    work.CopyFrom(model)  # the converter edits its input in place
+    block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | fp32_ops)
+    converted = float16.convert_float_to_float16(work, keep_io_types=True, op_block_list=block)
+    return converted, drop_fp16_round_trips(converted, model)
+
+
+def _check(spec: ComponentSpec, converted: onnx.ModelProto, reference: parity.Runner, path: Path) -> dict[str, Any]:
+    onnxio.save(converted, path)
+    return parity.check(spec, reference, parity.onnxruntime(path), "fp16")
+
+
+def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Runner,
+                    path: Path) -> tuple[set[str], onnx.ModelProto, dict[str, Any], list[dict[str, Any]]] | None:
+    """The op types that must stay fp32 for the graph to pass parity at min/opt/max, or None.
+
+    Greedy one-minimal search with the parity check as the oracle: start from every op type in
+    fp32 (which must pass), then try returning each to fp16, most frequent first (those are
+    the ones worth running in fp16), keeping it fp32 only if the graph fails without it.
+    """
+    counts: dict[str, int] = {}
+    for n in model.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    candidates = sorted(set(counts) - manual - set(float16.DEFAULT_OP_BLOCK_LIST), key=lambda o: (-counts[o], o))
+    keep = set(candidates)
+    converted, _ = _convert(model, manual | keep)
+    result = _check(spec, converted, reference, path)
+    trials = [{"fp32_ops": sorted(keep), "ok": result["ok"]}]
+    if not result["ok"]:
+        return None
+    for op in candidates:
+        trial = keep - {op}
+        graph, _ = _convert(model, manual | trial)
+        outcome = _check(spec, graph, reference, path)
+        trials.append({"fp16": op, "ok": outcome["ok"]})
+        if outcome["ok"]:
+            keep, converted, result = trial, graph, outcome
+    _check(spec, converted, reference, path)  # leave the chosen graph at `path`
+    return keep, converted, result, trials
+
+
 def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, Any]:
+    """Convert with the configured fp32_ops; if parity fails, search for the op types that must stay fp32."""
     model = onnx.load(str(src))
-    original = onnx.ModelProto()
-    original.CopyFrom(model)  # the converter edits its input in place
-    block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(spec.fp32_ops))
+    reference = parity.memoized(parity.reference(spec))  # the search re-checks the same points many times
+    manual = set(spec.fp32_ops)
     t0 = time.perf_counter()
-    converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block)
-    round_trips = drop_fp16_round_trips(converted, original)
+    converted, round_trips = _convert(model, manual)
     seconds = time.perf_counter() - t0
+    search: dict[str, Any] | None = None
     with atomic_path(out, suffix=".onnx") as tmp:
-        onnxio.save(converted, tmp)
-        result = parity.check(spec, parity.reference(spec), parity.onnxruntime(tmp), "fp16")
+        result = _check(spec, converted, reference, tmp)
         if not result["ok"]:
-            raise ParityError(parity.describe_failure(spec, result, "fp16 graph")
-                                     + "; keep the offending op types in fp32 with fp32_ops, or loosen tolerance.fp16")
+            first = parity.describe_failure(spec, result, "fp16 graph")
+            log.warning("%s; searching for the op types that must stay fp32", first)
+            t1 = time.perf_counter()
+            found = search_fp32_ops(spec, model, manual, reference, tmp)
+            if found is None:
+                raise ParityError(first + "; no mixed-precision graph passes, not even with every op type in fp32: "
+                                  "loosen tolerance.fp16 or drop fp16 for this component")
+            auto, converted, result, trials = found
+            round_trips = drop_fp16_round_trips(converted, model)
+            search = {"auto_fp32_ops": sorted(auto), "trials": trials, "seconds": round(time.perf_counter() - t1, 3),
+                      "first_failure": first}
+            log.info("%s: fp16 passes with %s kept in fp32 (%d trials, %.1f s)", spec.label, sorted(auto),
+                     len(trials), search["seconds"])
+    kept = manual | set(search["auto_fp32_ops"] if search else ())
     meta = {"stage": "precision", "model": spec.model, "component": spec.component, "created": now(),
             "input": str(src), "input_sha256": sha256_file(src), "onnx_sha256": sha256_file(out),
-            "keep_io_types": True, "fp32_ops": list(spec.fp32_ops),
+            "keep_io_types": True, "fp32_ops": list(spec.fp32_ops), "search": search,
+            "nodes_fp32": sum(1 for n in converted.graph.node if n.op_type in kept | set(float16.DEFAULT_OP_BLOCK_LIST)),
+            "nodes": len(converted.graph.node),
             "fp16_round_trips_removed": round_trips, "convert_seconds": round(seconds, 3),
             "graph": onnxio.summary(converted), "parity": result,
             "versions": versions("onnx", "onnxconverter-common", "onnxruntime")}
     write_json(sidecar_path(out), meta)
-    log.info("%s: fp16 graph written in %.2f s", spec.label, seconds)
+    log.info("%s: fp16 graph written (%d of %d nodes fp32)", spec.label, meta["nodes_fp32"], meta["nodes"])
     return meta
 
 

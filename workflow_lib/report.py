@@ -8,6 +8,7 @@ backends that could not run are shown with their reasons, never hidden.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 from pathlib import Path
@@ -18,9 +19,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import cli
 from .backends import registry as backends
-from .io import atomic_path, now, read_json, versions
+from .fidelity import read_wav, wav_bytes
+from .io import atomic_path, now, read_json, sidecar_path, versions
 from .paths import RESULTS, Layout
-from .plots import PLOTS, PlotData, point_order, save_png
+from .plots import PLOTS, PlotData, point_order, reference_first, save_png
 from .results import RUNTIMES
 from .speedups import FLOATS, read_flops, summarize
 
@@ -63,6 +65,19 @@ def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def fp16_rows(sidecars: list[str]) -> list[dict[str, Any]]:
+    """Per fp16 graph: how much stayed fp32, set by hand (fp32_ops) or found by the search."""
+    rows = []
+    for path in sidecars:
+        m = read_json(path)
+        search = m.get("search") or {}
+        rows.append({"model": m["model"], "component": m["component"], "nodes_fp32": m.get("nodes_fp32"),
+                     "nodes": m.get("nodes"), "manual": ", ".join(m.get("fp32_ops", [])),
+                     "auto": ", ".join(search.get("auto_fp32_ops", [])), "search_seconds": search.get("seconds"),
+                     "trials": len(search.get("trials", []))})
+    return rows
+
+
 def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     rows = []
     for path in sidecars:
@@ -88,10 +103,31 @@ def ship_rows(manifests: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def e2e_audio(bench_csvs: list[str]) -> tuple[dict[str, dict], dict[str, tuple]]:
+    """Per e2e assignment, its sidecar's fidelity record and its WAV; plus the reference WAV."""
+    records, audio = {}, {}
+    for csv in bench_csvs:
+        meta = read_json(sidecar_path(csv))
+        if meta.get("stage") != "e2e" or meta.get("status") != "measured":
+            continue
+        records[meta["assignment"]] = meta.get("fidelity", {})
+        stem = csv[: -len(".csv")]
+        for name, path in ((meta["assignment"], f"{stem}.wav"), ("reference", f"{stem}.reference.wav")):
+            if Path(path).is_file() and name not in audio:
+                audio[name] = read_wav(path)
+    return records, audio
+
+
+def _players(audio: dict[str, tuple]) -> list[dict[str, str]]:
+    return [{"name": n, "src": "data:audio/wav;base64," + base64.b64encode(wav_bytes(*audio[n])).decode()}
+            for n in reference_first(audio) if len(audio[n][0])]
+
+
 def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str], markers: list[str],
            engines: list[str], out_html: str | Path, plot_dir: str | Path, config_hash: str,
-           failures: list[dict] | None = None, manifests: list[str] | None = None) -> dict:
-    data = PlotData(summary=summary, bench=_bench_table(bench_csvs))
+           failures: list[dict] | None = None, manifests: list[str] | None = None, fp16: list[str] | None = None) -> dict:
+    fidelity, audio = e2e_audio(bench_csvs)
+    data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio)
     images = {name: save_png(plot(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
     accuracy = accuracy_rows(markers)
     failures = failures or []
@@ -108,12 +144,18 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
         "precisions": sorted({r["precision"] for r in accuracy}),
         "speedups": sorted(summary.filter(pl.col("speedup").is_not_null()).to_dicts(),
                            key=lambda r: (r["component"], point_order(r["point"]), r["label"])),
+        "e2e_rows": sorted(summary.filter(pl.col("component") == "e2e").to_dicts(),
+                           key=lambda r: (point_order(r["point"]), r["label"])),
         "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
                    if r["component"] == "e2e" and r.get("chain")},
         "ship": ship_rows(manifests or []),
+        "players": _players(audio),
+        "audio_point": next((r.get("audio_point") for r in fidelity.values() if r.get("audio_point")), None),
+        "failed_fidelity": sorted({r["label"] for r in summary.iter_rows(named=True)
+                                   if r["component"] == "e2e" and r.get("fidelity") == "failed"}),
         "peaks": {r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
                   for r in summary.iter_rows(named=True) if r.get("peak_gflops") and r["component"] != "e2e"},
-        "accuracy": accuracy, "engines": engine_rows(engines), "unavailable": unavailable,
+        "accuracy": accuracy, "engines": engine_rows(engines), "fp16": fp16_rows(fp16 or []), "unavailable": unavailable,
         "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "images": images,
         "counts": {s: len({(r["component"], r["backend"], r["precision"]) for r in accuracy if r["status"] == s})
                    for s in ("passed", "skipped", "failed")},
@@ -141,7 +183,8 @@ def render_partial(results: str | Path, engine_dir: str | Path, config_hash: str
     failures = [read_json(p) for p in sorted(Path(layout.failures).glob("*/*.json"))]
     return render(summary, unavailable, csvs, sorted(map(str, results.glob("validation/*/*.json"))),
                   sorted(map(str, Path(engine_dir).glob("*/*.engine.json"))), f"{layout.report_dir}/index.html",
-                  layout.report_dir, config_hash, failures, sorted(map(str, results.glob("deploy/*/manifest.json"))))
+                  layout.report_dir, config_hash, failures, sorted(map(str, results.glob("deploy/*/manifest.json"))),
+                  sorted(map(str, Path(RESULTS).glob("onnx_fp16/*/*.onnx.json"))))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--markers", nargs="*", default=[])
     p.add_argument("--engines", nargs="*", default=[], help="engine sidecar JSON files")
     p.add_argument("--bundles", nargs="*", default=[], help="deployment bundle directories (manifest.json inside)")
+    p.add_argument("--fp16", nargs="*", default=[], help="fp16 graph sidecars")
     p.add_argument("--config-hash", required=True)
     p.add_argument("--out")
     p.add_argument("--plots", help="directory for the PNG plots")
@@ -164,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             log.warning("partial report: %d failed component stage(s) shown", len(ctx["failures"]))
             return
         ctx = render(read_summary(a.summary), read_json(a.unavailable), a.bench, a.markers, a.engines, a.out,
-                     a.plots, a.config_hash, manifests=[f"{b}/manifest.json" for b in a.bundles])
+                     a.plots, a.config_hash, manifests=[f"{b}/manifest.json" for b in a.bundles], fp16=a.fp16)
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 
     cli.run("report", run, p, argv)

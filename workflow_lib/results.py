@@ -22,12 +22,15 @@ STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms",
 COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "dims", "shape", "batch",
            *STAT_COLUMNS, "rel_ci", "stop", "throughput", "threads", "cpu", "gpu", "peak_gflops", "peak_source",
            "versions", "created"]
+# snr_db, lsd_db, max_abs: the chain's audio against PyTorch fp32's on the same input and noise;
+# fidelity: passed/failed against e2e.fidelity's gates (fidelity_reason says which)
 E2E_COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "assignment", "chain",
-               "audio_seconds", "frames", *STAT_COLUMNS, "rtf", "cpu", "gpu", "versions", "created"]
+               "audio_seconds", "frames", *STAT_COLUMNS, "rtf", "snr_db", "lsd_db", "max_abs", "fidelity",
+               "fidelity_reason", "cpu", "gpu", "versions", "created"]
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13")
 _INTS = {"batch", "iterations", "warmup", "threads", "frames"}
 _FLOATS = {"mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv", "throughput", "rtf",
-           "audio_seconds", "rel_ci", "peak_gflops"}
+           "audio_seconds", "rel_ci", "peak_gflops", "snr_db", "lsd_db", "max_abs"}
 
 
 def runtime_versions() -> str:

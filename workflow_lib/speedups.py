@@ -20,8 +20,9 @@ KEYS = ["model", "component", "backend", "precision", "device", "point"]
 # backend/precision (a "mixed" that fell back to ORT), and the label tells them apart.
 SAMPLE_KEYS = [*KEYS, "label"]
 FLOATS = ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high",
-          "gflop", "gflops", "peak_gflops", "peak_fraction")
-SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source"]}, "iterations": pl.Int64,
+          "gflop", "gflops", "peak_gflops", "peak_fraction", "snr_db", "lsd_db")
+SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason"]},
+          "iterations": pl.Int64,
           **{k: pl.Float64 for k in FLOATS}}
 # FLOPs per (model, component, point), from the export sidecars
 Flops = dict[tuple[str, str, str], int]
@@ -52,7 +53,9 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
 
         df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
                         pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), optional("rtf", pl.Float64),
-                        optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64), optional("peak_source", pl.Utf8)])
+                        optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64), optional("peak_source", pl.Utf8),
+                        optional("snr_db", pl.Float64), optional("lsd_db", pl.Float64), optional("fidelity", pl.Utf8),
+                        optional("fidelity_reason", pl.Utf8)])
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
             samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(

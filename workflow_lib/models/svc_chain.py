@@ -52,7 +52,13 @@ def log_mel(audio, sr: int, hop: int, n_mels: int, filters, n_fft: int = 1024):
     return mel[..., : audio.shape[-1] // hop].numpy()
 
 
-def chain(runners: dict[str, Runner], audio, f0, voiced, sr: int, hop: int, filters, speaker, noise) -> np.ndarray:
+# The chain's tensors after each stage, in order: where error enters and how it grows.
+STAGES = ("content", "pitch", "latent", "mel", "audio")
+
+
+def chain(runners: dict[str, Runner], audio, f0, voiced, sr: int, hop: int, filters, speaker, noise
+          ) -> dict[str, np.ndarray]:
+    """Every stage's output (STAGES), the converted audio last."""
     mel = log_mel(audio, sr, hop, filters.shape[0], filters)
     content = runners["content"]({"mel": mel})[0]
     pitch = runners["pitch"]({"f0": f0, "voiced": voiced})[0]
@@ -61,4 +67,5 @@ def chain(runners: dict[str, Runner], audio, f0, voiced, sr: int, hop: int, filt
     mask = np.ones((1, 1, frames), np.float32)
     latent = runners["flow"]({"z": noise[..., :frames], "mask": mask, "cond": cond})[0]
     mel_out = runners["projection"]({"latent": latent})[0]
-    return runners["vocoder"]({"mel": mel_out})[0]
+    return {"content": content, "pitch": pitch, "latent": latent, "mel": mel_out,
+            "audio": runners["vocoder"]({"mel": mel_out})[0]}
