@@ -3,8 +3,8 @@
 ONNX Runtime's spinning worker threads slow other frameworks in the same process, so each
 benchmark job measures exactly one backend. A backend that cannot run here, or whose
 artifact did not pass validation, produces a CSV with no rows and a sidecar saying why:
-no number is ever invented. Backends validated inline (torch.compile) are checked against
-PyTorch here, before any timing, and their compile time is kept out of the samples.
+no number is ever invented. Backends validated inline (torch.compile, and PyTorch fp16) are
+checked against PyTorch fp32 here, before any timing; compile time is kept out of the samples.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
         gpu = gpu_name() if device == "cuda" else None
         where = device if device == "cpu" else f"cuda:{gpu}"
         record = runners.setdefault(where, {})
-        if b.validation == "inline":
+        if b.checks_inline(precision):
             result = parity.check(spec, parity.reference(spec), runner, precision)
             record["parity"] = result
             if not result["ok"]:

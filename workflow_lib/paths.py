@@ -18,7 +18,6 @@ RESULTS = "results"
 DEFAULT_ENGINE_DIR = f"{RESULTS}/engines"
 # Set for every job by the Snakefile: where this run's failure records go.
 DEVICE_RESULTS_ENV = "WORKFLOW_DEVICE_RESULTS"
-GRAPH_STAGES = ("onnx", "onnx_sim", "onnx_fp16")
 
 
 def engine_dir(config: dict[str, Any]) -> str:
@@ -90,9 +89,6 @@ class Layout:
 
     def deploy(self, model: str) -> str:
         return f"{self.device}/deploy/{model}"
-
-    def manifest(self, model: str) -> str:
-        return f"{self.deploy(model)}/manifest.json"
 
     @property
     def report_dir(self) -> str:

@@ -45,6 +45,10 @@ class Backend:
     module: str
     description: str
 
+    def __post_init__(self) -> None:
+        if self.validation not in VALIDATION or not set(self.precisions) <= set(PRECISIONS):
+            raise ValueError(f"backend {self.name}: validation must be one of {VALIDATION}, precisions of {PRECISIONS}")
+
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
 
@@ -59,6 +63,10 @@ class Backend:
             return True, ", ".join(self.devices(precision, artifact))
         except Unavailable as e:
             return False, str(e)
+
+    def checks_inline(self, precision: str) -> bool:
+        """Whether its benchmark job must check parity itself: inline backends, and PyTorch below fp32."""
+        return self.validation == "inline" or (self.validation == "reference" and precision != "fp32")
 
     def check_validated(self, marker: dict | None) -> None:
         """Marker-validated backends are used only when their artifact passed here."""
