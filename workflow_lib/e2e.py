@@ -24,13 +24,14 @@ from .errors import Unavailable
 from .host import cpu_name, gpu_name
 from .io import now, read_json
 from .fidelity import audio_metrics, gate, tensor_error, write_wav
-from .models.svc_chain import ROLES, STAGES, chain, mel_filterbank, synth_tone
+from .models.svc_chain import ROLES, STAGES, chain, mel_filterbank, parse_roles, renamed, synth_tone
 from .results import E2E_COLUMNS, runtime_versions, write_results
 from .timing import Policy, measure, stats
 
 log = logging.getLogger(__name__)
 # artifacts[component][choice] = {"artifact": path, "marker": path or None}
 Artifacts = dict[str, dict[str, dict[str, str | None]]]
+Roles = dict[str, tuple[str, dict[str, str]]]  # role -> (component, chain name -> input name)
 
 
 def open_choice(spec: ComponentSpec, choice: str, entry: dict[str, str | None], threads: int) -> tuple[Runner, str]:
@@ -46,16 +47,17 @@ def open_choice(spec: ComponentSpec, choice: str, entry: dict[str, str | None], 
     return b.open(spec, precision, entry["artifact"], threads, device), f"{backend}.{precision}@{device}"
 
 
-def resolve(specs: dict[str, ComponentSpec], roles: dict[str, str], choices: dict[str, list[str]],
+def resolve(specs: dict[str, ComponentSpec], roles: Roles, choices: dict[str, list[str]],
             artifacts: Artifacts, threads: int) -> tuple[dict[str, Runner], dict[str, str]]:
     """Per role, the first choice that can run here; Unavailable lists every reason if one cannot."""
     runners, chosen, missing = {}, {}, []
     for role in ROLES:
-        comp = roles[role]
+        comp, names = roles[role]
         reasons = []
         for choice in choices[comp]:
             try:
-                runners[role], chosen[comp] = open_choice(specs[comp], choice, artifacts[comp][choice], threads)
+                runner, chosen[comp] = open_choice(specs[comp], choice, artifacts[comp][choice], threads)
+                runners[role] = renamed(runner, names)
                 break
             except Unavailable as e:
                 reasons.append(f"{choice}: {e}")
@@ -82,10 +84,11 @@ def from_manifest(manifest_path: str | Path) -> tuple[dict[str, list[str]], Arti
     return choices, artifacts
 
 
-def reference_runners(specs: dict[str, ComponentSpec], roles: dict[str, str], threads: int) -> dict[str, Runner]:
+def reference_runners(specs: dict[str, ComponentSpec], roles: Roles, threads: int) -> dict[str, Runner]:
     """PyTorch eager fp32 on the CPU for every stage: what each assignment's audio is compared with."""
     ref = backends.get(backends.REFERENCE)
-    return {role: ref.open(specs[roles[role]], "fp32", None, threads, "cpu") for role in ROLES}
+    return {role: renamed(ref.open(specs[roles[role][0]], "fp32", None, threads, "cpu"), roles[role][1])
+            for role in ROLES}
 
 
 def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str, choices: dict[str, list[str]],
@@ -99,15 +102,15 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
     if threads:
         torch.set_num_threads(threads)
     sr, hop = int(e2e_cfg.get("sample_rate", 22050)), int(e2e_cfg.get("hop", 256))
-    roles = e2e_cfg["roles"]
+    roles = parse_roles(e2e_cfg["roles"])
     runners, chosen = resolve(specs, roles, choices, artifacts, threads)
     reference = runners if set(chosen.values()) == {"pytorch.fp32@cpu"} else reference_runners(specs, roles, threads)
     gates = e2e_cfg.get("fidelity") or {}
-    content_spec = specs[roles["content"]]
-    n_mels = next(i for i in content_spec.inputs if i.name == "mel").shape[1]
+    content_spec = specs[roles["content"][0]]
+    n_mels = next(i for i in content_spec.inputs if i.name == roles["content"][1]["mel"]).shape[1]
     filters = torch.from_numpy(mel_filterbank(sr, 1024, int(n_mels)))
     rng = np.random.default_rng(0)
-    flow_in = {i.name: i for i in specs[roles["flow"]].inputs}
+    z_channels = next(i for i in specs[roles["flow"][0]].inputs if i.name == roles["flow"][1]["z"]).shape[1]
     speaker = rng.normal(size=(1, int(e2e_cfg.get("speaker_dim", 256)))).astype(np.float32)
     parsed = [backends.parse_choice(c) for c in chosen.values()]
     kinds = {name for name, _, _ in parsed}
@@ -124,7 +127,7 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
     for seconds in e2e_cfg.get("seconds", [1, 5, 10]):
         audio, f0, voiced = synth_tone(seconds, sr, hop)
         frames = audio.shape[-1] // hop
-        noise = (rng.normal(size=(1, flow_in["z"].shape[1], frames)) * float(e2e_cfg.get("noise_scale", 0.667))).astype(np.float32)
+        noise = (rng.normal(size=(1, z_channels, frames)) * float(e2e_cfg.get("noise_scale", 0.667))).astype(np.float32)
         out = chain(runners, audio, f0, voiced, sr, hop, filters, speaker, noise)
         if out["audio"].shape[-1] != audio.shape[-1]:
             raise RuntimeError(f"chain returned {out['audio'].shape[-1]} samples for {audio.shape[-1]} in")

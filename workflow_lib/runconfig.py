@@ -12,6 +12,7 @@ from typing import Any
 from .backends import registry
 from .config import ComponentSpec, component_spec
 from .errors import ConfigError
+from .models.svc_chain import parse_roles
 
 
 def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], ComponentSpec]:
@@ -44,9 +45,14 @@ def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:
     if not e2e:
         return
     known = set(mcfg["components"])
-    for role, comp in e2e.get("roles", {}).items():
+    for role, (comp, names) in parse_roles(e2e.get("roles", {})).items():
         if comp not in known:
             raise ConfigError(f"models.{model}.e2e.roles.{role}: no component '{comp}' (components: {sorted(known)})")
+        inputs = {i["name"] for i in mcfg["components"][comp]["inputs"]}
+        for chain_name, name in names.items():
+            if name not in inputs:
+                raise ConfigError(f"models.{model}.e2e.roles.{role}: the chain feeds '{chain_name}' as '{name}', but "
+                                  f"{comp} has inputs {sorted(inputs)}; map it with inputs: {{{chain_name}: <name>}}")
     for name, assignment in e2e.get("assignments", {}).items():
         for comp in set(assignment) - known - {"default"}:
             raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: no such component (or 'default')")

@@ -9,12 +9,32 @@ every assignment sees identical input.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
+# The tensor names the chain feeds each role; a model whose inputs are named otherwise maps
+# them in e2e.roles (`flow: {component: decoder, inputs: {z: noise, cond: g}}`).
+ROLE_INPUTS = {"content": ("mel",), "pitch": ("f0", "voiced"), "flow": ("z", "mask", "cond"),
+               "projection": ("latent",), "vocoder": ("mel",)}
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+
+
+def parse_roles(roles: dict[str, Any]) -> dict[str, tuple[str, dict[str, str]]]:
+    """role -> (component, {chain's input name: the component's input name}) from e2e.roles."""
+    out = {}
+    for role, entry in roles.items():
+        component, names = (entry, {}) if isinstance(entry, str) else (entry["component"], entry.get("inputs", {}))
+        out[role] = (component, {n: names.get(n, n) for n in ROLE_INPUTS[role]})
+    return out
+
+
+def renamed(runner: Runner, names: dict[str, str]) -> Runner:
+    """The runner fed under the chain's names, passing the component's own names on."""
+    if all(k == v for k, v in names.items()):
+        return runner
+    return lambda feeds: runner({names.get(k, k): v for k, v in feeds.items()})
 
 
 def synth_tone(seconds: float, sr: int, hop: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
