@@ -115,13 +115,19 @@ def get_validation_artifact(wildcards):
     return get_artifact(wildcards.model, wildcards.component, wildcards.backend, wildcards.precision)
 
 
+def get_marker(model, component, backend, precision):
+    """The validation marker gating a backend's artifact, or None for backends not validated by one."""
+    if backends.get(backend).validation != "marker":
+        return None
+    return LAYOUT.marker(model, component, backend, precision)
+
+
 def get_bench_inputs(wildcards):
     """The artifact the backend consumes, and its validation marker when it is validated by one."""
     w = wildcards
-    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.precision)}
-    if backends.get(w.backend).validation == "marker":
-        inputs["marker"] = LAYOUT.marker(w.model, w.component, w.backend, w.precision)
-    return inputs
+    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.precision),
+              "marker": get_marker(w.model, w.component, w.backend, w.precision)}
+    return {k: v for k, v in inputs.items() if v}
 
 
 def e2e_assignments(model):
@@ -145,8 +151,8 @@ def get_e2e_artifacts(model, assignment):
     for comp, choices in get_e2e_choices(model, assignment).items():
         for choice in choices:
             backend, precision, _ = backends.parse_choice(choice)
-            marker = LAYOUT.marker(model, comp, backend, precision) if backends.get(backend).validation == "marker" else None
-            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, precision), "marker": marker}
+            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, precision),
+                                                "marker": get_marker(model, comp, backend, precision)}
     return out
 
 
@@ -188,8 +194,8 @@ def engine_paths():
 
 
 def validation_markers(model=None):
-    return [LAYOUT.marker(m, c, b, p) for (m, c) in SPECS if model in (None, m)
-            for (b, p) in combos() if backends.get(b).validation == "marker"]
+    markers = [get_marker(m, c, b, p) for (m, c) in SPECS if model in (None, m) for (b, p) in combos()]
+    return [path for path in markers if path]
 
 
 def deploy_dirs():
