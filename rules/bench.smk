@@ -4,7 +4,7 @@ rule bench_component:
         unpack(get_bench_inputs),
     output:
         csv=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}"),
-        samples=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}").removesuffix(".csv") + ".samples.parquet",
+        samples=samples_path(LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}")),
         meta=LAYOUT.bench_csv("{model}", "{component}", "{backend}", "{precision}") + ".json",
     params:
         spec=get_spec_json,
@@ -31,11 +31,10 @@ rule bench_e2e:
         unpack(get_e2e_inputs),
     output:
         csv=LAYOUT.e2e_csv("{model}", "{assignment}"),
-        samples=LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".samples.parquet",
+        samples=samples_path(LAYOUT.e2e_csv("{model}", "{assignment}")),
         meta=LAYOUT.e2e_csv("{model}", "{assignment}") + ".json",
-        wav=report(LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".wav",
-                   caption="../report/e2e_wav.rst", category="Audio"),
-        reference_wav=LAYOUT.e2e_csv("{model}", "{assignment}").removesuffix(".csv") + ".reference.wav",
+        wav=report(LAYOUT.e2e_wav("{model}", "{assignment}"), caption="../report/e2e_wav.rst", category="Audio"),
+        reference_wav=LAYOUT.e2e_wav("{model}", "{assignment}", reference=True),
     params:
         specs=get_model_specs,
         chain=get_chain_settings,

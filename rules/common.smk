@@ -12,7 +12,7 @@ from workflow_lib.codehash import code_hash
 from workflow_lib.runconfig import specs_from_config
 from workflow_lib.errors import ConfigError
 from workflow_lib.io import sha256_json
-from workflow_lib.paths import DEVICE_RESULTS_ENV, Layout, artifact
+from workflow_lib.paths import DEVICE_RESULTS_ENV, Layout, artifact, samples_path
 from workflow_lib.plots import PLOTS
 
 

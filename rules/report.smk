@@ -7,7 +7,7 @@ rule report:
         markers=validation_markers(),
         engines=[f"{e}.json" for e in engine_paths()],
         bundles=deploy_dirs(),
-        wavs=[f.removesuffix(".csv") + s for f in e2e_csvs() for s in (".wav", ".reference.wav")],
+        wavs=[LAYOUT.e2e_wav(m, a, reference) for m in config["models"] for a in e2e_assignments(m) for reference in (False, True)],
         fp16=[Layout.graph(m, c, "onnx_fp16") + ".json" for (m, c) in SPECS if "fp16" in PRECISIONS],
     output:
         html=f"{LAYOUT.report_dir}/index.html",

@@ -79,6 +79,10 @@ class Layout:
     def e2e_csv(self, model: str, assignment: str) -> str:
         return f"{self.device}/bench/{model}/e2e/{assignment}.csv"
 
+    def e2e_wav(self, model: str, assignment: str, reference: bool = False) -> str:
+        """The chain's audio (or PyTorch fp32's for the same input) beside its CSV."""
+        return self.e2e_csv(model, assignment)[: -len(".csv")] + (".reference.wav" if reference else ".wav")
+
     @property
     def summary(self) -> str:
         return f"{self.device}/bench/summary.csv"

@@ -111,7 +111,7 @@ def e2e_audio(bench_csvs: list[str]) -> tuple[dict[str, dict], dict[str, tuple]]
         if meta.get("stage") != "e2e" or meta.get("status") != "measured":
             continue
         records[meta["assignment"]] = meta.get("fidelity", {})
-        stem = csv[: -len(".csv")]
+        stem = csv[: -len(".csv")]  # paths.Layout.e2e_wav: the WAVs sit beside the CSV
         for name, path in ((meta["assignment"], f"{stem}.wav"), ("reference", f"{stem}.reference.wav")):
             if Path(path).is_file() and name not in audio:
                 audio[name] = read_wav(path)
