@@ -144,7 +144,7 @@ def run_e2e(specs: dict[str, ComponentSpec], e2e_cfg: dict[str, Any], name: str,
                         Policy(warmup=untimed, min_iterations=iterations, max_iterations=iterations, max_warmup=untimed))
         s = stats(ms)
         rows.append({"model": content_spec.model, "component": "e2e", "point": point, "assignment": name, "label": name,
-                     **series, "audio_seconds": float(seconds), "frames": frames, "warmup": warmup,
+                     **series, "audio_seconds": float(seconds), "frames": frames, "warmup": untimed + 1,
                      **s, "rtf": s["p50_ms"] / 1e3 / seconds, **metrics, "fidelity": verdict, "fidelity_reason": why,
                      "cpu": cpu_name(), "gpu": gpu,
                      "versions": versions_json, "created": now()})
