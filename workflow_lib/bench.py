@@ -42,13 +42,14 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
     policy = Policy.from_settings(settings)
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
+    reference = parity.reference(spec) if b.checks_inline(precision) else None
     for device in b.devices(precision, artifact):
         runner = b.open(spec, precision, artifact, threads, device)
         gpu = gpu_name() if device == "cuda" else None
         where = device if device == "cpu" else f"cuda:{gpu}"
         record = runners.setdefault(where, {})
-        if b.checks_inline(precision):
-            result = parity.check(spec, parity.reference(spec), runner, precision)
+        if reference is not None:
+            result = parity.check(spec, reference, runner, precision)
             record["parity"] = result
             if not result["ok"]:
                 raise Unavailable(parity.describe_failure(spec, result, f"{backend} {precision} on {where}"))

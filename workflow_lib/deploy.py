@@ -23,7 +23,7 @@ import polars as pl
 from . import cli
 from .backends import registry as backends
 from .errors import StageError
-from .io import now, read_json, sha256_file, sidecar_path, write_json
+from .io import link_or_copy, now, read_json, sha256_file, sidecar_path, write_json
 from .speedups import summarize
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,6 @@ def _files(source: str) -> list[Path]:
     return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
 
 
-def _place(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: str | Path) -> dict[str, Any]:
     """Write the manifest and hard-link (or copy) each chosen artifact beside it; atomic as a directory."""
     out_dir = Path(out_dir)
@@ -130,14 +123,14 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
                 for src in _files(pick["source"]):
                     rel = Path(kind) / f"{comp}.{pick['backend']}.{pick['precision']}{src.suffix}"
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    _place(src, tmp / rel)
+                    link_or_copy(src, tmp / rel)
                     files.append({"file": str(rel), "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size})
                 pick.update(file=files[0]["file"], files=files)
                 if pick["marker"]:  # the evidence travels with the artifact
                     rel = Path(kind) / f"{comp}.{pick['backend']}.{pick['precision']}.validation.json"
                     shutil.copyfile(pick["marker"], tmp / rel)
                     pick["marker"] = str(rel)
-                if pick["backend"] in ("pytorch", "torch_compile"):  # a checkpoint needs its module to load
+                if backends.get(pick["backend"]).artifact == "checkpoint":  # a checkpoint needs its module to load
                     pick["module"] = {k: specs[comp].get(k) for k in ("class", "kwargs", "method")}
                 pick["io"] = {"inputs": specs[comp]["inputs"], "outputs": specs[comp].get("outputs"),
                               "dims": specs[comp].get("dims")}

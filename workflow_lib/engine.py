@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from . import cli, trt
 from .config import POINTS, ComponentSpec
 from .host import device_info
-from .io import atomic_path, now, read_json, sha256_file, sha256_json, sidecar_path, write_bytes, write_json
+from .io import atomic_path, link_or_copy, now, read_json, sha256_file, sha256_json, sidecar_path, write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,7 @@ def _place(cached: Path, out: Path) -> str:
     """Hard-link the cached plan to the output (copy across filesystems), atomically."""
     with atomic_path(out, suffix=".engine") as tmp:
         tmp.unlink()
-        try:
-            os.link(cached, tmp)
-            how = "hardlink"
-        except OSError:
-            write_bytes(tmp, cached.read_bytes())
-            how = "copy"
+        how = link_or_copy(cached, tmp)
         os.utime(tmp)  # a fresh mtime, so the output is newer than its inputs
     return how
 

@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,6 +37,16 @@ def atomic_path(final: PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, final)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def link_or_copy(src: PathLike, dst: PathLike) -> str:
+    """Hard-link `src` at the new path `dst`, copying where a link cannot cross filesystems; says which."""
+    try:
+        os.link(src, dst)
+        return "hardlink"
+    except OSError:
+        shutil.copyfile(src, dst)
+        return "copy"
 
 
 def write_bytes(final: PathLike, data: bytes) -> None:

@@ -80,8 +80,7 @@ class Layout:
         return f"{self.device}/bench/{model}/e2e/{assignment}.csv"
 
     def e2e_wav(self, model: str, assignment: str, reference: bool = False) -> str:
-        """The chain's audio (or PyTorch fp32's for the same input) beside its CSV."""
-        return self.e2e_csv(model, assignment)[: -len(".csv")] + (".reference.wav" if reference else ".wav")
+        return wav_beside(self.e2e_csv(model, assignment), reference)
 
     @property
     def summary(self) -> str:
@@ -122,6 +121,11 @@ def artifact(layout: Layout, kind: str, model: str, component: str, precision: s
 def failures_dir() -> str:
     """Where a failing stage records itself: this run's device results (set by the Snakefile)."""
     return f"{os.environ.get(DEVICE_RESULTS_ENV, RESULTS)}/failures"
+
+
+def wav_beside(csv: str | os.PathLike, reference: bool = False) -> str:
+    """An e2e chain's audio (or PyTorch fp32's for the same input) beside its CSV."""
+    return str(csv)[: -len(".csv")] + (".reference.wav" if reference else ".wav")
 
 
 def samples_path(csv: str | os.PathLike) -> str:

@@ -19,9 +19,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import cli
 from .backends import registry as backends
-from .fidelity import read_wav, wav_bytes
+from .fidelity import read_wav
 from .io import atomic_path, now, read_json, sidecar_path, versions
-from .paths import RESULTS, Layout
+from .paths import RESULTS, Layout, wav_beside
 from .plots import PLOTS, PlotData, point_order, reference_first, save_png
 from .results import RUNTIMES
 from .speedups import FLOATS, read_flops, summarize
@@ -103,30 +103,30 @@ def ship_rows(manifests: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def e2e_audio(bench_csvs: list[str]) -> tuple[dict[str, dict], dict[str, tuple]]:
-    """Per e2e assignment, its sidecar's fidelity record and its WAV; plus the reference WAV."""
-    records, audio = {}, {}
+def e2e_audio(bench_csvs: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Per e2e assignment, its sidecar's fidelity record and its WAV file; plus the reference's."""
+    records, wavs = {}, {}
     for csv in bench_csvs:
         meta = read_json(sidecar_path(csv))
         if meta.get("stage") != "e2e" or meta.get("status") != "measured":
             continue
         records[meta["assignment"]] = meta.get("fidelity", {})
-        stem = csv[: -len(".csv")]  # paths.Layout.e2e_wav: the WAVs sit beside the CSV
-        for name, path in ((meta["assignment"], f"{stem}.wav"), ("reference", f"{stem}.reference.wav")):
-            if Path(path).is_file() and name not in audio:
-                audio[name] = read_wav(path)
-    return records, audio
+        for name, reference in ((meta["assignment"], False), ("reference", True)):
+            if Path(wav_beside(csv, reference)).is_file() and name not in wavs:
+                wavs[name] = wav_beside(csv, reference)
+    return records, wavs
 
 
-def _players(audio: dict[str, tuple]) -> list[dict[str, str]]:
-    return [{"name": n, "src": "data:audio/wav;base64," + base64.b64encode(wav_bytes(*audio[n])).decode()}
-            for n in reference_first(audio) if len(audio[n][0])]
+def _players(wavs: dict[str, str], audio: dict[str, tuple]) -> list[dict[str, str]]:
+    return [{"name": n, "src": "data:audio/wav;base64," + base64.b64encode(Path(wavs[n]).read_bytes()).decode()}
+            for n in reference_first(wavs) if len(audio[n][0])]
 
 
 def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str], markers: list[str],
            engines: list[str], out_html: str | Path, plot_dir: str | Path, config_hash: str,
            failures: list[dict] | None = None, manifests: list[str] | None = None, fp16: list[str] | None = None) -> dict:
-    fidelity, audio = e2e_audio(bench_csvs)
+    fidelity, wavs = e2e_audio(bench_csvs)
+    audio = {name: read_wav(path) for name, path in wavs.items()}
     data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio)
     images = {name: save_png(plot(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
     accuracy = accuracy_rows(markers)
@@ -149,7 +149,7 @@ def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str]
         "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
                    if r["component"] == "e2e" and r.get("chain")},
         "ship": ship_rows(manifests or []),
-        "players": _players(audio),
+        "players": _players(wavs, audio),
         "audio_point": next((r.get("audio_point") for r in fidelity.values() if r.get("audio_point")), None),
         "failed_fidelity": sorted({r["label"] for r in summary.iter_rows(named=True)
                                    if r["component"] == "e2e" and r.get("fidelity") == "failed"}),
