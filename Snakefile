@@ -1,6 +1,6 @@
-# Checkpoints of PyTorch model components -> ONNX -> simplified ONNX -> fp16 ONNX ->
-# TensorRT engines and OpenVINO IR -> load-validation markers -> benchmark CSVs ->
-# the best validated artifact per component (deployment bundle) -> one HTML report.
+# Checkpoints of PyTorch model components -> ONNX -> graph variants (simplified fp32, fp16, INT8
+# calibrated on real inputs) -> TensorRT engines and OpenVINO IR -> load-validation markers ->
+# benchmark CSVs -> what to ship (per component, or on the whole chain) -> one HTML report.
 # All logic lives in the workflow_lib package; rules only declare files and call it.
 
 from snakemake.utils import min_version
@@ -16,9 +16,10 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/checkpoints.smk"
+include: "rules/probe.smk"
 include: "rules/export.smk"
-include: "rules/simplify.smk"
-include: "rules/precision.smk"
+include: "rules/variants.smk"
+include: "rules/calibration.smk"
 include: "rules/engines.smk"
 include: "rules/openvino.smk"
 include: "rules/validate.smk"
@@ -31,12 +32,12 @@ onerror:
     # A failed run (with --keep-going: after all other jobs) still gets a report that shows
     # what failed and why, next to everything that did complete.
     shell(
-        "mkdir -p {DEVICE_RESULTS}/logs && python -m workflow_lib.report --partial {DEVICE_RESULTS} "
-        "--engine-dir {ENGINE_DIR} --config-hash {CONFIG_HASH} > {DEVICE_RESULTS}/logs/report_partial.log 2>&1 || true"
+        "mkdir -p {PATHS.device}/logs && python -m workflow_lib.report --partial {PATHS.device} "
+        "--engine-dir {PATHS.engines} --config-hash {CONFIG_HASH} > {PATHS.device}/logs/report_partial.log 2>&1 || true"
     )
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        all_targets,

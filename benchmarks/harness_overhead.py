@@ -17,7 +17,7 @@ import torch
 from torch.utils import benchmark as tb
 
 from workflow_lib.timing import Policy, measure
-from workflow_lib.models.svc_demo import MelProjection, PitchEncoder
+from workflow_lib.models.svc.modules import MelProjection, PitchEncoder
 
 
 def cases():

@@ -1,17 +1,17 @@
 rule seed_checkpoint:
-    """Seeded random-init weights for models that ship no checkpoint files (the demo)."""
+    """Seeded random-init weights for components of models that ship no checkpoint files (the demo)."""
     output:
-        ckpt=Layout.checkpoint("{model}", "{component}"),
-        meta=Layout.checkpoint("{model}", "{component}") + ".json",
+        ckpt=Paths.checkpoint("{model}", "{component}"),
+        meta=Paths.checkpoint("{model}", "{component}") + ".json",
     wildcard_constraints:
-        model=seeded_models_pattern(),
+        model=pattern(SEEDED),
     params:
-        cls=lambda wc: SPECS[(wc.model, wc.component)].cls,
-        kwargs=lambda wc: json.dumps(SPECS[(wc.model, wc.component)].kwargs, sort_keys=True),
+        cls=lambda wc: spec_of(wc).cls,
+        kwargs=lambda wc: json.dumps(spec_of(wc).kwargs, sort_keys=True),
         seed=lambda wc: SEEDED[wc.model],
         code=get_code("checkpoints"),
     log:
-        Layout.log("checkpoints", "{model}", "{component}"),
+        Paths.log("checkpoints", "{model}", "{component}"),
     localrule: True
     resources:
         mem_mb=2000,
@@ -19,3 +19,26 @@ rule seed_checkpoint:
     shell:
         "python -m workflow_lib.checkpoints --cls {params.cls} --kwargs {params.kwargs:q} --seed {params.seed} "
         "--out {output.ckpt} > {log} 2>&1"
+
+
+rule package_checkpoint:
+    """A pretrained checkpoint shipped inside an installed package (pkg:<package>/<path>), placed under results/."""
+    output:
+        ckpt=Paths.package_checkpoint("{model}", "{component}", ".{suffix}"),
+        meta=Paths.package_checkpoint("{model}", "{component}", ".{suffix}") + ".json",
+    wildcard_constraints:
+        suffix="pth\\.tar|tar|pth|pt|ckpt|bin|safetensors",
+    params:
+        source=lambda wc: spec_of(wc).raw["checkpoint_source"],
+        # the file's identity without importing the package: a new package version reruns this
+        version=lambda wc: json.dumps(sorted(importlib.metadata.packages_distributions().get(
+            spec_of(wc).raw["checkpoint_source"][len(PACKAGE_PREFIX):].split("/")[0], []))),
+        code=get_code("checkpoints"),
+    log:
+        Paths.log("packages", "{model}", "{component}.{suffix}"),
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m workflow_lib.checkpoints --package {params.source} --out {output.ckpt} > {log} 2>&1"

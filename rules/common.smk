@@ -1,25 +1,35 @@
+import importlib.metadata
 import importlib.util
 import json
 import os
+import platform
 import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from workflow_lib import variants as graph_variants
 from workflow_lib.backends import registry as backends
 from workflow_lib.codehash import code_hash
-from workflow_lib.runconfig import specs_from_config
+from workflow_lib.config import PACKAGE_PREFIX
 from workflow_lib.errors import ConfigError
-from workflow_lib.io import sha256_json
-from workflow_lib.paths import DEVICE_RESULTS_ENV, Layout, artifact, samples_path
+from workflow_lib.io import read_json, sha256_json, versions
+from workflow_lib.models.svc.chain import calibration_upstream, check_roles, parse_roles
+from workflow_lib.paths import DEVICE_RESULTS_ENV, Paths, ir_weights, samples_path
 from workflow_lib.plots import PLOTS
+from workflow_lib.results import RUNTIMES
+from workflow_lib.runconfig import specs_from_config
+from workflow_lib.slots import SLOT_DIR_ENV
 
 
 validate(config, "../config/schema.yaml")
 
 try:
     SPECS = specs_from_config(config)
+    for _m, _mcfg in config["models"].items():
+        if _mcfg.get("e2e"):
+            check_roles(_m, _mcfg)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
@@ -31,21 +41,25 @@ envvars:
 # jobs), also when snakemake was started as .venv/bin/snakemake without activating the venv.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 # GPU-dependent results live per GPU class, so two classes never overwrite each other.
-LAYOUT = Layout.from_config(config)
-DEVICE_RESULTS = LAYOUT.device
-ENGINE_DIR = LAYOUT.engines
-os.environ[DEVICE_RESULTS_ENV] = DEVICE_RESULTS  # failure records of every job go there
+PATHS = Paths.from_config(config)
+os.environ[DEVICE_RESULTS_ENV] = PATHS.device  # failure records of every job go there
+# torch.compile's caches, beside the engine cache: a second checkout or a cluster node reuses them.
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(config["torch_compile"]["cache_dir"])
 GPU_RESOURCES = {"gpu": 1} | {
     key: config["cluster"][name]
     for name, key in (("gpu_model", "gpu_model"), ("partition", "slurm_partition"), ("constraint", "constraint"))
     if config["cluster"][name]
 }
-PRECISIONS = config["precisions"]
 BACKENDS = config["backends"] or list(backends.REGISTRY)
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
+CHAINS = [m for m, c in config["models"].items() if c.get("e2e")]
 # Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them.
-BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "min_iterations", "max_iterations", "target_rel_ci", "max_seconds", "threads", "points")}
+BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min_iterations", "max_iterations",
+                                               "target_rel_ci", "max_seconds", "threads", "points")}
+# Every compute job runs on a slot of this many cores of its own (workflow_lib/slots.py), so
+# cores / SLOT of them run side by side, timing jobs included, without sharing a core.
+SLOT = config["bench"]["threads"] or workflow.cores
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]
 BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
@@ -54,18 +68,18 @@ BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
 BEST = "best"  # the e2e assignment that runs the deployment manifest's choices
 
 for (_m, _c), _spec in SPECS.items():
-    _seeded_path = Layout.checkpoint(_m, _c)
-    if _m in SEEDED and _spec.checkpoint != _seeded_path:
+    _source = _spec.raw["checkpoint_source"]
+    if _m in SEEDED and not _source.startswith(PACKAGE_PREFIX) and _spec.checkpoint != Paths.checkpoint(_m, _c):
         raise WorkflowError(
             f"invalid config: models.{_m} has seed_checkpoints, so models.{_m}.components.{_c}.checkpoint "
-            f"must be {_seeded_path} (or remove seed_checkpoints to use your own file)"
+            f"must be {Paths.checkpoint(_m, _c)}, a pkg: file, or the model must drop seed_checkpoints"
         )
 
 
 wildcard_constraints:
     model="[A-Za-z0-9_]+",
     component="[A-Za-z0-9_]+",
-    precision="|".join(backends.PRECISIONS),
+    variant="|".join(graph_variants.VARIANTS),
     backend="|".join(backends.REGISTRY),
     assignment="[A-Za-z0-9_]+",
 
@@ -75,135 +89,273 @@ def get_code(stage, *extra):
     return code_hash(f"workflow_lib.{stage}", *extra)
 
 
-def get_spec_json(wildcards):
-    return SPECS[(wildcards.model, wildcards.component)].to_json()
-
-
-def get_checkpoint(wildcards):
-    return SPECS[(wildcards.model, wildcards.component)].checkpoint
-
-
-def get_onnx(wildcards):
-    return Layout.onnx_for(wildcards.model, wildcards.component, wildcards.precision)
-
-
-def seeded_models_pattern():
-    return "|".join(SEEDED) or "(?!)"
-
-
 def components(model):
     return [c for (m, c) in SPECS if m == model]
 
 
-def combos():
-    """(backend, precision) pairs this config measures: the registry's, limited to `backends` and `precisions`."""
-    return [(b, p) for (b, p) in backends.combos() if b in BACKENDS and p in PRECISIONS]
+def spec_of(wildcards):
+    return SPECS[(wildcards.model, wildcards.component)]
 
 
-def backend_pattern(gpu_job, validation=None):
-    names = [b.name for b in backends.REGISTRY.values()
-             if b.gpu_job == gpu_job and (validation is None or b.validation == validation)]
+def get_spec(stage, variant=None):
+    """The component's spec with only what `stage` reads (and the gate of `variant`): a param."""
+    return lambda wc: spec_of(wc).slice(stage, variant or getattr(wc, "variant", None))
+
+
+def get_checkpoint(wildcards):
+    return spec_of(wildcards).checkpoint
+
+
+def pattern(names):
     return "|".join(names) or "(?!)"
 
 
-def get_artifact(model, component, backend, precision):
-    kind = backends.get(backend).artifact
-    return artifact(LAYOUT, kind, model, component, precision, SPECS[(model, component)].checkpoint)
+# --- the host probe: what this run's (GPU job) host can run --------------------------------
+
+def host():
+    """The probe's record; reading it makes the calling input function wait for the probe."""
+    return read_json(checkpoints.probe_host.get().output[0])
 
 
-def get_validation_artifact(wildcards):
-    return get_artifact(wildcards.model, wildcards.component, wildcards.backend, wildcards.precision)
+def runs_here(backend, variant):
+    run = host()["runs"].get(f"{backend}.{variant}")
+    return bool(run and run["devices"])
 
 
-def get_marker(model, component, backend, precision):
+def uses_gpu(backend):
+    """Whether a job of this backend takes a GPU: GPU backends, and PyTorch where CUDA is visible."""
+    return backends.get(backend).requests_gpu and host()["cuda"]
+
+
+def gpu_resources_if(predicate):
+    """GPU resources (SLURM GPU class included) as callables: given only to jobs for which `predicate` holds."""
+    return {k: (lambda wc, v=v: v if predicate(wc) else None) for k, v in GPU_RESOURCES.items()}
+
+
+# --- graph variants, artifacts and series -------------------------------------------------
+
+def variants_of(model, component):
+    return SPECS[(model, component)].variants
+
+
+def combos(model, component):
+    """(backend, variant) series this config asks for: both tables, limited to `backends` and the component's variants."""
+    return [(b, v) for (b, v) in backends.combos() if b in BACKENDS and v in variants_of(model, component)]
+
+
+def combos_here(model, component):
+    """The series this host can run: the only ones that get validation and benchmark jobs."""
+    return [(b, v) for (b, v) in combos(model, component) if runs_here(b, v)]
+
+
+def get_artifact(model, component, backend, variant):
+    return PATHS.artifact(backends.get(backend).artifact, variant, model, component, SPECS[(model, component)].checkpoint)
+
+
+def get_marker(model, component, backend, variant):
     """The validation marker gating a backend's artifact, or None for backends not validated by one."""
     if backends.get(backend).validation != "marker":
         return None
-    return LAYOUT.marker(model, component, backend, precision)
+    return PATHS.marker(model, component, backend, variant)
+
+
+def needs_calibration(variant):
+    return graph_variants.get(variant).calibration or graph_variants.get(variant).gate == "fidelity"
+
+
+def get_variant_inputs(wildcards):
+    """A derived variant's stage reads its parent's graph, PyTorch's outputs the export stored (the parity
+    reference) and, for variants that calibrate, the component's calibration set."""
+    v = graph_variants.get(wildcards.variant)
+    inputs = {"parent": PATHS.graph(v.parent, wildcards.model, wildcards.component),
+              "reference": PATHS.reference_outputs(wildcards.model, wildcards.component)}
+    if v.calibration:
+        inputs["calibration"] = PATHS.calibration(wildcards.model, wildcards.component)
+    return inputs
+
+
+def get_variant_settings(wildcards):
+    section = graph_variants.get(wildcards.variant).settings
+    return json.dumps(config.get(section) or {} if section else {}, sort_keys=True)
+
+
+def get_validation_inputs(wildcards):
+    w = wildcards
+    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
+              "reference": PATHS.reference_outputs(w.model, w.component)}
+    if needs_calibration(w.variant):
+        inputs["calibration"] = PATHS.calibration(w.model, w.component)
+    return inputs
 
 
 def get_bench_inputs(wildcards):
-    """The artifact the backend consumes, and its validation marker when it is validated by one."""
+    """The artifact the backend consumes, its validation marker when it is validated by one, and PyTorch's
+    stored outputs when the job checks parity itself."""
     w = wildcards
-    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.precision),
-              "marker": get_marker(w.model, w.component, w.backend, w.precision)}
+    inline = backends.get(w.backend).checks_inline(w.variant)
+    inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
+              "marker": get_marker(w.model, w.component, w.backend, w.variant),
+              "reference": PATHS.reference_outputs(w.model, w.component) if inline else None}
     return {k: v for k, v in inputs.items() if v}
 
 
-def e2e_assignments(model):
-    e2e = config["models"][model].get("e2e")
-    return [*e2e.get("assignments", {}), BEST] if e2e else []
+# --- the end-to-end chain -----------------------------------------------------------------
+
+def e2e_of(model):
+    return config["models"][model]["e2e"]
 
 
-def get_e2e_choices(model, assignment):
-    """Per component, the backend.precision choices an assignment names, in preference order."""
-    spec = config["models"][model]["e2e"]["assignments"][assignment]
+def get_chain_reference_settings(wildcards):
+    """What the reference run reads: the input speech, lengths, analysis, conditioning and roles; not the gates."""
+    e2e = e2e_of(wildcards.model)
+    return json.dumps({k: e2e[k] for k in ("inputs", "seconds", "mel", "speaker_dim", "noise_scale", "seed", "roles")
+                       if k in e2e}, sort_keys=True)
+
+
+def get_chain_calibration_settings(wildcards):
+    """What a chain calibration reads: the speech, analysis, conditioning and roles."""
+    e2e = e2e_of(wildcards.model)
+    return json.dumps({k: e2e[k] for k in ("inputs", "mel", "speaker_dim", "noise_scale", "seed", "roles") if k in e2e},
+                      sort_keys=True)
+
+
+def chain_upstream(model, component):
+    """The components whose PyTorch runs produce a chain component's calibration samples."""
+    roles = parse_roles(e2e_of(model)["roles"])
+    role = next(r for r, (c, _) in roles.items() if c == component)
+    return [roles[r][0] for r in calibration_upstream(role)]
+
+
+def get_chain_settings(wildcards):
+    """What the e2e and search jobs read of the chain (not the assignments: each job gets only its own)."""
+    return json.dumps({k: v for k, v in e2e_of(wildcards.model).items() if k != "assignments"}, sort_keys=True)
+
+
+def get_chain_specs(wildcards):
+    return json.dumps({c: SPECS[(wildcards.model, c)].slice("chain") for c in components(wildcards.model)},
+                      sort_keys=True)
+
+
+def e2e_choices(model, assignment):
+    """Per component, the backend.variant choices an assignment names that run here, in preference order."""
+    spec = e2e_of(model)["assignments"][assignment]
     out = {}
     for comp in components(model):
         prefs = spec.get(comp, spec.get("default", "pytorch.fp32"))
-        out[comp] = [prefs] if isinstance(prefs, str) else list(prefs)
+        out[comp] = [c for c in ([prefs] if isinstance(prefs, str) else prefs)
+                     if runs_here(*backends.parse_choice(c)[:2]) and backends.parse_choice(c)[0] in BACKENDS]
+    return out
+
+
+def e2e_assignments(model):
+    """The model's assignments that can run here (every component has a choice this host runs), and `best`."""
+    if model not in CHAINS:
+        return []
+    runnable = [a for a in e2e_of(model).get("assignments", {}) if all(e2e_choices(model, a).values())]
+    return [*runnable, BEST]
+
+
+def e2e_unrunnable(model):
+    """Assignments planned nowhere on this host, with why: shown in the report."""
+    out = []
+    for a in e2e_of(model).get("assignments", {}) if model in CHAINS else {}:
+        missing = [c for c, chosen in e2e_choices(model, a).items() if not chosen]
+        if missing:
+            out.append({"model": model, "assignment": a, "reason": f"no choice for {', '.join(missing)} runs on this host"})
     return out
 
 
 def get_e2e_artifacts(model, assignment):
     """Per component and choice, the artifact and marker the chain may use: only those it names."""
     out = {}
-    for comp, choices in get_e2e_choices(model, assignment).items():
+    for comp, choices in e2e_choices(model, assignment).items():
         for choice in choices:
-            backend, precision, _ = backends.parse_choice(choice)
-            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, precision),
-                                                "marker": get_marker(model, comp, backend, precision)}
+            backend, variant, _ = backends.parse_choice(choice)
+            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, variant),
+                                                "marker": get_marker(model, comp, backend, variant)}
     return out
 
 
 def get_e2e_inputs(wildcards):
+    inputs = {"reference": PATHS.chain_reference(wildcards.model)}
     if wildcards.assignment == BEST:
-        return {"bundle": LAYOUT.deploy(wildcards.model)}
+        return inputs | {"bundle": PATHS.deploy(wildcards.model)}
     entries = get_e2e_artifacts(wildcards.model, wildcards.assignment).values()
-    return {"artifacts": sorted({p for per in entries for e in per.values() for p in e.values() if p})}
+    return inputs | {"artifacts": sorted({p for per in entries for e in per.values() for p in e.values() if p})}
 
 
 def get_e2e_args(wildcards, input):
     if wildcards.assignment == BEST:
         return f"--manifest {input.bundle}/manifest.json"
     return "--choices {} --artifacts {}".format(
-        shlex.quote(json.dumps(get_e2e_choices(wildcards.model, wildcards.assignment), sort_keys=True)),
+        shlex.quote(json.dumps(e2e_choices(wildcards.model, wildcards.assignment), sort_keys=True)),
         shlex.quote(json.dumps(get_e2e_artifacts(wildcards.model, wildcards.assignment), sort_keys=True)))
 
 
-def get_chain_settings(wildcards):
-    """The model's chain settings, without the assignments (each job gets only its own)."""
-    e2e = config["models"][wildcards.model]["e2e"]
-    return json.dumps({k: v for k, v in e2e.items() if k != "assignments"}, sort_keys=True)
+def e2e_uses_gpu(wildcards):
+    if wildcards.assignment == BEST:
+        return host()["cuda"]
+    return any(uses_gpu(backends.parse_choice(c)[0])
+               for choices in e2e_choices(wildcards.model, wildcards.assignment).values() for c in choices)
 
 
-def get_model_specs(wildcards):
-    return json.dumps({c: SPECS[(wildcards.model, c)].to_json() for c in components(wildcards.model)}, sort_keys=True)
-
+# --- what each model produces ----------------------------------------------------------------
 
 def bench_csvs(model=None):
-    return [LAYOUT.bench_csv(m, c, b, p) for (m, c) in SPECS if model in (None, m) for (b, p) in combos()]
+    return [PATHS.bench_csv(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in combos_here(m, c)]
 
 
 def e2e_csvs():
-    return [LAYOUT.e2e_csv(m, a) for m in config["models"] for a in e2e_assignments(m)]
-
-
-def engine_paths():
-    return [LAYOUT.engine(m, c, p) for (m, c) in SPECS for p in PRECISIONS if "tensorrt" in BACKENDS]
+    return [PATHS.e2e_csv(m, a) for m in CHAINS for a in e2e_assignments(m)]
 
 
 def validation_markers(model=None):
-    markers = [get_marker(m, c, b, p) for (m, c) in SPECS if model in (None, m) for (b, p) in combos()]
+    markers = [get_marker(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in combos_here(m, c)]
     return [path for path in markers if path]
 
 
+def candidate_artifacts(model):
+    """Every artifact a model's deployment may bundle: those of the series measured here."""
+    return sorted({get_artifact(model, c, b, v) for c in components(model) for (b, v) in combos_here(model, c)})
+
+
+def graphs():
+    return [PATHS.graph(v, m, c) for (m, c) in SPECS for v in ("export", *variants_of(m, c))]
+
+
+def engine_paths():
+    return [PATHS.engine(v, m, c) for (m, c) in SPECS for v in variants_of(m, c)
+            if "tensorrt" in BACKENDS and "tensorrt" in graph_variants.get(v).consumers]
+
+
+def openvino_paths():
+    return [PATHS.openvino(v, m, c) for (m, c) in SPECS for v in variants_of(m, c)
+            if "openvino" in BACKENDS and "openvino" in graph_variants.get(v).consumers]
+
+
 def deploy_dirs():
-    return [LAYOUT.deploy(m) for m in config["models"]]
+    return [PATHS.deploy(m) for m in config["models"]]
 
 
-def all_targets():
+def all_targets(wildcards):
     """Every artifact of every component, the deployment bundles, then the report that reads them."""
-    onnx = [Layout.graph(m, c) for (m, c) in SPECS]
-    onnx += [Layout.onnx_for(m, c, p) for (m, c) in SPECS for p in PRECISIONS]
-    return onnx + engine_paths() + validation_markers() + deploy_dirs() + [f"{LAYOUT.report_dir}/index.html"]
+    return graphs() + engine_paths() + openvino_paths() + validation_markers() + deploy_dirs() + [
+        f"{PATHS.report_dir}/index.html"]
+
+
+def graph_sidecars():
+    return [PATHS.graph(v, m, c) + ".json" for (m, c) in SPECS for v in variants_of(m, c)]
+
+
+def get_report_inputs(wildcards):
+    """Everything the report shows: results, evidence, and the audio to listen to."""
+    return {
+        "summary": PATHS.summary, "unavailable": PATHS.unavailable, "host": PATHS.host,
+        "bench": bench_csvs() + e2e_csvs(), "markers": validation_markers(),
+        "engines": [f"{e}.json" for e in engine_paths()], "bundles": deploy_dirs(),
+        "wavs": [PATHS.e2e_wav(m, a) for m in CHAINS for a in e2e_assignments(m)],
+        "graphs": graph_sidecars(),
+        "calibrations": [PATHS.calibration(m, c) + ".json" for (m, c) in SPECS
+                         if any(needs_calibration(v) for v in variants_of(m, c))],
+        "references": [PATHS.chain_reference(m) + ".json" for m in CHAINS],
+    }

@@ -1,23 +1,23 @@
 rule build_engine:
-    """TensorRT engine per component and precision, reused from the content-keyed cache when possible."""
+    """TensorRT engine per component and graph variant, reused from the content-keyed cache when possible."""
     input:
-        onnx=get_onnx,
+        onnx=lambda wc: PATHS.graph(wc.variant, wc.model, wc.component),
     output:
-        engine=LAYOUT.engine("{model}", "{component}", "{precision}"),
-        meta=LAYOUT.engine("{model}", "{component}", "{precision}") + ".json",
+        engine=PATHS.engine("{variant}", "{model}", "{component}"),
+        meta=PATHS.engine("{variant}", "{model}", "{component}") + ".json",
     params:
-        spec=get_spec_json,
+        spec=get_spec("engine"),
         tensorrt=json.dumps(config["tensorrt"], sort_keys=True),
         code=get_code("engine"),
     log:
-        LAYOUT.device_log("engines", "{model}", "{component}.{precision}"),
+        PATHS.device_log("engines", "{model}", "{component}.{variant}"),
     benchmark:
-        Layout.job_benchmark("engines", "{model}", "{component}.{precision}")
-    threads: 2
+        Paths.job_benchmark("engines", "{model}", "{component}.{variant}")
+    threads: SLOT
     resources:
         mem_mb=8000,
         runtime=60,
         **(GPU_RESOURCES if BUILD_NEEDS_GPU else {}),
     shell:
-        "python -m workflow_lib.engine --spec {params.spec:q} --precision {wildcards.precision} "
-        "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} > {log} 2>&1"
+        "python -m workflow_lib.engine --spec {params.spec:q} --variant {wildcards.variant} "
+        "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} --threads {threads} > {log} 2>&1"

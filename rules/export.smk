@@ -1,20 +1,22 @@
 rule export_onnx:
-    """PyTorch module -> ONNX with dynamic dims; fails unless ORT matches PyTorch at min/opt/max."""
+    """PyTorch module -> ONNX with dynamic dims (the `export` variant); fails unless ORT matches PyTorch at min/opt/max."""
     input:
         ckpt=get_checkpoint,
     output:
-        onnx=Layout.graph("{model}", "{component}", "onnx"),
-        meta=Layout.graph("{model}", "{component}", "onnx") + ".json",
+        onnx=PATHS.graph("export", "{model}", "{component}"),
+        meta=PATHS.graph("export", "{model}", "{component}") + ".json",
+        reference=PATHS.reference_outputs("{model}", "{component}"),
     params:
-        spec=get_spec_json,
+        spec=get_spec("export", "fp32"),
         code=get_code("export"),
     log:
-        Layout.log("export", "{model}", "{component}"),
+        Paths.log("export", "{model}", "{component}"),
     benchmark:
-        Layout.job_benchmark("export", "{model}", "{component}")
-    threads: 2
+        Paths.job_benchmark("export", "{model}", "{component}")
+    threads: SLOT
     resources:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.export --spec {params.spec:q} --out {output.onnx} > {log} 2>&1"
+        "python -m workflow_lib.export --spec {params.spec:q} --out {output.onnx} --reference-out {output.reference} "
+        "--threads {threads} > {log} 2>&1"

@@ -1,21 +1,22 @@
 rule openvino_ir:
-    """OpenVINO IR (.xml + .bin) from the graph of that precision, for the OpenVINO backend."""
+    """OpenVINO IR (.xml + .bin) from a graph variant's ONNX, for the OpenVINO backend."""
     input:
-        onnx=get_onnx,
+        onnx=lambda wc: PATHS.graph(wc.variant, wc.model, wc.component),
     output:
-        xml=Layout.openvino("{model}", "{component}", "{precision}"),
-        bin=Layout.openvino("{model}", "{component}", "{precision}").removesuffix(".xml") + ".bin",
-        meta=Layout.openvino("{model}", "{component}", "{precision}") + ".json",
+        xml=PATHS.openvino("{variant}", "{model}", "{component}"),
+        bin=ir_weights(PATHS.openvino("{variant}", "{model}", "{component}")),
+        meta=PATHS.openvino("{variant}", "{model}", "{component}") + ".json",
     params:
-        spec=get_spec_json,
+        spec=get_spec("openvino_ir"),
         code=get_code("openvino_ir"),
     log:
-        Layout.log("openvino", "{model}", "{component}.{precision}"),
+        Paths.log("openvino", "{model}", "{component}.{variant}"),
     benchmark:
-        Layout.job_benchmark("openvino", "{model}", "{component}.{precision}")
-    threads: 2
+        Paths.job_benchmark("openvino", "{model}", "{component}.{variant}")
+    threads: SLOT
     resources:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.openvino_ir --spec {params.spec:q} --onnx {input.onnx} --out {output.xml} > {log} 2>&1"
+        "python -m workflow_lib.openvino_ir --spec {params.spec:q} --variant {wildcards.variant} --onnx {input.onnx} "
+        "--out {output.xml} --threads {threads} > {log} 2>&1"

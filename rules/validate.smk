@@ -1,33 +1,35 @@
 rule validate_cpu:
-    """Load-validation marker: passed, failed (which fails the job) or skipped with the exact reason.
+    """Load-validation marker: passed, failed or skipped with the exact reason (the variant's gate, vs PyTorch).
 
     validate_cpu serves backends that run on the CPU; validate_gpu (below) the same for GPU backends,
-    in a job that asks for a GPU.
+    in a job that asks for a GPU. Only series the host probe says can run here are planned.
     """
     input:
-        artifact=get_validation_artifact,
-        ckpt=get_checkpoint,
+        unpack(get_validation_inputs),
     output:
-        marker=LAYOUT.marker("{model}", "{component}", "{backend}", "{precision}"),
+        marker=PATHS.marker("{model}", "{component}", "{backend}", "{variant}"),
     wildcard_constraints:
-        backend=backend_pattern(gpu_job=False, validation="marker"),
+        backend=pattern(b.name for b in backends.marker_backends() if not b.requests_gpu),
     params:
-        spec=get_spec_json,
+        spec=get_spec("validate"),
+        calibration=lambda wc, input: f"--calibration {input.calibration}" if "calibration" in input.keys() else "",
         code=get_code("validate"),
     log:
-        LAYOUT.device_log("validate", "{model}", "{component}.{backend}.{precision}"),
-    threads: 2
+        PATHS.device_log("validate", "{model}", "{component}.{backend}.{variant}"),
+    threads: SLOT
     resources:
         mem_mb=6000,
         runtime=30,
     shell:
         "python -m workflow_lib.validate --spec {params.spec:q} --backend {wildcards.backend} "
-        "--precision {wildcards.precision} --artifact {input.artifact} --out {output.marker} > {log} 2>&1"
+        "--variant {wildcards.variant} --artifact {input.artifact} {params.calibration} --reference {input.reference} "
+        "--out {output.marker} "
+        "--threads {threads} > {log} 2>&1"
 
 
 use rule validate_cpu as validate_gpu with:
     wildcard_constraints:
-        backend=backend_pattern(gpu_job=True, validation="marker"),
+        backend=pattern(b.name for b in backends.marker_backends() if b.requests_gpu),
     resources:
         mem_mb=6000,
         runtime=30,

@@ -1,9 +1,14 @@
+"""Shared helpers: tiny configs, the real snakemake CLI in a temp directory, seeded tiny models,
+synthetic benchmark results, and the headless-Chromium command."""
+
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -12,19 +17,38 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # tinymodels importable in-process and, via PYTHONPATH, in jobs
 
 TOL = {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 2e-2, "rtol": 2e-2}}
+SPEECH = [str(REPO / "config/audio/arctic_a0007.wav"), str(REPO / "config/audio/arctic_a0009.wav")]
+
+
+def seeded(seed: int = 0) -> np.random.Generator:
+    """The one way tests seed: torch's global RNG and a numpy generator, from a fixed integer."""
+    import torch
+
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
 
 
 def tiny_svc_config() -> dict:
-    """The demo model's own config with tiny kwargs and dims: same code paths, seconds per job."""
+    """The demo model's own config with tiny kwargs and dims and seeded weights throughout (the real
+    vocoder is the `real` tier's): same code paths, seconds per job, two one-core jobs at a time."""
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    comps = cfg["models"]["svc_demo"]["components"]
+    model = cfg["models"]["svc_demo"]
+    comps = model["components"]
     comps["content_encoder"]["kwargs"] = {"n_mels": 80, "channels": 32, "out_channels": 256, "layers": 1, "heads": 2, "ffn": 64}
     comps["flow_decoder"]["kwargs"] = {"channels": 192, "hidden": 16, "kernel": 3, "layers": 2, "flows": 2, "cond_channels": 704}
     comps["vocoder"]["kwargs"] = {"n_mels": 80, "channels": 16, "upsample_rates": [8, 8, 2, 2], "upsample_kernels": [16, 16, 4, 4]}
+    comps["vocoder"]["checkpoint"] = "results/checkpoints/svc_demo/vocoder.safetensors"
+    del comps["vocoder"]["state_dict_key"]
+    comps["vocoder"]["tolerance"]["int8"] = {"min_snr_db": 10.0}  # a random-weight vocoder: no perceptual gate
     for c in comps.values():
         c["dims"] = {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 8, "opt": 24, "max": 48}}
+    comps["vocoder"]["dims"]["batch"]["max"] = 1
+    model["e2e"].update(inputs=SPEECH, seconds=[0.5], search={"seconds": 0.5, "budget_seconds": 60},
+                        fidelity={"chain": {"max_lsd_db": 40.0}, "copy_synthesis": {}})
     cfg["tensorrt"]["compute_capabilities"] = ["SM86"]
     cfg["tensorrt"]["optimization_level"] = 0
+    cfg["quantize"]["search_seconds"] = 20
+    cfg["bench"].update(threads=1, max_seconds=0.2, warmup_seconds=0.2, bootstrap=300)
     # torch.compile costs 10-30 s of compilation per component; tests/test_backends.py covers it
     cfg["backends"] = ["pytorch", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"]
     return cfg
@@ -50,19 +74,40 @@ def write_config(workdir: Path, cfg: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+def repo_copy(tmp_path: Path) -> Path:
+    """The workflow (Snakefile, rules, workflow_lib, schema, report captions) copied, to edit in a test: run it
+    with snakemake(..., snakefile=copy / "Snakefile"); Snakemake and its jobs then import the copy's package."""
+    copy = tmp_path / "workflow"
+    for item in ("Snakefile", "rules", "workflow_lib", "config/schema.yaml", "report", "profiles"):
+        src, dst = REPO / item, copy / item
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(src, dst)
+    return copy
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900, snakefile: Path = REPO / "Snakefile"
+              ) -> subprocess.CompletedProcess:
+    pythonpath = [str(snakefile.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath), "WORKFLOW_SLOT_DIR": str(workdir / ".slots")}
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
            "--configfile", str(workdir / "config" / "config.yaml"), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+def probed(workdir: Path, **kwargs) -> None:
+    """Run the host probe, so that dry runs show the whole DAG (it is a checkpoint the DAG waits for)."""
+    snakemake(workdir, "results/host.json", **kwargs)
+
+
+def planned_jobs(workdir: Path, *args: str, **kwargs) -> dict[str, int]:
     """Rule -> job count that a dry run would execute."""
-    out = snakemake(workdir, *args, "-n", "--quiet", "rules").stdout
+    out = snakemake(workdir, *args, "-n", "--quiet", "rules", **kwargs).stdout
     jobs = {}
     for line in out.splitlines():
         parts = line.split()
@@ -73,17 +118,59 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 
 def export_tiny_conv(d: Path, **extra):
     """TinyConv with seeded weights, exported to d/net.onnx: the small real model most tests start from."""
-    import torch
     from safetensors.torch import save_file
     from tinymodels import TinyConv
     from workflow_lib import export
     from workflow_lib.config import component_spec
 
-    torch.manual_seed(0)
+    seeded(0)
     save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
     spec = component_spec("mine", "net", tiny_byo_component(str(d / "w.safetensors"), **extra))
     export.export(spec, d / "net.onnx")
     return spec
+
+
+def synthetic_csv(path, backend: str, variant: str, p50s: dict[str, float], component: str = "c", label=None,
+                  extra=None, point: str = "opt", model: str = "m") -> str:
+    """A bench CSV as the stage writes it, from known timings: {device: p50 ms}, 50 samples each, seeded by the path."""
+    from workflow_lib import results, timing
+
+    rng = np.random.default_rng(sum(map(ord, str(path))))
+    rows, samples = [], {}
+    for device, p50 in p50s.items():
+        ms = list(p50 * rng.uniform(0.95, 1.05, 50))
+        samples[(device, point)] = ms
+        rows.append({"model": model, "component": component, "backend": backend, "variant": variant,
+                     "device": device, "label": label or f"{backend}.{variant}@{device.split(':')[0]}", "point": point,
+                     **timing.stats(ms), **(extra or {})})
+    columns = [*results.COLUMNS, *(k for k in (extra or {}) if k not in results.COLUMNS)]
+    results.write_results(rows, samples, path, {"stage": "bench", "status": "measured", "model": model,
+                                                "component": component, "backend": backend, "variant": variant,
+                                                "artifact": f"{path}.artifact"}, columns)
+    return str(path)
+
+
+def chromium_dom(url: str, profile: Path, timeout: int = 120) -> str:
+    """The DOM of a page after headless Chromium ran its scripts; skips the test where Chromium is missing."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
+                           "--virtual-time-budget=10000", "--dump-dom", url], capture_output=True, text=True,
+                          timeout=timeout)
+    return proc.stdout
+
+
+def chromium_screenshot(url: str, png: Path, profile: Path, size: str = "1280,4000", timeout: int = 120) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={png}", url],
+                   capture_output=True, text=True, timeout=timeout, check=True)
 
 
 def has_runnable_gpu() -> tuple[bool, str]:

@@ -4,8 +4,8 @@ import shutil
 
 from workflow_lib import codehash
 
-STAGES = ["export", "simplify", "precision", "engine", "openvino_ir", "validate", "bench", "e2e", "summary",
-          "deploy", "report", "checkpoints"]
+STAGES = ["export", "simplify", "fp16", "quantize", "engine", "openvino_ir", "validate", "bench", "models.svc.e2e",
+          "summary", "deploy", "report", "checkpoints"]
 
 
 def _hashes(root):
@@ -21,15 +21,15 @@ def test_editing_a_helper_changes_exactly_the_stages_that_import_it(tmp_path):
         f.write("\n# a fix\n")
     after = _hashes(root)
     changed = {s for s in STAGES if before[s] != after[s]}
-    assert changed == {"export", "simplify", "precision"}
+    assert changed == {"export", "simplify", "fp16"}
     with open(root / "backends" / "ov.py", "a") as f:
         f.write("\n# a fix\n")
     changed = {s for s in STAGES if after[s] != _hashes(root)[s]}
     # the stages that open backends through the registry (deploy and report read its table)
-    assert changed == {"validate", "bench", "e2e", "deploy", "report"}
+    assert changed == {"validate", "bench", "models.svc.e2e", "deploy", "report"}
 
 
 def test_imports_inside_functions_and_registry_strings_count(tmp_path):
     files = {p.name for p in codehash.closure("workflow_lib.bench")}
-    assert {"timing.py", "results.py", "torch_compile.py", "trt_engine.py", "trt.py"} <= files
+    assert {"timing.py", "results.py", "torch_compile.py", "tensorrt.py", "trt.py"} <= files
     assert "report.py" not in files and "export.py" not in files

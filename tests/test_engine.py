@@ -4,11 +4,10 @@ import multiprocessing as mp
 
 import onnx
 import pytest
-import torch
 from onnx import TensorProto, helper
 from safetensors.torch import save_file
 
-from conftest import has_runnable_gpu, tiny_byo_component
+from conftest import has_runnable_gpu, seeded, tiny_byo_component
 from workflow_lib import engine, export, paths, trt, validate
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json
@@ -17,7 +16,7 @@ TRT_CFG = {"flavour": "auto", "workspace_mb": 256, "optimization_level": 0, "com
 
 
 def _write_weights(path, seed):
-    torch.manual_seed(seed)
+    seeded(seed)
     from tinymodels import TinyConv
     save_file(TinyConv().state_dict(), str(path))
 
@@ -83,9 +82,12 @@ def test_parse_failure_names_the_op(tmp_path):
     onnx.save(model, str(tmp_path / "bad.onnx"))
     spec = component_spec("mine", "bad", {**tiny_byo_component("w.safetensors"), "inputs": [{"name": "x", "shape": ["batch", 4]}]})
     with pytest.raises(trt.TrtError, match=r"could not parse .*bad.onnx: .*Frobnicate.*frob_1"):
-        engine.build_engine(spec, tmp_path / "bad.onnx", tmp_path / "bad.engine", "fp32",
-                            {**TRT_CFG, "cache_dir": str(tmp_path / "cache")})
-    assert not (tmp_path / "bad.engine").exists()
+        trt.build(trt.load("auto"), str(tmp_path / "bad.onnx"), {"x": [(1, 4), (1, 4), (2, 4)]}, 256, 0, ["SM86"])
+    # the stage records a refused graph as a result, with the parser's words, instead of failing the run
+    meta = engine.build_engine(spec, tmp_path / "bad.onnx", tmp_path / "bad.engine", "fp32",
+                               {**TRT_CFG, "cache_dir": str(tmp_path / "cache")})
+    assert meta["built"] is False and "Frobnicate" in meta["reason"] and "frob_1" in meta["reason"]
+    assert read_json(tmp_path / "bad.engine.json")["reason"] == meta["reason"]
 
 
 @pytest.mark.parametrize("cfg, expected", [
@@ -120,3 +122,24 @@ def test_engine_matches_pytorch_on_gpu(exported):
     engine.build_engine(spec, d / "net.onnx", d / "net.fp32.engine", "fp32", cfg)
     marker = validate.validate(spec, "tensorrt", "fp32", d / "net.fp32.engine")
     assert marker["status"] == "passed", marker.get("reason")
+
+
+def test_an_int8_graph_the_builder_refuses_is_recorded_not_crashed(exported):
+    """ONNX Runtime's default QDQ graph (u8 asymmetric activations, int32 biases) is not what TensorRT's explicit
+    quantization takes: the engine is not built, its sidecar says why in the parser's words, and the backend
+    gives that as the reason it cannot run."""
+    import numpy as np
+
+    from workflow_lib import quantize, samples
+    from workflow_lib.backends import registry
+
+    spec, d, cfg = exported
+    rng = np.random.default_rng(0)
+    samples.write_samples(d / "cal.npz", [{"x": rng.normal(size=(1, 8, 16)).astype(np.float32)} for _ in range(2)])
+    quantize.make(spec, d / "net.onnx", d / "q.onnx", {"search_seconds": 0}, str(d / "cal.npz"))
+    meta = engine.build_engine(spec, d / "q.onnx", d / "net.int8.engine", "int8", cfg)
+    assert meta["built"] is False and meta["settings"]["precision"] == "int8"
+    assert "could not parse" in meta["reason"] and "DequantizeLinear" in meta["reason"]
+    assert (d / "net.int8.engine").stat().st_size == 0
+    ok, why = registry.get("tensorrt").available("int8", str(d / "net.int8.engine"))
+    assert not ok and why.startswith("the int8 engine was not built") and "DequantizeLinear" in why

@@ -8,10 +8,9 @@ import sys
 import time
 
 import pytest
-import torch
 from safetensors.torch import save_file
 
-from conftest import REPO, TESTS, snakemake, tiny_byo_component, write_config
+from conftest import REPO, TESTS, seeded, snakemake, tiny_byo_component, write_config
 from workflow_lib import export
 from workflow_lib.errors import StageError
 from workflow_lib.config import component_spec
@@ -45,40 +44,43 @@ def test_failed_stage_leaves_a_record_that_success_clears(tmp_path, monkeypatch)
 
 def _two_component_config(workdir):
     from tinymodels import TinyConv
-    torch.manual_seed(0)
+    seeded(0)
     save_file(TinyConv().state_dict(), str(workdir / "good.safetensors"))
     save_file(TinyConv(hidden=32).state_dict(), str(workdir / "broken.safetensors"))  # wrong shapes for hidden=16
     comps = {"good": tiny_byo_component(str(workdir / "good.safetensors")),
              "broken": tiny_byo_component(str(workdir / "broken.safetensors"))}
-    return {"precisions": ["fp32"], "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
+    return {"variants": ["fp32"], "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
+            "backends": ["pytorch", "onnxruntime", "tensorrt"],
             "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "bootstrap": 200},
             "models": {"mine": {"components": comps}}}
 
 
+@pytest.mark.slow
 def test_keep_going_finishes_other_components_and_reports_the_failure(workdir):
     write_config(workdir, _two_component_config(workdir))
     proc = snakemake(workdir, "--keep-going", check=False)
     assert proc.returncode != 0
     r = workdir / "results"
-    assert (r / "engines/mine/good.fp32.engine").stat().st_size > 0
+    assert (r / "engines/fp32/mine/good.engine").stat().st_size > 0
     assert json.loads((r / "validation/mine/good.onnxruntime.fp32.json").read_text())["status"] == "passed"
     assert (r / "bench/mine/good.onnxruntime.fp32.csv").is_file()
-    assert not (r / "onnx/mine/broken.onnx").exists()
+    assert not (r / "onnx/export/mine/broken.onnx").exists()
     html = (r / "report/index.html").read_text()
     assert '<section id="failures">' in html and "broken" in html
     assert "does not fit tinymodels.TinyConv: shape mismatch" in html
     assert (r / "failures/mine/broken.export.json").is_file()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
     cfg = _two_component_config(workdir)
     del cfg["models"]["mine"]["components"]["broken"]
     write_config(workdir, cfg)
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "1", "results/onnx/mine/good.onnx"]
+           "--cores", "1", "results/onnx/export/mine/good.onnx"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    onnx_dir = workdir / "results/onnx/mine"
+    onnx_dir = workdir / "results/onnx/export/mine"
     deadline = time.time() + 120
     while time.time() < deadline and not list(onnx_dir.glob(".good.onnx.*")):  # the exporter is writing
         time.sleep(0.02)
@@ -87,6 +89,6 @@ def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
     proc.wait()
     assert not (onnx_dir / "good.onnx").exists() and not (onnx_dir / "good.onnx.json").exists()
     snakemake(workdir, "--unlock")  # a SIGKILLed snakemake cannot release its own lock
-    again = snakemake(workdir, "results/onnx/mine/good.onnx")
+    again = snakemake(workdir, "results/onnx/export/mine/good.onnx")
     assert "export_onnx" in again.stdout + again.stderr
     assert json.loads((onnx_dir / "good.onnx.json").read_text())["parity"]["ok"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from workflow_lib import flops
+from workflow_lib import flops, host
 from workflow_lib.config import component_spec
 from workflow_lib.results import write_results
 from workflow_lib.speedups import summarize
@@ -33,7 +33,7 @@ def test_flops_of_a_known_conv_and_linear():
 
 
 def test_cpu_peak_is_an_estimate_that_says_how():
-    peak = flops.cpu_peak_gflops(2)
+    peak = host.cpu_peak_gflops(2)
     if peak["gflops"] is None:
         pytest.skip(peak["source"])
     assert peak["gflops"] > 0 and peak["source"].startswith("estimate: 2 cores x")
@@ -41,7 +41,7 @@ def test_cpu_peak_is_an_estimate_that_says_how():
 
 def test_summary_reports_achieved_gflops_and_fraction_of_peak(tmp_path):
     ms = list(10.0 * np.random.default_rng(0).uniform(0.99, 1.01, 30))
-    row = {"model": "m", "component": "c", "backend": "pytorch", "precision": "fp32", "device": "cpu",
+    row = {"model": "m", "component": "c", "backend": "pytorch", "variant": "fp32", "device": "cpu",
            "label": "pytorch.fp32@cpu", "point": "opt", **stats(ms), "peak_gflops": 400.0, "peak_source": "estimate: ..."}
     write_results([row], {("cpu", "opt"): ms}, tmp_path / "a.csv", {"status": "measured"})
     table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {"cpu": 200.0})

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from conftest import TESTS, TOL, snakemake, write_config
-from workflow_lib.components import load_component
+from workflow_lib.loader import load_component
 from workflow_lib.config import component_spec
 from workflow_lib.errors import CheckpointError
 

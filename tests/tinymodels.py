@@ -48,3 +48,23 @@ class Overflow(nn.Module):
     def forward(self, x):
         h = self.proj(x) * 1000.0
         return (h * h) / 1e6
+
+
+class OutlierChain(nn.Module):
+    """Four blocks; inside block `c` one conv scales a channel by 1000 and the next scales it back, so the
+    tensor between them has one huge channel: 8-bit activations there lose every other channel. Only
+    block `c` needs float."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.a = nn.Conv1d(channels, 16, 3, padding=1)
+        self.b = nn.Conv1d(16, 16, 1)
+        self.c = nn.Sequential(nn.Conv1d(16, 16, 1), nn.Conv1d(16, 16, 1))
+        self.d = nn.Conv1d(16, channels, 1)
+        with torch.no_grad():
+            self.c[0].weight[0] *= 1000.0
+            self.c[0].bias[0] *= 1000.0
+            self.c[1].weight[:, 0] /= 1000.0
+
+    def forward(self, x):
+        return self.d(self.c(torch.relu(self.b(torch.relu(self.a(x))))))

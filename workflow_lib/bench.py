@@ -1,10 +1,11 @@
-"""Stage: per-component latency of one backend and precision, one process per backend.
+"""Stage: per-component latency of one backend and graph variant, one process per backend.
 
 ONNX Runtime's spinning worker threads slow other frameworks in the same process, so each
-benchmark job measures exactly one backend. A backend that cannot run here, or whose
-artifact did not pass validation, produces a CSV with no rows and a sidecar saying why:
-no number is ever invented. Backends validated inline (torch.compile, and PyTorch fp16) are
-checked against PyTorch fp32 here, before any timing; compile time is kept out of the samples.
+benchmark job measures exactly one backend, on a slot of `bench.threads` cores of its own
+(slots.py). A backend whose artifact did not pass validation produces a CSV with no rows
+and a sidecar saying why: no number is ever invented. Backends validated inline
+(torch.compile, and PyTorch fp16) are checked against PyTorch fp32 here, before any timing;
+compile time is kept out of the samples.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import os
 import platform
 from typing import Any, Callable
 
-from . import cli, flops, parity
+from . import cli, parity, variants
 from .backends import registry as backends
 from .backends.runner import Runner
 from .config import ComponentSpec
 from .errors import Unavailable
-from .host import cpu_name, gpu_name
+from .host import cpu_name, cpu_peak_gflops, gpu_name
 from .io import now, read_json
 from .results import label, runtime_versions, write_results
 from .timing import Policy, Samples, measure, stats
@@ -29,8 +30,8 @@ from .timing import Policy, Samples, measure, stats
 log = logging.getLogger(__name__)
 
 
-def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[str, Any],
-              artifact: str | None = None, marker: dict[str, Any] | None = None
+def benchmark(spec: ComponentSpec, backend: str, variant: str, settings: dict[str, Any],
+              artifact: str | None = None, marker: dict[str, Any] | None = None, reference: str | None = None
               ) -> tuple[list[dict], Samples, dict[str, Any]]:
     """Rows (one per device and dim point), their raw samples, and what the runners recorded.
 
@@ -42,18 +43,18 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
     policy = Policy.from_settings(settings)
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
-    reference = parity.reference(spec) if b.checks_inline(precision) else None
-    for device in b.devices(precision, artifact):
-        runner = b.open(spec, precision, artifact, threads, device)
+    check = parity.reference(spec, [reference]) if b.checks_inline(variant) else None
+    for device in b.devices(variant, artifact):
+        runner = b.open_runner(spec, variant, artifact, threads, device)
         gpu = gpu_name() if device == "cuda" else None
         where = device if device == "cpu" else f"cuda:{gpu}"
         record = runners.setdefault(where, {})
-        if reference is not None:
-            result = parity.check(spec, reference, runner, precision)
+        if check is not None:
+            result = parity.check(spec, check, runner, variant)
             record["parity"] = result
             if not result["ok"]:
-                raise Unavailable(parity.describe_failure(spec, result, f"{backend} {precision} on {where}"))
-        peak = flops.cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
+                raise Unavailable(parity.describe_failure(spec, result, f"{backend} {variant} on {where}"))
+        peak = cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
         env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu, "versions": versions_json, "created": now(),
                "peak_gflops": peak["gflops"], "peak_source": peak["source"]}
         for point in settings.get("points", ["min", "opt", "max"]):
@@ -63,14 +64,15 @@ def benchmark(spec: ComponentSpec, backend: str, precision: str, settings: dict[
             ms, how = _timed(runner, step, policy, record, point)
             s = stats(ms)
             batch = int(dims.get("batch", 1))
-            rows.append({"model": spec.model, "component": spec.component, "backend": backend, "precision": precision,
-                         "device": where, "label": label(backend, precision, device), "point": point,
+            rows.append({"model": spec.model, "component": spec.component, "backend": backend, "variant": variant,
+                         "precision": variants.get(variant).precision, "device": where,
+                         "label": label(backend, variant, device), "point": point,
                          "dims": json.dumps(dims, sort_keys=True),
                          "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
                          "warmup": how["warmup_runs"], **s, "rel_ci": how["rel_ci"], "stop": how["stop"],
                          "throughput": batch / (s["p50_ms"] / 1e3), **env})
             samples[(where, point)] = ms
-            log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, precision, where, point,
+            log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, variant, where, point,
                      s["p50_ms"], s["iterations"], s["cv"])
         record["runner"] = runner.info
     return rows, samples, runners
@@ -90,24 +92,25 @@ def _timed(runner: Runner, step: Callable[[], Any], policy: Policy, record: dict
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__)
     p.add_argument("--backend", choices=list(backends.REGISTRY), required=True)
-    p.add_argument("--precision", choices=backends.PRECISIONS, required=True)
+    p.add_argument("--variant", choices=list(variants.DERIVED), required=True)
     p.add_argument("--artifact", help="what the backend consumes (checkpoint, ONNX, IR, engine)")
     p.add_argument("--marker", help="validation marker gating the artifact")
+    p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz), for backends checked inline")
     p.add_argument("--settings", required=True, type=json.loads, help="bench config section as JSON")
     p.add_argument("--out", required=True)
 
     def run(a: argparse.Namespace) -> None:
         marker = read_json(a.marker) if a.marker else None
         meta = {"stage": "bench", "model": a.spec.model, "component": a.spec.component, "backend": a.backend,
-                "precision": a.precision, "artifact": a.artifact, "settings": a.settings, "created": now(),
-                "host": platform.node(), "pid": os.getpid()}
+                "variant": a.variant, "artifact": a.artifact, "settings": a.settings, "created": now(),
+                "host": platform.node(), "pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0))}
         try:
-            rows, samples, runners = benchmark(a.spec, a.backend, a.precision, a.settings, a.artifact, marker)
+            rows, samples, runners = benchmark(a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference)
             meta.update(status="measured", rows=len(rows), runners=runners)
         except Unavailable as e:
             rows, samples = [], {}
             meta.update(status="unavailable", reason=str(e))
-            log.warning("%s %s %s: not measured: %s", a.spec.label, a.backend, a.precision, e)
+            log.warning("%s %s %s: not measured: %s", a.spec.label, a.backend, a.variant, e)
         write_results(rows, samples, a.out, meta)
 
     cli.run("bench", run, p, argv)

@@ -1,31 +1,72 @@
-"""Stage: seeded initial checkpoints for models that ship none (the embedded demo)."""
+"""Stage: the checkpoint files a run starts from, for components that do not point at their own.
+
+Two kinds: seeded initial weights for models that ship none (the demo's encoders, flow and
+projection: `seed_checkpoints`), and a file shipped inside an installed package
+(`checkpoint: pkg:<package>/<path>`, the demo's pretrained HiFi-GAN), located without
+importing the package and placed under results/checkpoints (hard link, or copy), so every
+later stage and every sidecar names a path inside the run, not a site-packages path. The
+sidecar records the file's sha256 and the package's version.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
 from . import cli
-from .components import write_seeded_checkpoint
-from .io import now, sha256_file, sidecar_path, versions, write_json
+from .config import PACKAGE_PREFIX, package_file
+from .io import atomic_path, link_or_copy, now, sha256_file, versions, write_json
+from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
 
 
+def write_seeded(cls: str, kwargs: dict[str, Any], seed: int, out: str | Path) -> dict[str, Any]:
+    """Deterministic initial weights for a component (the demo model ships no download)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .loader import import_class
+
+    torch.manual_seed(seed)
+    module = import_class(cls)(**kwargs)
+    state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+    with atomic_path(out, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp))
+    return {"source": "seeded", "class": cls, "kwargs": kwargs, "seed": seed,
+            "parameters": int(sum(v.numel() for v in state.values())), "tensors": len(state),
+            "versions": versions("torch", "safetensors")}
+
+
+def place_package_file(source: str, out: str | Path) -> dict[str, Any]:
+    """Hard-link (or copy) a package's file to `out`; what it is and where it came from."""
+    path = package_file(source)
+    package = source[len(PACKAGE_PREFIX):].split("/")[0]
+    dists = importlib.metadata.packages_distributions().get(package, [])
+    with atomic_path(out, suffix=Path(out).suffix) as tmp:
+        tmp.unlink()
+        how = link_or_copy(path, tmp)
+    return {"source": source, "package": package,
+            "distribution": {d: importlib.metadata.version(d) for d in dists}, "placed_by": how,
+            "bytes": Path(out).stat().st_size}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
-    p.add_argument("--cls", required=True, help="dotted nn.Module class path")
-    p.add_argument("--kwargs", required=True, type=json.loads, help="constructor kwargs as JSON")
-    p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--package", help="pkg:<package>/<path>: place this file")
+    p.add_argument("--cls", help="seed: dotted nn.Module class path")
+    p.add_argument("--kwargs", type=json.loads, default={}, help="seed: constructor kwargs as JSON")
+    p.add_argument("--seed", type=int, help="seed: the random seed")
 
     def run(a: argparse.Namespace) -> None:
-        info = write_seeded_checkpoint(a.cls, a.kwargs, a.seed, a.out)
-        write_json(sidecar_path(a.out), {"stage": "checkpoint", "class": a.cls, "kwargs": a.kwargs, "seed": a.seed,
-                                         "created": now(), "sha256": sha256_file(a.out), **info,
-                                         "versions": versions("torch", "safetensors")})
-        log.info("%s: %d parameters, seed %d -> %s", a.cls, info["parameters"], a.seed, a.out)
+        info = place_package_file(a.package, a.out) if a.package else write_seeded(a.cls, a.kwargs, a.seed, a.out)
+        write_json(sidecar_path(a.out), {"stage": "checkpoint", "created": now(), "sha256": sha256_file(a.out), **info})
+        log.info("%s -> %s (sha256 %s)", a.package or f"{a.cls} seed {a.seed}", a.out, sha256_file(a.out)[:16])
 
     cli.run("checkpoints", run, p, argv)
 

@@ -2,29 +2,34 @@
 
 Snakemake captures stderr into the rule's log; a failure ends in one line naming what
 broke (and a non-zero exit). A failed component/stage also leaves a record under the
-run's failures directory (paths.failures_dir), which Snakemake does not delete, so a
---keep-going run can still render a report that shows what failed and why.
+run's failures directory (Paths.failure), which Snakemake does not delete, so a
+--keep-going run can still render a report that shows what failed and why. A stage run
+with `--threads N` first takes a slot of N cores of its own (slots.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
+from . import slots
 from .config import ComponentSpec, spec_from_json
 from .errors import WorkflowError, plain
 from .io import now, write_json
-from .paths import failures_dir
+from .paths import Paths
 
 
 def parser(description: str, spec: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     if spec:
         p.add_argument("--spec", required=True, help="component spec as JSON (from the rule's params)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="run on a slot of this many cores of its own (0: no pinning, library defaults)")
     return p
 
 
@@ -32,8 +37,8 @@ def failure_path(stage: str, args: argparse.Namespace) -> Path | None:
     spec = getattr(args, "spec", None)
     if not isinstance(spec, ComponentSpec):
         return None
-    parts = [spec.component, stage, *(str(getattr(args, k)) for k in ("backend", "precision") if getattr(args, k, None))]
-    return Path(failures_dir()) / spec.model / (".".join(parts) + ".json")
+    parts = [spec.component, stage, *(str(getattr(args, k)) for k in ("backend", "variant") if getattr(args, k, None))]
+    return Path(Paths.current().failure(spec.model, ".".join(parts)))
 
 
 def located(message: str, args: argparse.Namespace) -> str:
@@ -51,6 +56,9 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
     log = logging.getLogger(f"workflow_lib.{stage}")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
+    slot = slots.acquire(args.threads)
+    if slot is not None:
+        log.info("running on cores %s (waited %.1f s for them)", slot.cores, slot.waited_s)
     try:
         if isinstance(getattr(args, "spec", None), str):
             args.spec = spec_from_json(args.spec)
@@ -64,10 +72,22 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
         record = failure_path(stage, args)
         if record is not None:
             write_json(record, {"model": args.spec.model, "component": args.spec.component, "stage": stage,
-                                "backend": getattr(args, "backend", None), "precision": getattr(args, "precision", None),
+                                "backend": getattr(args, "backend", None), "variant": getattr(args, "variant", None),
                                 "error": f"{type(e).__name__}: {message}", "created": now()})
         sys.exit(1)
     record = failure_path(stage, args)
     if record is not None:
         record.unlink(missing_ok=True)  # this stage works now: forget its old failure
     log.info("%s done in %.1f s", stage, time.perf_counter() - t0)
+
+
+def graph_stage(description: str, stage: str, make: Callable[..., dict], argv: list[str] | None = None) -> None:
+    """The command line every graph-variant stage shares (the generic `graph_variant` rule calls it):
+    `make(spec, parent, out, settings, calibration, reference)` writes `out` and its sidecar."""
+    p = parser(description)
+    p.add_argument("--parent", required=True, help="the parent variant's graph")
+    p.add_argument("--out", required=True)
+    p.add_argument("--settings", type=json.loads, default={}, help="the config section the variant's stage reads")
+    p.add_argument("--calibration", help="the component's calibration set (.npz), for variants that read one")
+    p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz), instead of running PyTorch again")
+    run(stage, lambda a: make(a.spec, a.parent, a.out, a.settings, a.calibration, a.reference), p, argv)

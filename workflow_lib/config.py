@@ -1,28 +1,56 @@
 """Component specs: the config slice every stage receives, checked beyond the JSON schema.
 
 The schema catches wrong keys and types; this module catches what a schema cannot
-(inconsistent dim ranges, shapes naming unknown dims, profiles too large to build),
-so a bad config fails before any job runs, with the key named.
+(inconsistent dim ranges, shapes naming unknown dims, profiles too large to build, a
+package checkpoint that is not installed), so a bad config fails before any job runs, with
+the key named. Each stage receives only the keys it reads (`ComponentSpec.slice`), so a
+change to one key reruns only the stages that read it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import variants
 from .errors import ConfigError
+from .paths import Paths
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 POINTS = ("min", "opt", "max")
 DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
 # The checkpoint formats the loader reads: safetensors (no code at all) and torch pickles
 # (Lightning .ckpt and Hugging Face pytorch_model.bin are torch pickles too).
-CHECKPOINT_SUFFIXES = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".bin": "torch"}
+# `.pth.tar` (the original HiFi-GAN's) is a torch pickle with another name.
+CHECKPOINT_SUFFIXES = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".bin": "torch",
+                       ".tar": "torch"}
+# `checkpoint: pkg:<package>/<path>` names a file shipped inside an installed package.
+PACKAGE_PREFIX = "pkg:"
+# What each stage reads of a component's entry (besides its name); `tolerance` is narrowed
+# further to the variant the stage works on. A stage not listed (a new graph variant's) reads
+# what every graph stage needs to check its graph: GRAPH_STAGE_KEYS.
+LOAD_KEYS = ("class", "kwargs", "checkpoint", "state_dict_key", "select_prefix", "strip_prefix", "strict", "method",
+             "allow_unsafe_pickle")
+IO_KEYS = ("inputs", "outputs", "dims", "output_kind", "sample_rate")
+GRAPH_STAGE_KEYS = (*LOAD_KEYS, *IO_KEYS, "tolerance")
+STAGE_KEYS = {
+    "export": (*GRAPH_STAGE_KEYS, "exporter", "opset"),
+    "fp16": (*GRAPH_STAGE_KEYS, "fp32_ops"),
+    "engine": ("inputs", "dims"),
+    "openvino_ir": (),
+    "calibration": (*LOAD_KEYS, *IO_KEYS, "calibration"),
+    "validate": GRAPH_STAGE_KEYS,
+    "bench": GRAPH_STAGE_KEYS,
+    "deploy": ("class", "kwargs", "method", "inputs", "outputs", "dims"),
+    "chain": (*LOAD_KEYS, *IO_KEYS),
+}
 # Inputs above this many bytes at the max point are refused: TensorRT sizes its
 # activation memory from the max profile, and such a profile cannot be built or run.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
@@ -48,7 +76,7 @@ class ComponentSpec:
     inputs: tuple[InputSpec, ...]
     outputs: tuple[str, ...]
     dims: dict[str, dict[str, int]]
-    tolerance: dict[str, dict[str, float]]
+    tolerance: dict[str, dict[str, float]]  # per variant; absent ones take the variant table's default gate
     kwargs: dict[str, Any] = field(default_factory=dict)
     state_dict_key: str | None = None
     select_prefix: str = ""
@@ -58,9 +86,10 @@ class ComponentSpec:
     exporter: str = "dynamo"
     opset: int = 20
     fp32_ops: tuple[str, ...] = ()
-    output_kind: str = "tensor"  # "audio": parity adds SNR / log-spectral distance
+    output_kind: str = "tensor"  # "audio": gates and markers add the audio metrics (SNR, LSD, PESQ, STOI)
     sample_rate: int = 22050
     allow_unsafe_pickle: bool = False
+    variants: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -80,8 +109,19 @@ class ComponentSpec:
         rng = np.random.default_rng(seed)
         return {i.name: _generate(i, i.concrete_shape(dims), rng) for i in self.inputs}
 
+    def gate(self, variant: str) -> dict[str, float]:
+        return variants.gate_for(variant, self.tolerance)
+
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)
+
+    def slice(self, stage: str, variant: str | None = None) -> str:
+        """The spec as JSON with only what `stage` reads: a rule's param, so other keys never rerun it."""
+        keys = STAGE_KEYS.get(stage, GRAPH_STAGE_KEYS)
+        keep = {k: self.raw[k] for k in ("model", "component", *keys) if k in self.raw}
+        if "tolerance" in keys:  # the gate of the one variant the stage works on, defaults filled in
+            keep["tolerance"] = {variant or "fp32": self.gate(variant or "fp32")}
+        return json.dumps(keep, sort_keys=True)
 
 
 def _generate(spec: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -103,28 +143,68 @@ def _generate(spec: InputSpec, shape: tuple[int, ...], rng: np.random.Generator)
     return np.ascontiguousarray(arr.astype(dtype))
 
 
-def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: dict[str, Any] | None = None) -> ComponentSpec:
-    """Build and check one component's spec from its config entry."""
+def checkpoint_path(model: str, component: str, source: str) -> str:
+    """Where a component's checkpoint is read from: the file itself, or for a package file the copy
+    the `package_checkpoint` rule places under results/ (so provenance never names a site-packages path)."""
+    if not source.startswith(PACKAGE_PREFIX):
+        return source
+    name = Path(source).name
+    suffix = name[name.index("."):] if "." in name else ""
+    return Paths.package_checkpoint(model, component, suffix)
+
+
+def package_file(source: str) -> Path:
+    """The file `pkg:<package>/<path>` names, found without importing the package.
+
+    Packages that ship pretrained weights often import heavy audio libraries at module level;
+    `find_spec` of a top-level package locates it without running its `__init__`.
+    """
+    package, _, member = source[len(PACKAGE_PREFIX):].partition("/")
+    if not package or not member:
+        raise ConfigError(f"'{source}': expected {PACKAGE_PREFIX}<package>/<path inside the package>")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError) as e:
+        raise ConfigError(f"'{source}': cannot look up package '{package}': {e}") from None
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"'{source}': package '{package}' is not installed in this Python ({sys.executable}); "
+                          f"install it (scripts/setup.sh installs the demo's)")
+    for root in spec.submodule_search_locations:
+        path = Path(root) / member
+        if path.is_file():
+            return path
+    raise ConfigError(f"'{source}': package '{package}' has no file '{member}' "
+                      f"(looked in {', '.join(spec.submodule_search_locations)})")
+
+
+def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: dict[str, Any] | None = None,
+                   check: bool = True) -> ComponentSpec:
+    """Build (and unless told otherwise, check) one component's spec from its config entry or a slice of it."""
     where = f"models.{model}.components.{component}"
     for name, what in ((model, "model"), (component, "component")):
         if not NAME_RE.match(name):
             raise ConfigError(f"{what} name '{name}' must match {NAME_RE.pattern} (it becomes a path under results/)")
     defaults = defaults or {}
-    raw = {**cfg, "model": model, "component": component, "opset": cfg.get("opset", defaults.get("opset", 20))}
+    raw = {**cfg, "model": model, "component": component}
+    if check:
+        raw["opset"] = cfg.get("opset", defaults.get("opset", 20))
+        raw["checkpoint"] = checkpoint_path(model, component, str(cfg.get("checkpoint", "")))
+        raw["checkpoint_source"] = str(cfg.get("checkpoint", ""))
+        raw["variants"] = list(cfg.get("variants") or defaults.get("variants") or variants.DERIVED)
     try:
         inputs = tuple(
             InputSpec(i["name"], i.get("dtype", "float32"), tuple(i["shape"]), dict(i.get("generator", {})))
-            for i in cfg["inputs"]
+            for i in cfg.get("inputs", [])
         )
         spec = ComponentSpec(
             model=model,
             component=component,
-            cls=cfg["class"],
-            checkpoint=str(cfg["checkpoint"]),
+            cls=cfg["class"] if check else cfg.get("class", ""),
+            checkpoint=raw.get("checkpoint", ""),
             inputs=inputs,
             outputs=tuple(cfg.get("outputs", ["output"])),
             dims={d: {p: int(r[p]) for p in POINTS} for d, r in cfg.get("dims", {}).items()},
-            tolerance={p: {"atol": float(t["atol"]), "rtol": float(t["rtol"])} for p, t in cfg["tolerance"].items()},
+            tolerance={v: {k: float(x) for k, x in t.items()} for v, t in (cfg.get("tolerance") or {}).items()},
             kwargs=dict(cfg.get("kwargs", {})),
             state_dict_key=cfg.get("state_dict_key"),
             select_prefix=cfg.get("select_prefix", ""),
@@ -132,24 +212,39 @@ def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: di
             strict=bool(cfg.get("strict", True)),
             method=cfg.get("method", "forward"),
             exporter=cfg.get("exporter", "dynamo"),
-            opset=int(raw["opset"]),
+            opset=int(raw.get("opset", 20)),
             fp32_ops=tuple(cfg.get("fp32_ops", [])),
             output_kind=cfg.get("output_kind", "tensor"),
             sample_rate=int(cfg.get("sample_rate", 22050)),
             allow_unsafe_pickle=bool(cfg.get("allow_unsafe_pickle", False)),
+            variants=tuple(raw.get("variants", ())),
             raw=raw,
         )
     except KeyError as e:
         raise ConfigError(f"{where}: missing key {e}") from None
-    _check(spec, where, int(defaults.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)))
+    if check:
+        _check(spec, where, int(defaults.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)))
     return spec
 
 
 def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
-    suffix = "." + spec.checkpoint.rpartition(".")[2] if "." in spec.checkpoint else ""
+    source = spec.raw["checkpoint_source"]
+    suffix = "." + source.rpartition(".")[2] if "." in Path(source).name else ""
     if suffix not in CHECKPOINT_SUFFIXES:
-        raise ConfigError(f"{where}.checkpoint: '{spec.checkpoint}' is not one of {', '.join(CHECKPOINT_SUFFIXES)} "
+        raise ConfigError(f"{where}.checkpoint: '{source}' is not one of {', '.join(CHECKPOINT_SUFFIXES)} "
                           f"(convert other formats: python -m workflow_lib.convert --help)")
+    if source.startswith(PACKAGE_PREFIX):
+        try:
+            package_file(source)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.checkpoint: {e}") from None
+    for name in spec.variants:
+        if name not in variants.VARIANTS or name == "export":
+            raise ConfigError(f"{where}.variants: '{name}' is not a graph variant one can run "
+                              f"(one of {', '.join(variants.DERIVED)})")
+    for name in spec.tolerance:
+        if name not in variants.VARIANTS:
+            raise ConfigError(f"{where}.tolerance.{name}: no such graph variant (one of {', '.join(variants.VARIANTS)})")
     for dim, rng in spec.dims.items():
         if not 1 <= rng["min"] <= rng["opt"] <= rng["max"]:
             raise ConfigError(
@@ -165,9 +260,14 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
         for d in i.shape:
             if isinstance(d, str) and d not in spec.dims:
                 raise ConfigError(f"{where}.inputs.{i.name}.shape: symbolic dim '{d}' has no entry under dims")
-    for precision in ("fp32", "fp16"):
-        if precision not in spec.tolerance:
-            raise ConfigError(f"{where}.tolerance: missing '{precision}' (atol/rtol)")
+    for name in spec.tolerance:
+        kind = variants.get(name).gate
+        keys = set(spec.tolerance[name])
+        if kind == "allclose" and keys != {"atol", "rtol"}:
+            raise ConfigError(f"{where}.tolerance.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}")
+        if kind == "fidelity" and (not keys or any(not k.startswith(("min_", "max_")) for k in keys)):
+            raise ConfigError(f"{where}.tolerance.{name}: a fidelity gate takes min_<metric>/max_<metric> keys "
+                              f"(min_snr_db, min_pesq, min_stoi, max_lsd_db), got {sorted(keys)}")
     total = sum(
         int(np.prod(shape)) * np.dtype(DTYPES[i.dtype]).itemsize
         for i, shape in zip(spec.inputs, spec.shapes("max").values())
@@ -180,6 +280,6 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
 
 
 def spec_from_json(text: str) -> ComponentSpec:
-    """The spec a rule passed on its command line; the size limit was checked at config time."""
+    """The spec (or the slice of it) a rule passed on its command line; checked at config time already."""
     raw = json.loads(text)
-    return component_spec(raw["model"], raw["component"], raw, {"opset": raw["opset"], "max_input_bytes": sys.maxsize})
+    return component_spec(raw["model"], raw["component"], raw, check=False)

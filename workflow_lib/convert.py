@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from . import cli
-from .components import load_file, select
+from .loader import load_file, select
 from .errors import CheckpointError
-from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
+from .io import atomic_path, now, sha256_file, versions, write_json
+from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,10 @@
-"""Stage: checkpoint -> ONNX with dynamic dims, checked against PyTorch at min/opt/max."""
+"""Stage: checkpoint -> ONNX with dynamic dims (the `export` variant), checked against PyTorch at min/opt/max.
+
+The dynamo exporter records, per node, the module it came from (`pkg.torch.onnx.name_scopes`);
+that is kept, because the INT8 search groups nodes into blocks by it. Its stack traces are
+dropped: they hold absolute paths of this checkout, and the graph's bytes must not depend on
+where the checkout lives.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +21,15 @@ import torch
 
 from . import cli, flops, onnxio, parity
 from .backends.torch_eager import TorchRunner
-from .components import load, with_method
 from .config import ComponentSpec
 from .errors import ParityError, StageError, plain
-from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
+from .io import atomic_path, now, sha256_file, versions, write_json
+from .loader import load, with_method
+from .paths import sidecar_path
+from .samples import feeds_key, write_outputs
+
+# Node metadata the exporter writes that names this machine's files.
+_UNPORTABLE = ("pkg.torch.onnx.stack_trace",)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +72,9 @@ def _first_line(e: Exception) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"
 
 
-def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
-    """Export, verify parity, then move into place; a graph failing parity never lands."""
+def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | None = None) -> dict[str, Any]:
+    """Export, verify parity, then move into place; a graph failing parity never lands. PyTorch's outputs
+    at the min, opt and max point go to `reference_out`, so later checks need not run PyTorch again."""
     loaded, report = load(spec)
     module = with_method(loaded, spec)
     feeds = spec.make_inputs(example_dims(spec))
@@ -88,7 +100,17 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         model = onnx.load(str(tmp))
         onnx.checker.check_model(model)
-        result = parity.check(spec, reference, parity.onnxruntime(tmp), "fp32")
+        for node in model.graph.node:
+            keep = [p for p in node.metadata_props if p.key not in _UNPORTABLE]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+        recorded: dict[str, list] = {}
+
+        def recording(feeds):
+            recorded[feeds_key(feeds)] = reference(feeds)
+            return recorded[feeds_key(feeds)]
+
+        result = parity.check(spec, recording, parity.onnxruntime(tmp), "fp32")
         if not result["ok"]:
             raise ParityError(parity.describe_failure(spec, result, f"{spec.exporter} export"))
         onnxio.save(model, tmp)  # re-save normalised, then the context renames it into place
@@ -102,6 +124,8 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
         "onnx_sha256": sha256_file(out), "graph": onnxio.summary(model), "parity": result,
         "versions": versions("torch", "onnx", "onnxscript", "onnxruntime"),
     }
+    if reference_out:
+        write_outputs(reference_out, recorded)
     write_json(sidecar_path(out), meta)
     log.info("exported %s (%s, opset %d) in %.1f s: %d nodes", spec.label, spec.exporter, spec.opset,
              seconds, meta["graph"]["nodes"])
@@ -111,7 +135,8 @@ def export(spec: ComponentSpec, out: str | Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__)
     p.add_argument("--out", required=True)
-    cli.run("export", lambda a: export(a.spec, a.out), p, argv)
+    p.add_argument("--reference-out", help="where PyTorch's outputs at min/opt/max go (.npz)")
+    cli.run("export", lambda a: export(a.spec, a.out, a.reference_out), p, argv)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,25 @@
-"""Audio-domain error of a signal against its reference: SNR, log-spectral distance, max abs.
+"""How far a signal is from its reference, and the gates that turn that into pass or fail.
 
 Elementwise parity says whether an artifact matches PyTorch; it does not say what a listener
-gets after five components compound their errors, and fp16 vocoders fail in the audio domain
-(buzz, clipping) before they fail a loose elementwise check. These metrics do, and the gates
-(`e2e.fidelity`) turn them into pass/fail. Also the 16-bit PCM WAV writer (standard library).
+gets. For audio: SNR (dB), log-spectral distance on mel spectra (dB), and the perceptual
+scores PESQ (ITU-T P.862.2 wideband, at 16 kHz) and STOI. Waveform SNR alone misleads for
+quantized vocoders: an INT8 HiFi-GAN measured here scored 3.9 dB SNR against fp32 while its
+PESQ was 3.8 (small phase shifts cost SNR, not intelligibility), so audio gates use the
+perceptual scores. For intermediate tensors: SNR and max abs relative to the reference's peak.
 """
 
 from __future__ import annotations
 
-import io
-import wave
-from pathlib import Path
+import warnings
 from typing import Any
 
 import numpy as np
 
-from .io import atomic_path
+from .dsp import mel_db, resample
 
 EPS = 1e-12
+PESQ_RATE = 16000
+MIN_SECONDS = 1.0  # shorter clips give no STOI and an unstable PESQ
 
 
 def snr_db(reference: np.ndarray, signal: np.ndarray) -> float:
@@ -27,32 +29,51 @@ def snr_db(reference: np.ndarray, signal: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(max(float(np.sum(ref**2)), EPS) / noise))
 
 
-def log_mel_db(audio: np.ndarray, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 80) -> np.ndarray:
-    """Mel power spectrogram in dB [n_mels, frames] (numpy only: the same for every backend)."""
-    from .models.svc_chain import mel_filterbank
-
-    x = np.asarray(audio, np.float64).ravel()
-    x = np.pad(x, n_fft // 2, mode="reflect") if x.size > n_fft // 2 else np.pad(x, (n_fft // 2, n_fft // 2))
-    frames = 1 + max(0, (x.size - n_fft) // hop)
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft)[None, :], axis=1)) ** 2
-    return 10 * np.log10(mel_filterbank(sr, n_fft, n_mels).astype(np.float64) @ spec.T + 1e-10)
-
-
 def lsd_db(reference: np.ndarray, signal: np.ndarray, sr: int, floor_db: float = 80.0) -> float:
     """Log-spectral distance on mel spectra: per frame RMS of the dB difference, averaged over frames.
 
     Both spectra are floored at the reference's peak minus `floor_db`, so silent bands (where
     any noise is infinitely many dB above nothing) do not swamp the distance.
     """
-    a, b = log_mel_db(reference, sr), log_mel_db(signal, sr)
+    a, b = mel_db(reference, sr), mel_db(signal, sr)
     floor = a.max() - floor_db
     a, b = np.maximum(a, floor), np.maximum(b, floor)
     return float(np.mean(np.sqrt(np.mean((a - b) ** 2, axis=0))))
 
 
-def audio_metrics(reference: np.ndarray, signal: np.ndarray, sr: int) -> dict[str, float]:
+def perceptual(reference: np.ndarray, signal: np.ndarray, sr: int) -> dict[str, Any]:
+    """PESQ (wideband) and STOI of `signal` against `reference`, both resampled to 16 kHz.
+
+    A score that cannot be computed (too short, silent) is None with the reason beside it,
+    never a made-up number.
+    """
+    from pesq import pesq
+    from pystoi import stoi
+
+    ref = resample(np.asarray(reference, np.float32).ravel(), sr, PESQ_RATE)
+    sig = resample(np.asarray(signal, np.float32).ravel(), sr, PESQ_RATE)
+    n = min(ref.size, sig.size)
+    if n < MIN_SECONDS * PESQ_RATE:
+        why = f"{n / PESQ_RATE:.2f} s of audio; PESQ and STOI need at least {MIN_SECONDS:g} s"
+        return {"pesq": None, "pesq_error": why, "stoi": None, "stoi_error": why}
+    out: dict[str, Any] = {}
+    try:
+        out["pesq"] = float(pesq(PESQ_RATE, ref[:n], sig[:n], "wb"))
+    except Exception as e:  # the C library raises its own types (NoUtterancesError, ...)
+        out.update(pesq=None, pesq_error=f"{type(e).__name__}: {e}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(ref[:n], sig[:n], PESQ_RATE, extended=False))
+    if caught:  # pystoi warns and returns 1e-5 when too little speech is left after removing silence
+        out.update(stoi=None, stoi_error=str(caught[0].message))
+    else:
+        out["stoi"] = value
+    return out
+
+
+def audio_metrics(reference: np.ndarray, signal: np.ndarray, sr: int) -> dict[str, Any]:
     return {"snr_db": snr_db(reference, signal), "lsd_db": lsd_db(reference, signal, sr),
+            **perceptual(reference, signal, sr),
             "max_abs": float(np.max(np.abs(np.asarray(signal, np.float64) - np.asarray(reference, np.float64))))}
 
 
@@ -63,35 +84,23 @@ def tensor_error(reference: np.ndarray, signal: np.ndarray) -> dict[str, float]:
             "max_rel": float(np.max(np.abs(np.asarray(signal, np.float64) - reference))) / scale}
 
 
-def gate(metrics: dict[str, float], gates: dict[str, Any]) -> tuple[str, str]:
-    """('passed' | 'failed', why) against e2e.fidelity's min_snr_db / max_lsd_db."""
+def gate(metrics: dict[str, Any], gates: dict[str, float | None]) -> tuple[str, str]:
+    """('passed' | 'failed', why) against thresholds named min_<metric> / max_<metric>.
+
+    A threshold whose metric was not measured (or could not be computed) fails, saying so:
+    a gate that cannot be checked is not passed.
+    """
     problems = []
-    if gates.get("min_snr_db") is not None and not metrics["snr_db"] >= gates["min_snr_db"]:
-        problems.append(f"SNR {metrics['snr_db']:.1f} dB < {gates['min_snr_db']:g} dB")
-    if gates.get("max_lsd_db") is not None and not metrics["lsd_db"] <= gates["max_lsd_db"]:
-        problems.append(f"LSD {metrics['lsd_db']:.2f} dB > {gates['max_lsd_db']:g} dB")
+    for key, limit in sorted(gates.items()):
+        if limit is None:
+            continue
+        bound, _, metric = key.partition("_")
+        value = metrics.get(metric)
+        if value is None:
+            why = metrics.get(f"{metric}_error", "not measured")
+            problems.append(f"{metric} unavailable ({why})")
+        elif bound == "min" and not value >= limit:
+            problems.append(f"{metric} {value:.3g} < {limit:g}")
+        elif bound == "max" and not value <= limit:
+            problems.append(f"{metric} {value:.3g} > {limit:g}")
     return ("failed", "; ".join(problems)) if problems else ("passed", "")
-
-
-def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
-    """16-bit PCM mono WAV; samples clipped to [-1, 1] (clipping is what a listener would hear)."""
-    pcm = (np.clip(np.asarray(audio, np.float64).ravel(), -1.0, 1.0) * 32767).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sr: int) -> None:
-    with atomic_path(path, suffix=".wav") as tmp:
-        tmp.write_bytes(wav_bytes(audio, sr))
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Samples in [-1, 1] and the rate of a 16-bit PCM mono WAV (what write_wav makes)."""
-    with wave.open(str(path), "rb") as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return pcm.astype(np.float32) / 32767, w.getframerate()

@@ -1,8 +1,15 @@
-"""What machine an artifact was made or measured on: recorded in sidecars, markers and CSVs."""
+"""What machine an artifact was made or measured on (recorded in sidecars, markers and CSVs), and
+the fp32 peak its CPU could do: the roofline's other end.
+
+A CPU's peak is estimated from what /proc/cpuinfo says (vector width, FMA, clock) and the
+threads the benchmark used, and labelled as an estimate; config values win.
+"""
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +24,67 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _nvidia_driver() -> bool:
+    """Whether an NVIDIA driver is loaded: without one CUDA sees no device, and torch need not be imported
+    (1.7 s per job here) to say so."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def gpu_name() -> str | None:
+    if "torch" not in sys.modules and not _nvidia_driver():
+        return None
     import torch
 
     return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 
 def device_info() -> dict[str, Any]:
-    import torch
-
     info: dict[str, Any] = {"host": platform.node(), "cpu": cpu_name(), "gpu": gpu_name()}
     if info["gpu"]:
+        import torch
+
         info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
     return info
+
+
+def _cpuinfo() -> tuple[set[str], str, float | None]:
+    flags, vendor, mhz = set(), "", None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("vendor_id") and not vendor:
+                vendor = line.split(":", 1)[1].strip()
+            elif line.startswith("cpu MHz") and mhz is None:
+                mhz = float(line.split(":", 1)[1])
+    except OSError:
+        pass
+    try:  # the rated maximum beats the momentary clock
+        mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
+    except (OSError, ValueError):
+        pass
+    return flags, vendor, mhz
+
+
+def has_vnni() -> bool:
+    """Whether the CPU has VNNI (AVX-512 or AVX): u8 x s8 dot products without 16-bit saturation."""
+    flags = _cpuinfo()[0]
+    return bool({"avx512_vnni", "avx_vnni"} & flags)
+
+
+def cpu_peak_gflops(threads: int) -> dict[str, Any]:
+    """fp32 peak of `threads` cores: cores x FMA units x lanes x 2 x GHz, as an estimate.
+
+    AMD's AVX-512 (Zen 4) runs on 256-bit units, so it counts as 8 lanes there.
+    """
+    flags, vendor, mhz = _cpuinfo()
+    wide = "avx512f" in flags and vendor == "GenuineIntel"
+    lanes = 16 if wide else 8 if "avx2" in flags else 4
+    fma_units = 2 if "fma" in flags or "avx512f" in flags else 1
+    cores = threads or os.cpu_count() or 1
+    if mhz is None:
+        return {"gflops": None, "source": "unknown: /proc/cpuinfo has no clock"}
+    gflops = cores * fma_units * lanes * 2 * mhz / 1e3
+    return {"gflops": round(gflops, 1), "source": f"estimate: {cores} cores x {fma_units} FMA x {lanes} fp32 lanes "
+                                                   f"x 2 x {mhz / 1e3:.2f} GHz (the reported clock; boost runs above "
+                                                   f"it, so achieved can exceed 100 %)"}

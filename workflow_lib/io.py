@@ -10,13 +10,17 @@ import contextlib
 import datetime as _dt
 import hashlib
 import importlib.metadata
+import io as _io
 import json
 import os
 import platform
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 PathLike = str | os.PathLike
 _UMASK = os.umask(0)
@@ -62,6 +66,21 @@ def read_json(path: PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def write_npz(final: PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """An .npz numpy.load reads, with the same bytes for the same arrays (np.savez stamps the time
+    into the zip, so every rerun would look like a change to whatever reads it)."""
+    with atomic_path(final, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+        for name in sorted(arrays):
+            buf = _io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
+
+
+def read_npz(path: PathLike) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
 def sha256_file(path: PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -87,7 +106,3 @@ def versions(*packages: str) -> dict[str, str | None]:
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
-
-def sidecar_path(artifact: PathLike) -> Path:
-    """`x.onnx` -> `x.onnx.json`: the provenance record that travels with an artifact."""
-    return Path(f"{artifact}.json")

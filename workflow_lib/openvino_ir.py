@@ -1,8 +1,9 @@
-"""Stage: ONNX -> OpenVINO IR (.xml + .bin), for the OpenVINO backend.
+"""Stage: a graph variant -> OpenVINO IR (.xml + .bin), for the OpenVINO backend.
 
 The IR is converted once here so validation and benchmarks load the same files a user
 would ship, and conversion time is not paid in every job. Weights stay in the graph's
-own precision (no fp16 compression). Parity is checked by the validation marker.
+own precision (no fp16 compression); the INT8 QDQ graph becomes FakeQuantize layers that
+OpenVINO's CPU plugin runs in INT8. Parity is checked by the validation marker.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any
 
 from . import cli
 from .config import ComponentSpec
-from .io import now, sha256_file, sidecar_path, versions, write_json
+from .io import now, sha256_file, versions, write_json
+from .paths import ir_weights, sidecar_path
 
 log = logging.getLogger(__name__)
 
 
-def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path) -> dict[str, Any]:
+def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: str) -> dict[str, Any]:
     import openvino as ov
 
     out_xml = Path(out_xml)
-    out_bin = out_xml.with_suffix(".bin")
+    out_bin = Path(ir_weights(out_xml))
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = ov.convert_model(str(src))
@@ -34,12 +36,13 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path) -> dict[s
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         seconds = time.perf_counter() - t0
         # .bin first: an .xml at the final path always has its weights beside it.
-        os.replace(tmp_xml.with_suffix(".bin"), out_bin)
+        os.replace(ir_weights(tmp_xml), out_bin)
         os.replace(tmp_xml, out_xml)
-    meta = {"stage": "openvino_ir", "model": spec.model, "component": spec.component, "created": now(),
+    meta = {"stage": "openvino_ir", "variant": variant, "model": spec.model, "component": spec.component, "created": now(),
             "input": str(src), "input_sha256": sha256_file(src), "xml_sha256": sha256_file(out_xml),
             "bin_sha256": sha256_file(out_bin), "bin_bytes": out_bin.stat().st_size,
             "convert_seconds": round(seconds, 3), "ops": len(model.get_ops()),
+            "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()),
             "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
             "versions": versions("openvino", "onnx")}
     write_json(sidecar_path(out_xml), meta)
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__)
     p.add_argument("--onnx", required=True)
     p.add_argument("--out", required=True, help="the .xml path; the .bin goes beside it")
-    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out), p, argv)
+    p.add_argument("--variant", required=True)
+    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out, a.variant), p, argv)
 
 
 if __name__ == "__main__":

@@ -1,34 +1,65 @@
-"""Parity of an artifact against the PyTorch module at the min, opt and max point of every dim.
+"""Whether an artifact computes what the PyTorch module computes, judged by its variant's gate.
 
-One shape is not enough: the legacy exporter bakes the export-time sequence length into
-attention reshapes, and only a second length shows it.
+`allclose` gates compare elementwise at the min, opt and max point of every dim: one shape
+is not enough, the legacy exporter bakes the export-time sequence length into attention
+reshapes and only a second length shows it. `fidelity` gates (INT8) first check that the
+artifact runs at those three points with finite outputs of the right shape, then score its
+outputs on the component's calibration samples (real inputs) against PyTorch fp32's: SNR for
+tensors, and for audio outputs also LSD, PESQ and STOI. 8-bit arithmetic never passes a
+per-element tolerance, and random inputs say nothing about the ranges it was calibrated for.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .backends import ort, torch_eager
+from . import variants
+from .backends import ort
 from .config import POINTS, ComponentSpec
-from .fidelity import audio_metrics
+from .fidelity import audio_metrics, gate, lsd_db, perceptual, snr_db
+from .samples import Outputs, feeds_key, read_outputs
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+Feeds = dict[str, np.ndarray]
+Infer = Callable[[Feeds], list[np.ndarray]]
 
 
-def reference(spec: ComponentSpec, checkpoint: str | None = None) -> Runner:
-    """PyTorch eager fp32 on the CPU: what every artifact is compared with."""
-    return torch_eager.open(spec, "fp32", checkpoint, 0, "cpu")
+class Reference:
+    """PyTorch eager fp32 on the CPU, what every artifact is compared with: answered from the outputs
+    the export (min/opt/max) and the calibration stage (its samples) stored, where they hold the
+    inputs asked about, so most stages never load torch or the checkpoint; computed (once) otherwise."""
+
+    def __init__(self, spec: ComponentSpec, cached: list[str | Path] = ()):
+        self.spec, self.pytorch = spec, None
+        self.outputs: dict[str, Outputs] = {}
+        for path in cached:
+            self.outputs.update(read_outputs(path))
+        self.computed = 0
+
+    def __call__(self, feeds: Feeds) -> Outputs:
+        key = feeds_key(feeds)
+        if key not in self.outputs:
+            if self.pytorch is None:
+                from .backends import torch_eager
+
+                self.pytorch = torch_eager.open_runner(self.spec, "fp32", None, 0, "cpu")
+            self.outputs[key] = self.pytorch(feeds)
+            self.computed += 1
+        return self.outputs[key]
 
 
-def onnxruntime(path: str) -> Runner:
+def reference(spec: ComponentSpec, cached: list[str | Path] = ()) -> Reference:
+    return Reference(spec, [p for p in cached if p])
+
+
+def onnxruntime(path: str, threads: int = 0) -> Infer:
     """ONNX Runtime on the CPU: how the graph stages check the graph they are about to write."""
-    return ort.OrtRunner(str(path), 0, "cpu")
+    return ort.OrtRunner(str(path), threads, "cpu")
 
 
 def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
@@ -44,35 +75,97 @@ def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> dict[
             "ref_max": scale, "finite": finite}
 
 
-def check(spec: ComponentSpec, reference: Runner, candidate: Runner, precision: str,
-          seed: int = 0) -> dict[str, Any]:
-    """Run both at every point; never raises for a mismatch, the caller decides."""
-    tol = spec.tolerance[precision]
+def _run(candidate: Infer, feeds: Feeds, n_ref: int) -> tuple[list[np.ndarray] | None, str | None]:
+    try:
+        got = candidate(feeds)
+    except Exception as e:  # a runtime that cannot run this shape is a parity failure, named
+        return None, f"{type(e).__name__}: {e}"
+    if len(got) != n_ref:
+        return None, f"{len(got)} outputs, PyTorch gives {n_ref}"
+    return got, None
+
+
+def check(spec: ComponentSpec, reference: Infer, candidate: Infer, variant: str,
+          samples: list[Feeds] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Judge `candidate` by the variant's gate; never raises for a mismatch, the caller decides."""
+    limits = spec.gate(variant)
+    if variants.get(variant).gate == "fidelity":
+        return _fidelity(spec, reference, candidate, variant, limits, samples or [], seed)
     points = {}
     for which in POINTS:
         dims = spec.point(which)
         feeds = spec.make_inputs(dims, seed)
         shapes = {k: list(v.shape) for k, v in feeds.items()}
         ref = reference(feeds)
-        try:
-            got = candidate(feeds)
-        except Exception as e:  # a runtime that cannot run this shape is a parity failure, named
-            points[which] = {"ok": False, "dims": dims, "shapes": shapes, "error": f"{type(e).__name__}: {e}"}
+        got, error = _run(candidate, feeds, len(ref))
+        if error:
+            points[which] = {"ok": False, "dims": dims, "shapes": shapes, "error": error}
             continue
-        if len(got) != len(ref):
-            points[which] = {"ok": False, "dims": dims, "shapes": shapes,
-                             "error": f"{len(got)} outputs, PyTorch gives {len(ref)}"}
-            continue
-        outs = {name: compare(r, g, **tol) for name, r, g in zip(_names(spec, len(ref)), ref, got)}
+        outs = {name: compare(r, g, limits["atol"], limits["rtol"]) for name, r, g in zip(_names(spec, len(ref)), ref, got)}
         if spec.output_kind == "audio":  # what a listener gets, beside the elementwise check
             for (name, o), r, g in zip(outs.items(), ref, got):
                 if "error" not in o:
                     o.update(audio_metrics(r, g, spec.sample_rate))
         points[which] = {"ok": all(o["ok"] for o in outs.values()), "dims": dims, "shapes": shapes, "outputs": outs}
-        log.info("%s %s parity at %s %s: %s", spec.label, precision, which, dims,
+        log.info("%s %s parity at %s %s: %s", spec.label, variant, which, dims,
                  {k: (round(v.get("max_abs", float("nan")), 8), v["ok"]) for k, v in outs.items()})
-    return {"ok": all(p["ok"] for p in points.values()), "precision": precision, "tolerance": tol,
-            "seed": seed, "points": points}
+    return {"ok": all(p["ok"] for p in points.values()), "variant": variant, "gate": "allclose",
+            "tolerance": limits, "seed": seed, "points": points}
+
+
+def sample_metrics(spec: ComponentSpec, reference_outputs: list[list[np.ndarray]],
+                   outputs: list[list[np.ndarray]], perceptual_scores: bool = True) -> dict[str, Any]:
+    """Pooled error of a component's outputs over calibration samples: SNR over all samples' energy;
+    for audio outputs also the mean LSD and (unless told not to: they cost most) PESQ and STOI
+    of the first output per sample."""
+    ref = np.concatenate([r.ravel() for rs in reference_outputs for r in rs])
+    got = np.concatenate([g.ravel() for gs in outputs for g in gs])
+    metrics: dict[str, Any] = {"snr_db": snr_db(ref, got), "finite": bool(np.isfinite(got).all()),
+                               "samples": len(outputs)}
+    if spec.output_kind == "audio" and metrics["finite"]:
+        per = [(perceptual(r[0], g[0], spec.sample_rate) if perceptual_scores else {})
+               | {"lsd_db": lsd_db(r[0], g[0], spec.sample_rate)} for r, g in zip(reference_outputs, outputs)]
+        for key in ("pesq", "stoi", "lsd_db") if perceptual_scores else ("lsd_db",):
+            values = [p[key] for p in per if p.get(key) is not None]
+            metrics[key] = float(np.mean(values)) if len(values) == len(per) else None
+            if metrics[key] is None:
+                metrics[f"{key}_error"] = next(p.get(f"{key}_error") for p in per if p.get(key) is None)
+    return metrics
+
+
+def _fidelity(spec: ComponentSpec, reference: Infer, candidate: Infer, variant: str, limits: dict[str, float],
+              samples: list[Feeds], seed: int) -> dict[str, Any]:
+    points = {}
+    for which in POINTS:  # it must run at every point of the profile, with sane outputs
+        dims = spec.point(which)
+        feeds = spec.make_inputs(dims, seed)
+        ref = reference(feeds)
+        got, error = _run(candidate, feeds, len(ref))
+        if error is None and any(g.shape != r.shape for g, r in zip(got, ref)):
+            error = f"output shapes {[list(g.shape) for g in got]} != reference {[list(r.shape) for r in ref]}"
+        if error is None and not all(np.isfinite(g).all() for g in got):
+            error = "non-finite outputs"
+        points[which] = {"ok": error is None, "dims": dims, "shapes": {k: list(v.shape) for k, v in feeds.items()}}
+        if error:
+            points[which]["error"] = error
+    result: dict[str, Any] = {"variant": variant, "gate": "fidelity", "tolerance": limits, "seed": seed,
+                              "points": points, "samples": len(samples)}
+    if not samples:
+        result.update(ok=False, metrics={}, reason="no calibration samples to judge a fidelity gate on")
+        return result
+    refs, outs = [reference(f) for f in samples], []
+    for feeds, ref in zip(samples, refs):
+        got, error = _run(candidate, feeds, len(ref))
+        if error:
+            result.update(ok=False, metrics={}, reason=f"calibration sample: {error}")
+            return result
+        outs.append(got)
+    metrics = sample_metrics(spec, refs, outs)
+    verdict, why = gate(metrics, limits)
+    result.update(ok=verdict == "passed" and all(p["ok"] for p in points.values()), metrics=metrics, reason=why)
+    log.info("%s %s on %d calibration samples: %s %s", spec.label, variant, len(samples),
+             {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}, verdict)
+    return result
 
 
 def _names(spec: ComponentSpec, n: int) -> list[str]:
@@ -90,19 +183,13 @@ def describe_failure(spec: ComponentSpec, result: dict[str, Any], artifact: str)
             detail = "; ".join(f"{k}: max_abs {o.get('max_abs', float('nan')):.3g} max_rel {o.get('max_rel', float('nan')):.3g}"
                                + ("" if o.get("finite", True) else " (non-finite values)") if "error" not in o else f"{k}: {o['error']}"
                                for k, o in p["outputs"].items() if not o["ok"])
-        tol = result["tolerance"]
-        return (f"{spec.label} {result['precision']} parity failed for {artifact} at {which} point "
-                f"{p['shapes']}: {detail} (atol {tol['atol']:g}, rtol {tol['rtol']:g})")
+        return (f"{spec.label} {result['variant']} parity failed for {artifact} at {which} point "
+                f"{p['shapes']}: {detail} ({_limits(result['tolerance'])})")
+    if result["gate"] == "fidelity" and not result["ok"]:
+        return (f"{spec.label} {result['variant']} fidelity gate failed for {artifact} on {result['samples']} "
+                f"calibration samples: {result.get('reason')} ({_limits(result['tolerance'])})")
     return f"{spec.label}: parity passed"
 
 
-def memoized(runner: Runner) -> Runner:
-    """The same runner, answering repeated feeds from memory (the reference, during searches)."""
-    cache: dict[tuple, list[np.ndarray]] = {}
-
-    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        key = tuple((k, v.shape, hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()) for k, v in sorted(feeds.items()))
-        if key not in cache:
-            cache[key] = runner(feeds)
-        return cache[key]
-    return run
+def _limits(limits: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(limits.items()))

@@ -1,10 +1,11 @@
 """Every path the workflow reads or writes, decided in one place.
 
-Rules build their patterns from these functions (passing "{model}" and friends as values),
-stages and the report find files through them, so moving a directory is one edit here.
-GPU-dependent results (validation markers, benchmarks, the deployment bundle, the report,
-their logs and failure records) live under a per-GPU-class root so two classes never
-overwrite each other; graphs and checkpoints are the same everywhere and stay shared.
+Rules build their patterns from these methods (passing "{model}" and friends as values),
+stages and the report find files through them (passing "*" to glob), so moving a directory
+is one edit here. Results that depend on the device they were measured on (the host probe,
+validation markers, benchmarks, the deployment bundle, the report, their logs and failure
+records) live under a per-GPU-class root so two classes never overwrite each other; graphs,
+checkpoints, calibration sets and the chain's reference are the same everywhere and shared.
 Imports nothing heavy: the Snakefile loads this while it builds the DAG.
 """
 
@@ -12,51 +13,75 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 RESULTS = "results"
-DEFAULT_ENGINE_DIR = f"{RESULTS}/engines"
-# Set for every job by the Snakefile: where this run's failure records go.
+# Set for every job by the Snakefile: this run's device root (failure records go there).
 DEVICE_RESULTS_ENV = "WORKFLOW_DEVICE_RESULTS"
 
 
 def engine_dir(config: dict[str, Any]) -> str:
     """tensorrt.engine_dir, else paths.engines, else results/engines: one place for every component."""
     return (config.get("tensorrt", {}).get("engine_dir") or config.get("paths", {}).get("engines")
-            or DEFAULT_ENGINE_DIR)
+            or f"{RESULTS}/engines")
 
 
 @dataclass(frozen=True)
-class Layout:
-    """The run's directories: device results (per GPU class) and engines (per GPU class)."""
+class Paths:
+    """The run's directories: shared results, device results (per GPU class) and engines (per GPU class)."""
 
     device: str = RESULTS
-    engines: str = DEFAULT_ENGINE_DIR
+    engines: str = f"{RESULTS}/engines"
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Layout":
+    def from_config(cls, config: dict[str, Any]) -> "Paths":
         gpu_class = (config.get("cluster") or {}).get("gpu_class")
         if not gpu_class:
             return cls(RESULTS, engine_dir(config))
         return cls(f"{RESULTS}/gpu_{gpu_class}", os.path.join(engine_dir(config), f"gpu_{gpu_class}"))
 
+    @classmethod
+    def current(cls) -> "Paths":
+        """Inside a job: the run's device root, as the Snakefile exported it."""
+        return cls(os.environ.get(DEVICE_RESULTS_ENV, RESULTS))
+
     # shared, device-independent artifacts
     @staticmethod
-    def checkpoint(model: str, component: str) -> str:
-        return f"{RESULTS}/checkpoints/{model}/{component}.safetensors"
+    def checkpoint(model: str, component: str, suffix: str = ".safetensors") -> str:
+        return f"{RESULTS}/checkpoints/{model}/{component}{suffix}"
 
     @staticmethod
-    def graph(model: str, component: str, stage: str = "onnx") -> str:
-        return f"{RESULTS}/{stage}/{model}/{component}.onnx"
+    def package_checkpoint(model: str, component: str, suffix: str) -> str:
+        """A checkpoint shipped inside an installed package, placed in the run (`checkpoint: pkg:...`)."""
+        return f"{RESULTS}/packages/{model}/{component}{suffix}"
 
     @staticmethod
-    def onnx_for(model: str, component: str, precision: str) -> str:
-        """fp32 runtimes read the simplified graph; fp16 ones the converted graph."""
-        return Layout.graph(model, component, "onnx_sim" if precision == "fp32" else "onnx_fp16")
+    def graph(variant: str, model: str, component: str) -> str:
+        return f"{RESULTS}/onnx/{variant}/{model}/{component}.onnx"
 
     @staticmethod
-    def openvino(model: str, component: str, precision: str) -> str:
-        return f"{RESULTS}/openvino/{model}/{component}.{precision}.xml"
+    def reference_outputs(model: str, component: str) -> str:
+        """PyTorch fp32's outputs at the min, opt and max point, stored by the export for every later check."""
+        return f"{RESULTS}/onnx/export/{model}/{component}.reference.npz"
+
+    @staticmethod
+    def openvino(variant: str, model: str, component: str) -> str:
+        return f"{RESULTS}/openvino/{variant}/{model}/{component}.xml"
+
+    @staticmethod
+    def calibration(model: str, component: str) -> str:
+        return f"{RESULTS}/calibration/{model}/{component}.npz"
+
+    @staticmethod
+    def chain_reference(model: str) -> str:
+        """PyTorch fp32's run of a model's chain on the input audio: what every assignment is scored against."""
+        return f"{RESULTS}/e2e/{model}/reference.npz"
+
+    @staticmethod
+    def chain_audio(model: str, which: str) -> str:
+        """The input speech (`input`) and PyTorch fp32's resynthesis of it (`reference`), as WAV."""
+        return f"{RESULTS}/e2e/{model}/{which}.wav"
 
     @staticmethod
     def log(*parts: str) -> str:
@@ -67,20 +92,26 @@ class Layout:
         return "/".join((RESULTS, "jobs", *parts)) + ".tsv"
 
     # per GPU class
-    def engine(self, model: str, component: str, precision: str) -> str:
-        return f"{self.engines}/{model}/{component}.{precision}.engine"
+    @property
+    def host(self) -> str:
+        """What this run's (GPU job) host can run: the probe's record."""
+        return f"{self.device}/host.json"
 
-    def marker(self, model: str, component: str, backend: str, precision: str) -> str:
-        return f"{self.device}/validation/{model}/{component}.{backend}.{precision}.json"
+    def engine(self, variant: str, model: str, component: str) -> str:
+        return f"{self.engines}/{variant}/{model}/{component}.engine"
 
-    def bench_csv(self, model: str, component: str, backend: str, precision: str) -> str:
-        return f"{self.device}/bench/{model}/{component}.{backend}.{precision}.csv"
+    def marker(self, model: str, component: str, backend: str, variant: str) -> str:
+        return f"{self.device}/validation/{model}/{component}.{backend}.{variant}.json"
+
+    def bench_csv(self, model: str, component: str, backend: str, variant: str) -> str:
+        return f"{self.device}/bench/{model}/{component}.{backend}.{variant}.csv"
 
     def e2e_csv(self, model: str, assignment: str) -> str:
         return f"{self.device}/bench/{model}/e2e/{assignment}.csv"
 
-    def e2e_wav(self, model: str, assignment: str, reference: bool = False) -> str:
-        return wav_beside(self.e2e_csv(model, assignment), reference)
+    def e2e_wav(self, model: str, assignment: str) -> str:
+        """An assignment's resynthesis of the first input file."""
+        return f"{self.device}/bench/{model}/e2e/{assignment}.wav"
 
     @property
     def summary(self) -> str:
@@ -97,37 +128,35 @@ class Layout:
     def report_dir(self) -> str:
         return f"{self.device}/report"
 
-    @property
-    def failures(self) -> str:
-        return f"{self.device}/failures"
+    def failure(self, model: str, name: str) -> str:
+        return f"{self.device}/failures/{model}/{name}.json"
 
     def device_log(self, *parts: str) -> str:
         return "/".join((self.device, "logs", *parts)) + ".log"
 
-
-def artifact(layout: Layout, kind: str, model: str, component: str, precision: str, checkpoint: str) -> str:
-    """The file a backend consumes, by the registry's artifact kind."""
-    if kind == "checkpoint":
-        return checkpoint
-    if kind == "onnx":
-        return Layout.onnx_for(model, component, precision)
-    if kind == "openvino":
-        return Layout.openvino(model, component, precision)
-    if kind == "engine":
-        return layout.engine(model, component, precision)
-    raise ValueError(f"unknown artifact kind '{kind}'")
-
-
-def failures_dir() -> str:
-    """Where a failing stage records itself: this run's device results (set by the Snakefile)."""
-    return f"{os.environ.get(DEVICE_RESULTS_ENV, RESULTS)}/failures"
+    def artifact(self, kind: str, variant: str, model: str, component: str, checkpoint: str) -> str:
+        """The file a backend reads, by the registry's artifact kind: the checkpoint, or what was made from the variant's graph."""
+        if kind == "checkpoint":
+            return checkpoint
+        if kind == "onnx":
+            return self.graph(variant, model, component)
+        if kind == "openvino":
+            return self.openvino(variant, model, component)
+        if kind == "engine":
+            return self.engine(variant, model, component)
+        raise ValueError(f"unknown artifact kind '{kind}'")
 
 
-def wav_beside(csv: str | os.PathLike, reference: bool = False) -> str:
-    """An e2e chain's audio (or PyTorch fp32's for the same input) beside its CSV."""
-    return str(csv)[: -len(".csv")] + (".reference.wav" if reference else ".wav")
+def sidecar_path(artifact: str | os.PathLike) -> Path:
+    """`x.onnx` -> `x.onnx.json`: the provenance record that travels with an artifact."""
+    return Path(f"{artifact}.json")
 
 
 def samples_path(csv: str | os.PathLike) -> str:
     """Raw timings beside a benchmark CSV: `x.csv` -> `x.samples.parquet`."""
     return str(csv)[: -len(".csv")] + ".samples.parquet"
+
+
+def ir_weights(xml: str | os.PathLike) -> str:
+    """OpenVINO's weights file beside its .xml: they always travel together."""
+    return str(xml)[: -len(".xml")] + ".bin"

@@ -1,9 +1,10 @@
-"""The report's plots, as a registry: name -> function(data) -> matplotlib figure.
+"""The report's plots, as a registry: name -> the function that draws it, its caption, and the
+report section it belongs to.
 
-The report rule declares one PNG output per entry (with `report/<name>.rst` as its
-caption), and the report stage draws them all, so a new plot is one function and one
-entry. matplotlib is imported only when a plot is drawn: the Snakefile reads PLOTS while
-it builds the DAG.
+The report rule declares one PNG output per entry, the report stage draws them all, and
+the HTML template places each under its section with its caption (so does `snakemake
+--report`, from the same captions): a new plot is one function and one entry. matplotlib is
+imported only when a plot is drawn: the Snakefile reads PLOTS while it builds the DAG.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class PlotData:
     summary: pl.DataFrame  # speedups.summarize() of every benchmark CSV
     bench: pl.DataFrame  # per-component rows with a numeric `length`
     fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)  # assignment -> e2e sidecar's fidelity record
-    audio: dict[str, tuple[Any, int]] = field(default_factory=dict)  # "reference" / assignment -> (samples, rate)
+    audio: dict[str, tuple[Any, int]] = field(default_factory=dict)  # "input" / "reference" / assignment -> (samples, rate)
+    int8: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> the int8 variant's sidecar
 
 
 def _pyplot():
@@ -65,7 +67,7 @@ def speedup_plot(data: PlotData):
     """Speedup over PyTorch fp32 at the opt point, per component and backend, with 95 % CI bars."""
     plt, summary = _pyplot(), data.summary
     df = summary.filter((pl.col("component") != "e2e") & (pl.col("point") == "opt") & pl.col("speedup").is_not_null()
-                        & ~((pl.col("backend") == "pytorch") & (pl.col("precision") == "fp32")))
+                        & ~((pl.col("backend") == "pytorch") & (pl.col("variant") == "fp32")))
     if df.is_empty():
         return _empty("No speedups: only the PyTorch fp32 baseline was measured.")
     comps = sorted(set(df["component"]))
@@ -129,25 +131,26 @@ def e2e_plot(data: PlotData):
     return fig
 
 
-def reference_first(names) -> list[str]:
-    """The reference clip, then the assignments by name: how plots and players list audio."""
-    return sorted(names, key=lambda n: (n != "reference", n))
+AUDIO_FIRST = ("input", "reference")  # the speech itself, then PyTorch fp32's resynthesis of it
+
+
+def audio_order(names) -> list[str]:
+    """The input speech, PyTorch fp32's resynthesis, then the assignments by name: how plots and players list audio."""
+    return sorted(names, key=lambda n: (AUDIO_FIRST.index(n) if n in AUDIO_FIRST else len(AUDIO_FIRST), n))
 
 
 def propagation_plot(data: PlotData):
     """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (first audio length)."""
     plt = _pyplot()
-    from .models.svc_chain import STAGES
-
     lines = {name: rec["points"][min(rec["points"], key=point_order)]["stages"]
              for name, rec in sorted(data.fidelity.items()) if rec.get("points")}
-    lines = {k: v for k, v in lines.items() if any(v[s]["snr_db"] != float("inf") for s in STAGES)}
+    lines = {k: v for k, v in lines.items() if any(m["snr_db"] != float("inf") for m in v.values())}
     if not lines:
         return _empty("No end-to-end assignment differs from PyTorch fp32 (or none was measured).")
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, stages in lines.items():
-        ax.plot(list(STAGES), [min(stages[s]["snr_db"], 200.0) for s in STAGES], marker="o", label=name)
-    ax.set_ylabel("SNR vs PyTorch fp32 (dB)")
+    for name, stages in lines.items():  # the record keeps the chain's stage order
+        ax.plot(list(stages), [min(m["snr_db"], 200.0) for m in stages.values()], marker="o", label=name)
+    ax.set_ylabel("SNR vs PyTorch fp32 (dB; audio: of its log-mel)")
     ax.set_title("Where error enters the chain (higher is closer)")
     ax.legend(fontsize=8)
     return fig
@@ -156,16 +159,16 @@ def propagation_plot(data: PlotData):
 def spectrogram_plot(data: PlotData):
     """Mel spectrograms of the reference audio and each assignment's output, side by side."""
     plt = _pyplot()
-    from .fidelity import log_mel_db
+    from .dsp import mel_db
 
     clips = {k: v for k, v in data.audio.items() if len(v[0])}
     if not clips:
         return _empty("No end-to-end audio was produced.")
-    names = reference_first(clips)
+    names = audio_order(clips)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names):
         samples, rate = clips[name]
-        ax.imshow(log_mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
+        ax.imshow(mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("frame", fontsize=7)
     axes[0][0].set_ylabel("mel band", fontsize=7)
@@ -173,5 +176,59 @@ def spectrogram_plot(data: PlotData):
     return fig
 
 
-PLOTS: dict[str, Callable[[PlotData], Any]] = {"speedup": speedup_plot, "latency": latency_plot, "e2e_rtf": e2e_plot,
-                                               "error_propagation": propagation_plot, "spectrograms": spectrogram_plot}
+def int8_plot(data: PlotData):
+    """Per component, every INT8 candidate the search tried: latency against fidelity, the gate, the one shipped."""
+    plt = _pyplot()
+    comps = {c: m for c, m in sorted(data.int8.items()) if (m.get("search") or {}).get("candidates")}
+    if not comps:
+        return _empty("No INT8 variant was made.")
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.4 * len(comps), 3.2), squeeze=False)
+    for ax, (comp, meta) in zip(axes[0], comps.items()):
+        search = meta["search"]
+        cands = search["candidates"]
+        audio = any(c["metrics"].get("pesq") is not None for c in cands)
+        metric, limit = ("PESQ vs fp32", meta["gate"].get("min_pesq")) if audio else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
+        front = set(search["pareto"])
+        for c in cands:
+            color = "tab:green" if c["verdict"] == "passed" else "tab:red"
+            ax.scatter(c["p50_ms"], c["score"], color=color, marker="o" if c["index"] in front else "x", zorder=3)
+            ax.annotate(str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+        chosen = cands[search["chosen"]]
+        ax.scatter(chosen["p50_ms"], chosen["score"], s=160, facecolors="none", edgecolors="black", zorder=4,
+                   label="shipped")
+        if limit is not None:
+            ax.axhline(limit, color="gray", linestyle="--", linewidth=0.8, label="gate")
+        ax.set_title(comp, fontsize=9)
+        ax.set_xlabel("p50 ms at opt (ONNX Runtime)", fontsize=7)
+        ax.set_ylabel(metric, fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class Plot:
+    draw: Callable[[PlotData], Any]
+    section: str  # the report section it is shown in
+    caption: str
+
+
+PLOTS: dict[str, Plot] = {
+    "speedup": Plot(speedup_plot, "speedup", "Speedup of each backend and graph variant over PyTorch fp32 at the opt "
+                    "shape, per component; error bars are bootstrap 95 % confidence intervals of the ratio of medians."),
+    "latency": Plot(latency_plot, "latency", "p50 latency against sequence length (the time dim at the min, opt and "
+                    "max point), per component and series, log scale."),
+    "int8_search": Plot(int8_plot, "int8", "Every INT8 candidate the search tried, per component: p50 latency at the "
+                        "opt shape (ONNX Runtime) against fidelity on the calibration samples (PESQ for audio outputs, "
+                        "SNR otherwise). Green passed the gate (dashed), red failed; circles are the Pareto front, "
+                        "numbers count the nodes kept float; the ringed point shipped."),
+    "e2e_rtf": Plot(e2e_plot, "e2e", "Real-time factor (chain latency / audio duration) of each end-to-end "
+                    "assignment per audio length; below the dashed line is faster than real time."),
+    "spectrograms": Plot(spectrogram_plot, "e2e", "Mel spectrograms of the input speech, PyTorch fp32's "
+                         "resynthesis of it and each assignment's (copy-synthesis through the assignment's vocoder)."),
+    "error_propagation": Plot(propagation_plot, "e2e", "SNR of each stage of the voice-conversion chain against "
+                              "PyTorch fp32 on the same speech, noise and speaker (the audio on its log-mel, where phase does not count): "
+                              "where error enters and how it grows."),
+}

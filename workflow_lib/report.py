@@ -1,8 +1,9 @@
-"""Stage: one self-contained HTML report (plots embedded) for deciding what to ship.
+"""Stage: one self-contained HTML report (plots and audio embedded) for deciding what to ship.
 
-Tables come from polars, plots from matplotlib (also written as PNG files for
-`snakemake --report`), the page from a jinja2 template. Skipped validations and
-backends that could not run are shown with their reasons, never hidden.
+Tables come from polars, plots from the plot registry (also written as PNG files for
+`snakemake --report`), the page from a jinja2 template that places each plot under its
+section with its caption. Skipped validations and series that could not run are shown with
+their reasons, grouped by backend and reason, never hidden.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import argparse
 import base64
 import json
 import logging
+from glob import glob
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
-from . import cli
+from . import cli, variants
 from .backends import registry as backends
-from .fidelity import read_wav
-from .io import atomic_path, now, read_json, sidecar_path, versions
-from .paths import RESULTS, Layout, wav_beside
-from .plots import PLOTS, PlotData, point_order, reference_first, save_png
+from .dsp import read_wav
+from .io import atomic_path, now, read_json, versions
+from .paths import Paths, sidecar_path
+from .plots import PLOTS, PlotData, audio_order, point_order, save_png
 from .results import RUNTIMES
 from .speedups import FLOATS, read_flops, summarize
 
@@ -33,9 +35,7 @@ def _bench_table(csvs: list[str]) -> pl.DataFrame:
     frames = []
     for csv in csvs:
         df = pl.read_csv(csv, infer_schema_length=0)
-        if df.is_empty():
-            continue
-        if "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
+        if df.is_empty() or "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
             continue
         df = df.with_columns(pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
         frames.append(df.select("model", "component", "label", "device", "point", "length",
@@ -50,11 +50,20 @@ def _length(dims_json: str) -> float:
 
 
 def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
+    """Per marker and point: the elementwise error (allclose gates) or the scores on the calibration samples (fidelity)."""
     rows = []
     for path in markers:
         m = read_json(path)
-        points = (m.get("parity") or {}).get("points", {})
-        base = {k: m[k] for k in ("model", "component", "backend", "precision", "status")} | {"reason": m.get("reason", "")}
+        result = m.get("parity") or {}
+        base = {k: m.get(k) for k in ("model", "component", "backend", "variant", "status", "gate")} | {
+            "reason": m.get("reason", "")}
+        if result.get("gate") == "fidelity":
+            metrics = result.get("metrics") or {}
+            rows.append(base | {"point": f"{result.get('samples', 0)} calibration samples", "shapes": "-",
+                                "scores": {k: metrics.get(k) for k in ("snr_db", "pesq", "stoi", "lsd_db")
+                                           if metrics.get(k) is not None}})
+            continue
+        points = result.get("points", {})
         if not points:
             rows.append(base | {"point": "-", "shapes": "-", "max_abs": None, "max_rel": None})
         for which, p in points.items():
@@ -78,90 +87,148 @@ def fp16_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def int8_rows(sidecars: list[str], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
+    """Per INT8 graph: the gate, what stayed float and why, the search, and what it was calibrated on."""
+    rows = []
+    for path in sidecars:
+        m = read_json(path)
+        search = m["search"]
+        chosen = search["candidates"][search["chosen"]]
+        cal = calibrations.get(f"{m['model']}/{m['component']}", {})
+        rows.append({"model": m["model"], "component": m["component"], "status": m["status"], "reason": m["reason"],
+                     "gate": ", ".join(f"{k} {v:g}" for k, v in sorted(m["gate"].items())),
+                     "float_blocks": chosen["float_blocks"], "float_nodes": chosen["float_nodes"],
+                     "quantized_nodes": chosen["quantized_nodes"], "p50_ms": chosen["p50_ms"],
+                     "all_int8_p50_ms": search["candidates"][0]["p50_ms"],
+                     "scores": {k: v for k, v in chosen["metrics"].items() if k in ("snr_db", "pesq", "stoi", "lsd_db")
+                                and v is not None},
+                     "candidates": len(search["candidates"]), "seconds": search["seconds"], "stopped": search["stopped"],
+                     "contributions": list((search.get("contributions") or {}).items())[:5],
+                     "calibration": cal.get("source", "?"), "representative": cal.get("representative"),
+                     "samples": cal.get("samples"), "reduce_range": m["settings"]["reduce_range"],
+                     "activation": m["settings"]["activation"]})
+    return rows
+
+
 def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     rows = []
     for path in sidecars:
         m = read_json(path)
-        rows.append({"model": m["model"], "component": m["component"], "precision": m["precision"],
+        rows.append({"model": m["model"], "component": m["component"], "variant": m["variant"],
+                     "built": m.get("built", True), "reason": m.get("reason", ""),
                      "size_mb": m["engine_bytes"] / 1e6, "build_seconds": m["build_seconds"],
                      "cache": "hit (reused)" if m["cache"]["hit"] else "built", "flavour": f"{m['flavour']} {m['flavour_version']}",
                      "targets": ", ".join(m["targets"]) if isinstance(m["targets"], list) else m["targets"]})
     return rows
 
 
-def ship_rows(manifests: list[str]) -> list[dict[str, Any]]:
-    """One row per model, component and device: what the deployment rule picked, and the runners-up."""
-    rows = []
+def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per model, component and device: what ships and the runners-up; and the chain searches."""
+    rows, searches = [], []
     for path in manifests:
         m = read_json(path)
         for comp, per_device in sorted(m["components"].items()):
-            for kind, pick in sorted(per_device.items()):
-                rows.append({"model": m.get("model"), "component": comp, "device": pick["device"], "choice": pick["choice"],
-                             "p50_ms": pick["p50_ms"], "speedup": pick["speedup"], "ci": pick["ci"],
-                             "reason": pick["reason"], "file": f"{Path(path).parent.name}/{pick.get('file', '')}",
-                             "alternatives": pick["alternatives"], "not_measured": pick.get("not_measured", [])})
-    return rows
+            for kind, chosen in sorted(per_device.items()):
+                rows.append({"model": m.get("model"), "component": comp, "device": chosen["device"],
+                             "choice": chosen["choice"], "p50_ms": chosen["p50_ms"], "speedup": chosen["speedup"],
+                             "ci": chosen["ci"], "reason": chosen["reason"],
+                             "file": f"{Path(path).parent.name}/{chosen.get('file', '')}",
+                             "alternatives": chosen["alternatives"], "not_measured": chosen.get("not_measured", [])})
+        for record in m.get("search", []):
+            searches.append({"model": m.get("model"), **record})
+    return rows, searches
 
 
-def e2e_audio(bench_csvs: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Per e2e assignment, its sidecar's fidelity record and its WAV file; plus the reference's."""
+def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
+    """What did not run, grouped by backend (or assignment) and reason: one row per reason, not per component."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for u in unavailable:
+        what = u.get("backend") or f"e2e {u.get('assignment')}"
+        g = groups.setdefault((what, u.get("reason") or ""), {"what": what, "reason": u.get("reason") or "",
+                                                               "variants": set(), "components": set()})
+        if u.get("variant"):
+            g["variants"].add(u["variant"])
+        if u.get("component"):
+            g["components"].add(u["component"])
+    return [{**g, "variants": sorted(g["variants"]), "components": sorted(g["components"])}
+            for _, g in sorted(groups.items())]
+
+
+def e2e_audio(bench_csvs: list[str], references: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Per e2e assignment, its sidecar's fidelity record and its WAV; plus the input speech and fp32's resynthesis
+    (from the chain reference's sidecar)."""
     records, wavs = {}, {}
+    for path in references:
+        for which, wav in read_json(path).get("wavs", {}).items():
+            wavs.setdefault(which, wav)
     for csv in bench_csvs:
         meta = read_json(sidecar_path(csv))
         if meta.get("stage") != "e2e" or meta.get("status") != "measured":
             continue
         records[meta["assignment"]] = meta.get("fidelity", {})
-        for name, reference in ((meta["assignment"], False), ("reference", True)):
-            if Path(wav_beside(csv, reference)).is_file() and name not in wavs:
-                wavs[name] = wav_beside(csv, reference)
+        if Path(meta.get("wav", "")).is_file():
+            wavs[meta["assignment"]] = meta["wav"]
     return records, wavs
 
 
 def _players(wavs: dict[str, str], audio: dict[str, tuple]) -> list[dict[str, str]]:
     return [{"name": n, "src": "data:audio/wav;base64," + base64.b64encode(Path(wavs[n]).read_bytes()).decode()}
-            for n in reference_first(wavs) if len(audio[n][0])]
+            for n in audio_order(wavs) if len(audio[n][0])]
 
 
 def render(summary: pl.DataFrame, unavailable: list[dict], bench_csvs: list[str], markers: list[str],
            engines: list[str], out_html: str | Path, plot_dir: str | Path, config_hash: str,
-           failures: list[dict] | None = None, manifests: list[str] | None = None, fp16: list[str] | None = None) -> dict:
-    fidelity, wavs = e2e_audio(bench_csvs)
+           failures: list[dict] | None = None, manifests: list[str] | None = None, graphs: list[str] | None = None,
+           calibrations: list[str] | None = None, references: list[str] | None = None,
+           host: dict | None = None) -> dict:
+    fidelity, wavs = e2e_audio(bench_csvs, references or [])
     audio = {name: read_wav(path) for name, path in wavs.items()}
-    data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio)
-    images = {name: save_png(plot(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
+    by_stage: dict[str, list[str]] = {}
+    for path in graphs or []:
+        by_stage.setdefault(read_json(path).get("stage"), []).append(path)
+    int8_meta = {m["component"]: m for m in (read_json(p) for p in by_stage.get("quantize", []))}
+    cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations or [])}
+    data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio, int8=int8_meta)
+    images = {name: save_png(plot.draw(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
+    plots: dict[str, list[dict[str, str]]] = {}
+    for name, plot in PLOTS.items():
+        plots.setdefault(plot.section, []).append({"name": name, "image": images[name], "caption": plot.caption})
     accuracy = accuracy_rows(markers)
     failures = failures or []
+    ship, searches = ship_rows(manifests or [])
+    e2e = summary.filter(pl.col("component") == "e2e")
     context = {
-        "created": now(), "config_hash": config_hash,
+        "created": now(), "config_hash": config_hash, "host": host or {},
         "versions": versions("onnx", *RUNTIMES, "snakemake", "polars"),
-        "models": sorted({r["model"] for r in accuracy + failures}),
+        "models": sorted({r["model"] for r in accuracy + failures} | {r["model"] for r in ship}),
         "components": sorted({r["component"] for r in accuracy + failures}),
-        "backends": sorted(set(summary.filter(pl.col("component") != "e2e")["label"])),
-        "registry": [{"name": b.name, "artifact": b.artifact, "precisions": ", ".join(b.precisions),
+        "series": sorted(set(summary.filter(pl.col("component") != "e2e")["label"])),
+        "registry": [{"name": b.name, "artifact": b.artifact, "variants": ", ".join(b.variants),
                       "description": b.description} for b in backends.REGISTRY.values()],
-        "assignments": sorted(set(summary.filter(pl.col("component") == "e2e")["label"])),
+        "variant_table": [{"name": v.name, "precision": v.precision, "parent": v.parent or "checkpoint",
+                           "stage": v.stage, "gate": f"{v.gate} ({', '.join(f'{k} {x:g}' for k, x in v.default_gate.items())})",
+                           "consumers": ", ".join(v.consumers), "description": v.description}
+                          for v in variants.VARIANTS.values()],
+        "assignments": sorted(set(e2e["label"])),
         "devices": sorted(set(summary["device"])) if summary.height else [],
-        "precisions": sorted({r["precision"] for r in accuracy}),
-        "speedups": sorted(summary.filter(pl.col("speedup").is_not_null()).to_dicts(),
+        "speedups": sorted(summary.filter(pl.col("speedup").is_not_null() & (pl.col("component") != "e2e")).to_dicts(),
                            key=lambda r: (r["component"], point_order(r["point"]), r["label"])),
-        "e2e_rows": sorted(summary.filter(pl.col("component") == "e2e").to_dicts(),
-                           key=lambda r: (point_order(r["point"]), r["label"])),
-        "chains": {r["label"]: r["chain"].replace(";", "; ") for r in summary.iter_rows(named=True)
-                   if r["component"] == "e2e" and r.get("chain")},
-        "ship": ship_rows(manifests or []),
+        "e2e_rows": sorted(e2e.to_dicts(), key=lambda r: (point_order(r["point"]), r["label"])),
+        "chains": {r["label"]: r["chain"].replace(";", "; ") for r in e2e.iter_rows(named=True) if r.get("chain")},
+        "ship": ship, "searches": searches,
         "players": _players(wavs, audio),
-        "audio_point": next((r.get("audio_point") for r in fidelity.values() if r.get("audio_point")), None),
-        "failed_fidelity": sorted({r["label"] for r in summary.iter_rows(named=True)
-                                   if r["component"] == "e2e" and r.get("fidelity") == "failed"}),
+        "copy": {name: rec.get("copy_synthesis", {}).get("mean", {}) for name, rec in sorted(fidelity.items())},
+        "failed_fidelity": sorted({r["label"] for r in e2e.iter_rows(named=True) if r.get("fidelity") == "failed"}),
         "peaks": {r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
                   for r in summary.iter_rows(named=True) if r.get("peak_gflops") and r["component"] != "e2e"},
-        "accuracy": accuracy, "engines": engine_rows(engines), "fp16": fp16_rows(fp16 or []), "unavailable": unavailable,
-        "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "images": images,
-        "counts": {s: len({(r["component"], r["backend"], r["precision"]) for r in accuracy if r["status"] == s})
+        "accuracy": accuracy, "engines": engine_rows(engines), "fp16": fp16_rows(by_stage.get("fp16", [])),
+        "int8": int8_rows(by_stage.get("quantize", []), cal), "unavailable": unavailable_groups(unavailable),
+        "skipped": [r for r in accuracy if r["status"] == "skipped"], "failures": failures, "plots": plots,
+        "counts": {s: len({(r["component"], r["backend"], r["variant"]) for r in accuracy if r["status"] == s})
                    for s in ("passed", "skipped", "failed")},
     }
     env = Environment(loader=PackageLoader("workflow_lib", "templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.filters["num"] = lambda v, fmt="{:.3g}": "–" if v is None or v != v else fmt.format(v)
+    env.filters["num"] = lambda v, fmt="{:.3g}": "–" if v is None or isinstance(v, Undefined) or v != v else fmt.format(v)
     html = env.get_template("report.html.j2").render(**context)
     with atomic_path(out_html, suffix=".html") as tmp:
         tmp.write_text(html)
@@ -173,18 +240,23 @@ def read_summary(path: str | Path) -> pl.DataFrame:
         [pl.col(c).cast(pl.Float64) for c in FLOATS])
 
 
-def render_partial(results: str | Path, engine_dir: str | Path, config_hash: str, resamples: int = 2000) -> dict:
+def _found(pattern: str) -> list[str]:
+    return sorted(glob(pattern))
+
+
+def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dict:
     """After a failed (--keep-going) run: the report from whatever exists, failures shown first."""
-    layout = Layout(str(results), str(engine_dir))
-    results = Path(results)
-    csvs = sorted(str(p) for p in results.glob("bench/*/**/*.csv") if (Path(f"{p}.json")).is_file())
-    flops = read_flops(sorted(map(str, Path(RESULTS).glob("onnx/*/*.onnx.json"))))
+    csvs = [p for p in _found(paths.bench_csv("*", "*", "*", "*")) + _found(paths.e2e_csv("*", "*"))
+            if sidecar_path(p).is_file()]
+    flops = read_flops(_found(paths.graph("export", "*", "*") + ".json"))
     summary, unavailable = summarize(csvs, resamples, flops)
-    failures = [read_json(p) for p in sorted(Path(layout.failures).glob("*/*.json"))]
-    return render(summary, unavailable, csvs, sorted(map(str, results.glob("validation/*/*.json"))),
-                  sorted(map(str, Path(engine_dir).glob("*/*.engine.json"))), f"{layout.report_dir}/index.html",
-                  layout.report_dir, config_hash, failures, sorted(map(str, results.glob("deploy/*/manifest.json"))),
-                  sorted(map(str, Path(RESULTS).glob("onnx_fp16/*/*.onnx.json"))))
+    failures = [read_json(p) for p in _found(paths.failure("*", "*"))]
+    host = read_json(paths.host) if Path(paths.host).is_file() else None
+    return render(summary, unavailable, csvs, _found(paths.marker("*", "*", "*", "*")),
+                  _found(paths.engine("*", "*", "*") + ".json"), f"{paths.report_dir}/index.html", paths.report_dir,
+                  config_hash, failures, _found(paths.deploy("*") + "/manifest.json"),
+                  _found(paths.graph("*", "*", "*") + ".json"), _found(paths.calibration("*", "*") + ".json"),
+                  _found(paths.chain_reference("*") + ".json"), host)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,22 +265,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--engine-dir", default="results/engines", help="with --partial: where engines are")
     p.add_argument("--summary")
     p.add_argument("--unavailable")
+    p.add_argument("--host", help="the host probe's record")
     p.add_argument("--bench", nargs="*", default=[])
     p.add_argument("--markers", nargs="*", default=[])
     p.add_argument("--engines", nargs="*", default=[], help="engine sidecar JSON files")
     p.add_argument("--bundles", nargs="*", default=[], help="deployment bundle directories (manifest.json inside)")
-    p.add_argument("--fp16", nargs="*", default=[], help="fp16 graph sidecars")
+    p.add_argument("--graphs", nargs="*", default=[], help="graph variant sidecars (the fp16 and int8 searches)")
+    p.add_argument("--calibrations", nargs="*", default=[], help="calibration set sidecars")
+    p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
     p.add_argument("--config-hash", required=True)
     p.add_argument("--out")
     p.add_argument("--plots", help="directory for the PNG plots")
 
     def run(a: argparse.Namespace) -> None:
         if a.partial:
-            ctx = render_partial(a.partial, a.engine_dir, a.config_hash)
+            ctx = render_partial(Paths(a.partial, a.engine_dir), a.config_hash)
             log.warning("partial report: %d failed component stage(s) shown", len(ctx["failures"]))
             return
         ctx = render(read_summary(a.summary), read_json(a.unavailable), a.bench, a.markers, a.engines, a.out,
-                     a.plots, a.config_hash, manifests=[f"{b}/manifest.json" for b in a.bundles], fp16=a.fp16)
+                     a.plots, a.config_hash, manifests=[f"{b}/manifest.json" for b in a.bundles], graphs=a.graphs,
+                     calibrations=a.calibrations, references=a.references,
+                     host=read_json(a.host) if a.host else None)
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 
     cli.run("report", run, p, argv)

@@ -12,25 +12,30 @@ from typing import Any
 
 import polars as pl
 
-from .io import atomic_path, sidecar_path, versions, write_json
-from .paths import samples_path
+from .io import atomic_path, versions, write_json
+from .paths import samples_path, sidecar_path
 from .timing import Samples
 
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
-# label: what plots and tables call a series (backend.precision@device kind; an e2e assignment's name)
+# label: what plots and tables call a series (backend.variant@device kind; an e2e assignment's name)
+# variant: the graph variant (precision is its arithmetic, for reading convenience)
 # rel_ci: half-width of the median's 95 % CI relative to it; stop: ci_reached, time_budget or max_iterations
-COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "dims", "shape", "batch",
+COLUMNS = ["model", "component", "backend", "variant", "precision", "device", "label", "point", "dims", "shape", "batch",
            *STAT_COLUMNS, "rel_ci", "stop", "throughput", "threads", "cpu", "gpu", "peak_gflops", "peak_source",
            "versions", "created"]
-# snr_db, lsd_db, max_abs: the chain's audio against PyTorch fp32's on the same input and noise;
+# snr_db, lsd_db, pesq, stoi, max_abs: the SVC chain's audio against PyTorch fp32's on the same input and noise;
+# copy_pesq, copy_stoi, copy_lsd_db: the real speech resynthesised by the assignment's vocoder against PyTorch
+# fp32's resynthesis (mean over the input files); speech_pesq, speech_stoi: that resynthesis against the speech itself;
 # fidelity: passed/failed against e2e.fidelity's gates (fidelity_reason says which)
-E2E_COLUMNS = ["model", "component", "backend", "precision", "device", "label", "point", "assignment", "chain",
-               "audio_seconds", "frames", *STAT_COLUMNS, "rtf", "snr_db", "lsd_db", "max_abs", "fidelity",
-               "fidelity_reason", "cpu", "gpu", "versions", "created"]
+E2E_COLUMNS = ["model", "component", "backend", "variant", "device", "label", "point", "assignment", "chain",
+               "audio_seconds", "frames", *STAT_COLUMNS, "rel_ci", "stop", "rtf", "snr_db", "lsd_db", "pesq", "stoi",
+               "max_abs", "copy_pesq", "copy_stoi", "copy_lsd_db", "speech_pesq", "speech_stoi", "fidelity",
+               "fidelity_reason", "threads", "cpu", "gpu", "versions", "created"]
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13")
 _INTS = {"batch", "iterations", "warmup", "threads", "frames"}
 _FLOATS = {"mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv", "throughput", "rtf",
-           "audio_seconds", "rel_ci", "peak_gflops", "snr_db", "lsd_db", "max_abs"}
+           "audio_seconds", "rel_ci", "peak_gflops", "snr_db", "lsd_db", "pesq", "stoi", "max_abs", "copy_pesq",
+           "copy_stoi", "copy_lsd_db", "speech_pesq", "speech_stoi"}
 
 
 def runtime_versions() -> str:
@@ -38,8 +43,8 @@ def runtime_versions() -> str:
     return json.dumps(versions(*RUNTIMES), sort_keys=True)
 
 
-def label(backend: str, precision: str, device: str) -> str:
-    return f"{backend}.{precision}@{device.split(':')[0]}"
+def label(backend: str, variant: str, device: str) -> str:
+    return f"{backend}.{variant}@{device.split(':')[0]}"
 
 
 def _schema(columns: list[str]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 span components or name backends (so the Snakefile fails before any job, key named).
 
 Kept apart from config.py, which every stage imports: the backend registry is needed
-only here, and a stage's code hash should not depend on backends it never runs.
+only here, and a stage's code hash should not depend on backends it never runs. (The
+chain's own roles are the chain's to check: models/svc/chain.py.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 from .backends import registry
 from .config import ComponentSpec, component_spec
 from .errors import ConfigError
-from .models.svc_chain import parse_roles
 
 
 def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], ComponentSpec]:
@@ -20,6 +20,7 @@ def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], Component
     defaults = {
         "opset": config.get("export", {}).get("opset", 20),
         "max_input_bytes": int(config.get("limits", {}).get("max_input_mb", 1024)) << 20,
+        "variants": config.get("variants"),
     }
     _check_backends(config.get("backends"))
     for model, mcfg in config["models"].items():
@@ -40,19 +41,11 @@ def _check_backends(names: list[str] | None) -> None:
 
 
 def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:
-    """The chain benchmark may only name components the model has."""
+    """Assignments may only name components the model has, and backend.variant choices that exist."""
     e2e = mcfg.get("e2e")
     if not e2e:
         return
     known = set(mcfg["components"])
-    for role, (comp, names) in parse_roles(e2e.get("roles", {})).items():
-        if comp not in known:
-            raise ConfigError(f"models.{model}.e2e.roles.{role}: no component '{comp}' (components: {sorted(known)})")
-        inputs = {i["name"] for i in mcfg["components"][comp]["inputs"]}
-        for chain_name, name in names.items():
-            if name not in inputs:
-                raise ConfigError(f"models.{model}.e2e.roles.{role}: the chain feeds '{chain_name}' as '{name}', but "
-                                  f"{comp} has inputs {sorted(inputs)}; map it with inputs: {{{chain_name}: <name>}}")
     for name, assignment in e2e.get("assignments", {}).items():
         for comp in set(assignment) - known - {"default"}:
             raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: no such component (or 'default')")

@@ -1,4 +1,9 @@
-"""Stage: ONNX -> simplified ONNX, falling back to the input graph if the simplifier fails or breaks parity."""
+"""Stage: the `fp32` variant: the export simplified, or the export itself when the simplifier fails or
+breaks parity.
+
+Simplifiers drop node metadata; the module each node came from is copied back by node
+name, so stages downstream (the INT8 search) can still group nodes by module.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import onnx
 
 from . import cli, onnxio, parity
 from .config import ComponentSpec
-from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
+from .io import atomic_path, now, sha256_file, versions, write_json
+from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
 TOOLS = ("onnxsim", "onnxslim", "none")
@@ -31,9 +37,22 @@ def _run_tool(tool: str, model: onnx.ModelProto) -> onnx.ModelProto:
     raise ValueError(f"unknown simplifier '{tool}' (one of {TOOLS})")
 
 
-def simplify(spec: ComponentSpec, src: str | Path, out: str | Path, tool: str) -> dict[str, Any]:
+def restore_metadata(model: onnx.ModelProto, source: onnx.ModelProto) -> int:
+    """Copy node metadata from `source` onto nodes of the same name that lost theirs; returns how many."""
+    by_name = {n.name: n.metadata_props for n in source.graph.node if n.name and n.metadata_props}
+    restored = 0
+    for node in model.graph.node:
+        if not node.metadata_props and node.name in by_name:
+            node.metadata_props.extend(by_name[node.name])
+            restored += 1
+    return restored
+
+
+def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[str, Any],
+         calibration: str | None = None, reference: str | None = None) -> dict[str, Any]:
+    tool = settings.get("tool", "onnxsim")
     model = onnx.load(str(src))
-    meta: dict[str, Any] = {"stage": "simplify", "model": spec.model, "component": spec.component,
+    meta: dict[str, Any] = {"stage": "simplify", "variant": "fp32", "model": spec.model, "component": spec.component,
                             "tool": tool, "created": now(), "input": str(src), "input_sha256": sha256_file(src),
                             "nodes_before": len(model.graph.node),
                             "versions": versions("onnx", "onnxsim", "onnxslim", "onnxruntime")}
@@ -42,12 +61,14 @@ def simplify(spec: ComponentSpec, src: str | Path, out: str | Path, tool: str) -
         if reason is None:
             t0 = time.perf_counter()
             try:
-                onnxio.save(_run_tool(tool, model), tmp)
+                simplified = _run_tool(tool, model)
             except Exception as e:  # any simplifier crash means: keep the verified input graph
                 reason = f"{tool} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             else:
                 meta["simplify_seconds"] = round(time.perf_counter() - t0, 3)
-                result = parity.check(spec, parity.reference(spec), parity.onnxruntime(tmp), "fp32")
+                meta["metadata_restored"] = restore_metadata(simplified, model)
+                onnxio.save(simplified, tmp)
+                result = parity.check(spec, parity.reference(spec, [reference]), parity.onnxruntime(tmp), "fp32")
                 meta["parity"] = result
                 if not result["ok"]:
                     reason = parity.describe_failure(spec, result, f"{tool}-simplified graph")
@@ -62,13 +83,5 @@ def simplify(spec: ComponentSpec, src: str | Path, out: str | Path, tool: str) -
     return meta
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = cli.parser(__doc__)
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--tool", choices=TOOLS, default="onnxsim")
-    cli.run("simplify", lambda a: simplify(a.spec, a.onnx, a.out, a.tool), p, argv)
-
-
 if __name__ == "__main__":
-    main()
+    cli.graph_stage(__doc__, "simplify", make)

@@ -12,15 +12,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from .io import read_json, sidecar_path
-from .paths import samples_path
+from .io import read_json
+from .paths import samples_path, sidecar_path
 
-KEYS = ["model", "component", "backend", "precision", "device", "point"]
+KEYS = ["model", "component", "backend", "variant", "device", "point"]
 # The bench CSVs' label column names a series: e2e assignments can resolve to the same
-# backend/precision (a "mixed" that fell back to ORT), and the label tells them apart.
+# backend/variant (a "mixed" that fell back to ORT), and the label tells them apart.
 SAMPLE_KEYS = [*KEYS, "label"]
-FLOATS = ("p50_ms", "mean_ms", "cv", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high",
-          "gflop", "gflops", "peak_gflops", "peak_fraction", "snr_db", "lsd_db")
+E2E_SCORES = ("snr_db", "lsd_db", "pesq", "stoi", "copy_pesq", "copy_stoi", "copy_lsd_db", "speech_pesq", "speech_stoi")
+FLOATS = ("p50_ms", "mean_ms", "cv", "rel_ci", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high",
+          "gflop", "gflops", "peak_gflops", "peak_fraction", *E2E_SCORES)
 SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason"]},
           "iterations": pl.Int64,
           **{k: pl.Float64 for k in FLOATS}}
@@ -44,7 +45,7 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
     for csv in csvs:
         meta = read_json(sidecar_path(csv))
         if meta.get("status") != "measured":
-            unavailable.append({k: meta.get(k) for k in ("model", "component", "backend", "precision", "assignment",
+            unavailable.append({k: meta.get(k) for k in ("model", "component", "backend", "variant", "assignment",
                                                           "reason")} | {"file": str(csv)})
             continue
         df = pl.read_csv(csv, infer_schema_length=0)
@@ -52,10 +53,10 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
             return pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype).alias(name)
 
         df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
-                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), optional("rtf", pl.Float64),
-                        optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64), optional("peak_source", pl.Utf8),
-                        optional("snr_db", pl.Float64), optional("lsd_db", pl.Float64), optional("fidelity", pl.Utf8),
-                        optional("fidelity_reason", pl.Utf8)])
+                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), optional("rel_ci", pl.Float64),
+                        optional("rtf", pl.Float64), optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64),
+                        optional("peak_source", pl.Utf8), *(optional(k, pl.Float64) for k in E2E_SCORES),
+                        optional("fidelity", pl.Utf8), optional("fidelity_reason", pl.Utf8)])
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
             samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(
@@ -97,7 +98,7 @@ def summarize(csvs: list[str], resamples: int = 2000, flops: Flops | None = None
         e2e = row["component"] == "e2e"
         base = table.filter((pl.col("model") == row["model"]) & (pl.col("component") == row["component"])
                             & (pl.col("point") == row["point"]) & (pl.col("backend") == "pytorch")
-                            & (pl.col("precision") == "fp32") & (pl.lit(e2e) | (pl.col("device") == row["device"])))
+                            & (pl.col("variant") == "fp32") & (pl.lit(e2e) | (pl.col("device") == row["device"])))
         out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None,
                **_roofline(row, flops, peaks)}
         if base.height:

@@ -1,6 +1,7 @@
 """Timing primitives shared by the component benchmarks and the end-to-end chain.
 
-Adaptive, in the manner of stability windows: warm up until consecutive runs settle, then
+Adaptive, in the manner of stability windows: warm up until consecutive runs settle (or the
+warm-up's own time budget is spent: a slow step need not run six times to be warm), then
 time until the 95 % confidence interval of the median is within `target_rel_ci` of it, or
 the point's time budget is spent (never fewer than `min_iterations`, never more than
 `max_iterations`). Each series records the CI it reached and why it stopped, so a fast
@@ -31,6 +32,7 @@ class Policy:
     target_rel_ci: float = 0.02  # stop when the median's 95 % CI half-width is within 2 % of it
     max_seconds: float = 5.0  # timed seconds per point at most (min_iterations still run)
     max_warmup: int = 20  # untimed runs at most, settled or not
+    warmup_seconds: float = 2.0  # untimed seconds per point at most (`warmup` runs still run)
 
     @classmethod
     def from_settings(cls, s: dict[str, Any]) -> "Policy":
@@ -84,8 +86,8 @@ def measure(step: Callable[[], Any], sync: Callable[[], None], policy: Policy,
     warm: list[float] = []
     while len(warm) < policy.warmup or (not settled(warm) and len(warm) < policy.max_warmup):
         warm.append(time_one())
-        if len(warm) >= policy.warmup and sum(warm) / 1e3 >= policy.max_seconds:
-            break  # a slow step: its first runs are the whole budget
+        if len(warm) >= policy.warmup and sum(warm) / 1e3 >= policy.warmup_seconds:
+            break  # a slow step: its first runs are the whole warm-up budget
     samples: list[float] = []
     t0 = time.perf_counter()
     while (reason := stop_reason(samples, time.perf_counter() - t0, policy)) is None:

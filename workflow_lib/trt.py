@@ -144,7 +144,7 @@ def runnable(fl: Flavour, compute_capabilities: list[str]) -> tuple[bool, str]:
     return True, f"{name} (compute capability {major}.{minor})"
 
 
-class EngineRunner:
+class Engine:
     """Deserialize a plan and run it on CUDA tensors; numpy in, numpy out."""
 
     def __init__(self, fl: Flavour, plan: bytes):

@@ -35,9 +35,9 @@ class OrtRunner(Runner):
         return [np.asarray(o, dtype=np.float32) for o in self.session.run(None, feeds)]
 
 
-def devices(precision: str, artifact: str | None = None) -> list[str]:
+def devices(variant: str, artifact: str | None = None) -> list[str]:
     return ["cpu"]
 
 
-def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> OrtRunner:
+def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> OrtRunner:
     return OrtRunner(str(artifact), threads, device)

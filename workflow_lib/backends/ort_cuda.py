@@ -7,7 +7,7 @@ from ..errors import Unavailable
 from .ort import OrtRunner
 
 
-def devices(precision: str, artifact: str | None = None) -> list[str]:
+def devices(variant: str, artifact: str | None = None) -> list[str]:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -20,5 +20,5 @@ def devices(precision: str, artifact: str | None = None) -> list[str]:
     return ["cuda"]
 
 
-def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> OrtRunner:
+def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> OrtRunner:
     return OrtRunner(str(artifact), threads, "cuda")

@@ -1,9 +1,10 @@
-"""OpenVINO on the CPU, from the IR the `openvino_ir` stage converted.
+"""OpenVINO on the CPU, from the IR the `openvino_ir` stage converted from a graph variant.
 
 Threads are fixed (INFERENCE_NUM_THREADS from bench.threads) and the latency hint is set,
-so one request uses the cores the benchmark job owns. fp32 runs are pinned to f32
-inference precision: on CPUs with bf16/fp16 units OpenVINO would otherwise lower
-precision on its own, and the parity check would be judging a different computation.
+so one request uses the cores the benchmark job owns. Inference precision is pinned to f32:
+on CPUs with bf16/fp16 units OpenVINO would otherwise lower precision on its own, and the
+parity check would be judging a different computation. An INT8 IR (converted from the QDQ
+graph) still runs its quantized layers in INT8: the hint only governs the float ones.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..errors import Unavailable
 from .runner import Feeds, Runner
 
 
-def devices(precision: str, artifact: str | None = None) -> list[str]:
+def devices(variant: str, artifact: str | None = None) -> list[str]:
     try:
         import openvino as ov
     except ImportError as e:
@@ -26,11 +27,11 @@ def devices(precision: str, artifact: str | None = None) -> list[str]:
 
 
 class OpenVinoRunner(Runner):
-    def __init__(self, xml: str, threads: int, precision: str):
+    def __init__(self, xml: str, threads: int):
         super().__init__()
         import openvino as ov
 
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32" if precision == "fp32" else "f16"}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(str(xml), "CPU", config)
@@ -46,5 +47,5 @@ class OpenVinoRunner(Runner):
         return lambda: self.request.infer(feeds)
 
 
-def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> OpenVinoRunner:
-    return OpenVinoRunner(str(artifact), threads, precision)
+def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> OpenVinoRunner:
+    return OpenVinoRunner(str(artifact), threads)

@@ -9,15 +9,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..components import exportable
+from .. import variants
 from ..config import ComponentSpec
 from ..errors import Unavailable
+from ..loader import exportable
 from .runner import Feeds, Runner
 
 
-def devices(precision: str, artifact: str | None = None) -> list[str]:
+def devices(variant: str, artifact: str | None = None) -> list[str]:
     cuda = torch.cuda.is_available()
-    if precision == "fp16":
+    if variants.get(variant).precision == "fp16":
         if not cuda:
             raise Unavailable("PyTorch fp16 runs on CUDA only, and no CUDA device is visible here")
         return ["cuda"]
@@ -25,10 +26,10 @@ def devices(precision: str, artifact: str | None = None) -> list[str]:
 
 
 class TorchRunner(Runner):
-    def __init__(self, module: torch.nn.Module, spec: ComponentSpec, precision: str, device: str):
+    def __init__(self, module: torch.nn.Module, spec: ComponentSpec, variant: str, device: str):
         super().__init__()
         self.spec, self.device = spec, device
-        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.dtype = torch.float16 if variants.get(variant).precision == "fp16" else torch.float32
         self.module = module.to(device=device, dtype=self.dtype)
         self.timer = "cuda_event" if device == "cuda" else "perf_counter"
 
@@ -62,5 +63,5 @@ def load(spec: ComponentSpec, artifact: str | None, threads: int) -> torch.nn.Mo
     return exportable(spec)
 
 
-def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> TorchRunner:
-    return TorchRunner(load(spec, artifact, threads), spec, precision, device)
+def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> TorchRunner:
+    return TorchRunner(load(spec, artifact, threads), spec, variant, device)

@@ -10,7 +10,8 @@ import numpy as np
 from .. import trt
 from ..config import ComponentSpec
 from ..errors import Unavailable
-from ..io import read_json, sidecar_path
+from ..io import read_json
+from ..paths import sidecar_path
 from .runner import Feeds, Runner
 
 
@@ -24,15 +25,30 @@ def _flavour(engine: str | None) -> tuple[trt.Flavour, dict[str, Any]]:
         raise Unavailable(str(e)) from e
 
 
-def devices(precision: str, artifact: str | None = None) -> list[str]:
+def devices(variant: str, artifact: str | None = None) -> list[str]:
     fl, meta = _flavour(artifact)
+    if not meta.get("built", True):
+        raise Unavailable(f"the {variant} engine was not built: {meta.get('reason')}")
     ok, why = trt.runnable(fl, meta["settings"]["compute_capabilities"])
     if not ok:
         raise Unavailable(why)
     return ["cuda"]
 
 
-class EngineBackendRunner(Runner):
+def probe(variant: str, config: dict) -> list[str]:
+    """Whether engines built with the configured flavour and targets could run on this host."""
+    trt_cfg = config.get("tensorrt", {})
+    try:
+        fl = trt.load(trt_cfg.get("flavour", "auto"))
+    except trt.TrtError as e:
+        raise Unavailable(str(e)) from e
+    ok, why = trt.runnable(fl, trt_cfg.get("compute_capabilities", []) if fl.name == "tensorrt_rtx" else [])
+    if not ok:
+        raise Unavailable(why)
+    return ["cuda"]
+
+
+class TensorRTRunner(Runner):
     device, timer = "cuda", "cuda_event"
 
     def __init__(self, engine: str):
@@ -40,7 +56,7 @@ class EngineBackendRunner(Runner):
         import torch
 
         fl, meta = _flavour(engine)
-        self.engine = trt.EngineRunner(fl, Path(engine).read_bytes())
+        self.engine = trt.Engine(fl, Path(engine).read_bytes())
         torch.cuda.set_stream(self.engine.stream)  # CUDA events of the timer record on the engine's stream
         self.info.update(flavour=fl.name, flavour_version=fl.version)
 
@@ -55,5 +71,5 @@ class EngineBackendRunner(Runner):
         self.engine.stream.synchronize()
 
 
-def open(spec: ComponentSpec, precision: str, artifact: str | None, threads: int, device: str) -> EngineBackendRunner:
-    return EngineBackendRunner(str(artifact))
+def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> TensorRTRunner:
+    return TensorRTRunner(str(artifact))

@@ -1,4 +1,5 @@
-"""Stage: fp32 ONNX -> fp16 ONNX (fp32 I/O kept), checked against PyTorch at fp16 tolerances.
+"""Stage: the `fp16` variant: the fp32 graph converted to fp16 (fp32 I/O kept), checked against PyTorch
+at the fp16 gate.
 
 TensorRT 11 and TensorRT-RTX have no fp16 builder flag: precision lives in the graph,
 and the engine is built strongly typed from it.
@@ -17,7 +18,8 @@ from onnxconverter_common import float16
 from . import cli, onnxio, parity
 from .config import ComponentSpec
 from .errors import ParityError
-from .io import atomic_path, now, sha256_file, sidecar_path, versions, write_json
+from .io import atomic_path, now, sha256_file, versions, write_json
+from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +77,13 @@ def _convert(model: onnx.ModelProto, fp32_ops: set[str]) -> tuple[onnx.ModelProt
     return converted, drop_fp16_round_trips(converted, model)
 
 
-def _check(spec: ComponentSpec, converted: onnx.ModelProto, reference: parity.Runner, path: Path) -> dict[str, Any]:
+def _check(spec: ComponentSpec, converted: onnx.ModelProto, reference: parity.Infer, path: Path) -> dict[str, Any]:
     onnxio.save(converted, path)
     return parity.check(spec, reference, parity.onnxruntime(path), "fp16")
 
 
-def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Runner,
-                    path: Path) -> tuple[set[str], onnx.ModelProto, dict[str, Any], list[dict[str, Any]]] | None:
+def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Infer,
+                    path: Path) -> tuple[set[str], onnx.ModelProto, int, dict[str, Any], list[dict[str, Any]]] | None:
     """The op types that must stay fp32 for the graph to pass parity at min/opt/max, or None.
 
     Greedy one-minimal search with the parity check as the oracle: start from every op type in
@@ -91,26 +93,27 @@ def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str
     counts = onnxio.summary(model)["op_types"]
     candidates = sorted(set(counts) - manual - set(float16.DEFAULT_OP_BLOCK_LIST), key=lambda o: (-counts[o], o))
     keep = set(candidates)
-    converted, _ = _convert(model, manual | keep)
+    converted, round_trips = _convert(model, manual | keep)
     result = _check(spec, converted, reference, path)
     trials = [{"fp32_ops": sorted(keep), "ok": result["ok"]}]
     if not result["ok"]:
         return None
     for op in candidates:
         trial = keep - {op}
-        graph, _ = _convert(model, manual | trial)
+        graph, trips = _convert(model, manual | trial)
         outcome = _check(spec, graph, reference, path)
         trials.append({"fp16": op, "ok": outcome["ok"]})
         if outcome["ok"]:
-            keep, converted, result = trial, graph, outcome
+            keep, converted, round_trips, result = trial, graph, trips, outcome
     onnxio.save(converted, path)  # leave the chosen graph (already checked) at `path`
-    return keep, converted, result, trials
+    return keep, converted, round_trips, result, trials
 
 
-def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, Any]:
+def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[str, Any] | None = None,
+         calibration: str | None = None, reference: str | None = None) -> dict[str, Any]:
     """Convert with the configured fp32_ops; if parity fails, search for the op types that must stay fp32."""
     model = onnx.load(str(src))
-    reference = parity.memoized(parity.reference(spec))  # the search re-checks the same points many times
+    reference = parity.reference(spec, [reference])  # keeps what it computes: the search re-checks the same points
     manual = set(spec.fp32_ops)
     t0 = time.perf_counter()
     converted, round_trips = _convert(model, manual)
@@ -126,14 +129,13 @@ def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, 
             if found is None:
                 raise ParityError(first + "; no mixed-precision graph passes, not even with every op type in fp32: "
                                   "loosen tolerance.fp16 or drop fp16 for this component")
-            auto, converted, result, trials = found
-            round_trips = drop_fp16_round_trips(converted, model)
+            auto, converted, round_trips, result, trials = found
             search = {"auto_fp32_ops": sorted(auto), "trials": trials, "seconds": round(time.perf_counter() - t1, 3),
                       "first_failure": first}
             log.info("%s: fp16 passes with %s kept in fp32 (%d trials, %.1f s)", spec.label, sorted(auto),
                      len(trials), search["seconds"])
     kept = manual | set(search["auto_fp32_ops"] if search else ())
-    meta = {"stage": "precision", "model": spec.model, "component": spec.component, "created": now(),
+    meta = {"stage": "fp16", "variant": "fp16", "model": spec.model, "component": spec.component, "created": now(),
             "input": str(src), "input_sha256": sha256_file(src), "onnx_sha256": sha256_file(out),
             "keep_io_types": True, "fp32_ops": list(spec.fp32_ops), "search": search,
             "nodes_fp32": sum(1 for n in converted.graph.node if n.op_type in kept | set(float16.DEFAULT_OP_BLOCK_LIST)),
@@ -146,12 +148,5 @@ def to_fp16(spec: ComponentSpec, src: str | Path, out: str | Path) -> dict[str, 
     return meta
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = cli.parser(__doc__)
-    p.add_argument("--onnx", required=True)
-    p.add_argument("--out", required=True)
-    cli.run("precision", lambda a: to_fp16(a.spec, a.onnx, a.out), p, argv)
-
-
 if __name__ == "__main__":
-    main()
+    cli.graph_stage(__doc__, "fp16", make)

@@ -180,6 +180,8 @@ class MelProjection(nn.Module):
 
 
 class _ResBlock(nn.Module):
+    """HiFi-GAN's ResBlock1: leaky ReLU, dilated conv, leaky ReLU, conv, residual; three times."""
+
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]):
         super().__init__()
         self.convs1 = nn.ModuleList(
@@ -197,26 +199,31 @@ class _ResBlock(nn.Module):
 
 
 class HiFiGAN(nn.Module):
-    """HiFi-GAN V1-like generator: mel [B, n_mels, T] -> audio [B, 1, T * prod(upsample_rates)].
+    """HiFi-GAN V1 generator: mel [B, n_mels, T] -> audio [B, 1, T * prod(upsample_rates)].
 
-    Weight-normed like the original; the export stage folds the parametrizations.
+    The module layout is the official one (conv_pre, ups.N, a flat resblocks.0..11 with three
+    per upsampling stage, conv_post), so pretrained generators load as they are; their legacy
+    weight-norm keys (weight_g / weight_v) are mapped on load and folded before export.
     """
 
     def __init__(self, n_mels: int = 80, channels: int = 512, upsample_rates=(8, 8, 2, 2),
                  upsample_kernels=(16, 16, 4, 4), resblock_kernels=(3, 7, 11), resblock_dilations=(1, 3, 5)):
         super().__init__()
+        self.kernels = len(resblock_kernels)
         self.conv_pre = weight_norm(nn.Conv1d(n_mels, channels, 7, padding=3))
         self.ups, self.resblocks = nn.ModuleList(), nn.ModuleList()
         ch = channels
         for u, k in zip(upsample_rates, upsample_kernels):
             self.ups.append(weight_norm(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2)))
             ch //= 2
-            self.resblocks.append(nn.ModuleList(_ResBlock(ch, rk, tuple(resblock_dilations)) for rk in resblock_kernels))
+            self.resblocks.extend(_ResBlock(ch, rk, tuple(resblock_dilations)) for rk in resblock_kernels)
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, padding=3))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.conv_pre(mel)
-        for up, blocks in zip(self.ups, self.resblocks):
+        for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, 0.1))
-            x = sum(block(x) for block in blocks) / len(blocks)
-        return torch.tanh(self.conv_post(F.leaky_relu(x, 0.1)))
+            blocks = self.resblocks[i * self.kernels: (i + 1) * self.kernels]
+            x = sum(block(x) for block in blocks) / self.kernels
+        # The original uses leaky_relu's default slope (0.01) here, not 0.1.
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))

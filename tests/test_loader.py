@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import tiny_byo_component
-from workflow_lib.components import load_component, read_state_dict
+from workflow_lib.loader import load_component, read_state_dict
 from workflow_lib.errors import CheckpointError
 from workflow_lib.config import component_spec
 from tinymodels import TinyConv
@@ -95,8 +95,8 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
 
 
 def test_method_wrapper_exposes_inverse():
-    from workflow_lib.models.svc_demo import FlowDecoder
-    from workflow_lib.components import MethodWrapper
+    from workflow_lib.models.svc.modules import FlowDecoder
+    from workflow_lib.loader import MethodWrapper
     torch.manual_seed(0)
     flow = FlowDecoder(channels=8, hidden=8, kernel=3, layers=2, flows=2, cond_channels=4).eval()
     z, mask, cond = torch.randn(1, 8, 10), torch.ones(1, 1, 10), torch.randn(1, 4, 10)
@@ -153,7 +153,7 @@ def test_convert_command_makes_a_loadable_safetensors_with_provenance(tmp_path):
 
 
 def test_non_strict_load_is_recorded_and_most_missing_fails(tmp_path):
-    from workflow_lib.components import load
+    from workflow_lib.loader import load
     state = dict(_reference_state())
     del state["net.2.bias"]
     save_file(state | {"extra.w": torch.zeros(2)}, str(tmp_path / "w.safetensors"))

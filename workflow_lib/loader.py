@@ -1,4 +1,4 @@
-"""Instantiate a component's nn.Module and load its checkpoint, without trusting the file.
+"""Instantiate a component's nn.Module and load its checkpoint into it, without trusting the file.
 
 Config import paths are trusted code (the user wrote them); checkpoint files are not:
 .pt/.pth go through `torch.load(weights_only=True)`, which refuses pickles that would
@@ -67,6 +67,11 @@ def load_file(path: str | Path, allow_unsafe_pickle: bool = False) -> Any:
             f"(weights_only=True), and unpickling those runs code from the file. If you trust the file, "
             f"convert it once to safetensors: {CONVERT} (see README 'Safety'). Detail: "
             f"{plain(str(e)).splitlines()[0]}") from e
+    except ModuleNotFoundError as e:  # a trusted pickle naming classes this Python does not have
+        raise CheckpointError(
+            f"{path}: the pickle names objects from the module '{e.name}', which is not installed in this Python: "
+            f"install the package that provides '{e.name}' (e.g. pip install {e.name.split('.')[0]}) and run this "
+            f"again; only the tensors are kept") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({plain(str(e)).splitlines()[0]})") from e
 
@@ -208,17 +213,3 @@ def with_method(module: nn.Module, spec: ComponentSpec) -> nn.Module:
 
 def exportable(spec: ComponentSpec) -> nn.Module:
     return with_method(load_component(spec), spec)
-
-
-def write_seeded_checkpoint(cls: str, kwargs: dict[str, Any], seed: int, out: str | Path) -> dict[str, Any]:
-    """Deterministic initial weights for a component (the demo model ships no download)."""
-    from safetensors.torch import save_file
-
-    from .io import atomic_path
-
-    torch.manual_seed(seed)
-    module = import_class(cls)(**kwargs)
-    state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
-    with atomic_path(out, suffix=".safetensors") as tmp:
-        save_file(state, str(tmp))
-    return {"parameters": int(sum(v.numel() for v in state.values())), "tensors": len(state)}

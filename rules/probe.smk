@@ -1,0 +1,22 @@
+checkpoint probe_host:
+    """What this host can run (per backend and variant, with the reason where not); the DAG is re-evaluated with it."""
+    output:
+        PATHS.host,
+    params:
+        backends=" ".join(BACKENDS),
+        variants=" ".join(sorted({v for (m, c) in SPECS for v in variants_of(m, c)})),
+        tensorrt=json.dumps({k: config["tensorrt"][k] for k in ("flavour", "compute_capabilities")}, sort_keys=True),
+        # re-probe on another machine, another GPU class, or other runtime versions
+        machine=platform.node(),
+        gpu_class=config["cluster"]["gpu_class"] or "",
+        runtimes=json.dumps(versions(*RUNTIMES), sort_keys=True),
+        code=get_code("probe"),
+    log:
+        PATHS.device_log("probe"),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+        **(GPU_RESOURCES if config["cluster"]["gpu_class"] else {}),
+    shell:
+        "python -m workflow_lib.probe --config {params.tensorrt:q} --backends {params.backends} "
+        "--variants {params.variants} --out {output} > {log} 2>&1"

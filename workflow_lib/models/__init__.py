@@ -1,0 +1,1 @@
+"""Model packages: the embedded demo. Generic workflow code never imports these (checked by import-linter)."""

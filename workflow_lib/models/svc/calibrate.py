@@ -1,0 +1,85 @@
+"""Stage: a chain component's calibration set: what PyTorch fp32 feeds it when the chain runs on the
+input speech.
+
+INT8 ranges calibrated on random inputs describe random inputs; in the SVC chain a component
+sees the chain's own intermediate tensors, so its samples are the tensors PyTorch fp32 fed it
+when the chain ran on each input file, computed with only the components upstream of it (so a
+new checkpoint of one component recalibrates only itself and what it feeds). The component's
+own PyTorch outputs on them are stored too: every later check reads them instead of running
+PyTorch. The vocoder's come from the
+copy-synthesis chain instead, the real log-mels of the input speech: that is what a pretrained
+vocoder is made for, while the demo's seeded upstream components feed it mels no trained
+model would produce (and a perceptual gate means nothing on those).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ... import cli
+from ...backends import torch_eager
+from ...config import ComponentSpec, spec_from_json
+from ...dsp import log_mel
+from ...io import now, sha256_file, write_json
+from ...paths import sidecar_path
+from ...samples import Feeds, write_samples
+from .chain import Settings, calibration_upstream, conditioning, parse_roles, renamed, speech_inputs, svc
+
+log = logging.getLogger(__name__)
+
+
+def capture(specs: dict[str, ComponentSpec], e2e: dict[str, Any], component: str, threads: int = 0
+            ) -> tuple[list[Feeds], list[dict[str, Any]], list[str]]:
+    """The component's samples (its own input names), the speech they came from, and the components that ran."""
+    settings = Settings.from_config(e2e)
+    roles = parse_roles(e2e["roles"])
+    role = next(r for r, (comp, _) in roles.items() if comp == component)
+    names = roles[role][1]
+    speech, about = speech_inputs(e2e.get("inputs") or [], settings)
+    ran = calibration_upstream(role)
+    if role == "vocoder":
+        return [{names["mel"]: log_mel(audio, settings.mel)[None]} for audio in speech], about, []
+    runners = {r: renamed(torch_eager.open_runner(specs[roles[r][0]], "fp32", None, threads, "cpu"), roles[r][1])
+               for r in ran}
+    flow_comp, flow_names = roles["flow"]
+    needs_flow = role == "flow" or "flow" in ran  # the speaker and noise only matter from the flow on
+    z_channels = int(next(i for i in specs[flow_comp].inputs if i.name == flow_names["z"]).shape[1]) if needs_flow else 0
+    samples = []
+    for audio in speech:
+        extra = conditioning(settings, audio.size // settings.mel.hop, z_channels) if needs_flow else {}
+        _, feeds = svc(runners, audio, extra, settings, until=role)
+        samples.append({names[k]: v for k, v in feeds[role].items()})
+    return samples, about, [roles[r][0] for r in ran]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__, spec=False)
+    p.add_argument("--specs", required=True, type=json.loads, help="component -> spec JSON")
+    p.add_argument("--e2e", required=True, type=json.loads, help="the model's chain settings as JSON")
+    p.add_argument("--component", required=True)
+    p.add_argument("--out", required=True)
+
+    def run(a: argparse.Namespace) -> None:
+        specs = {c: spec_from_json(s) for c, s in a.specs.items()}
+        samples, about, ran = capture(specs, a.e2e, a.component, a.threads)
+        own = torch_eager.open_runner(specs[a.component], "fp32", None, a.threads, "cpu")
+        write_samples(a.out, samples, [own(s) for s in samples])
+        write_json(sidecar_path(a.out), {
+            "stage": "calibration", "model": next(iter(specs.values())).model, "component": a.component,
+            "created": now(), "source": "the chain on the input speech (" + (
+                f"PyTorch fp32 of {', '.join(ran)} upstream" if ran else "its log-mel") + ")",
+            "representative": True, "inputs": about, "samples": len(samples),
+            "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
+            "bytes": Path(a.out).stat().st_size, "sha256": sha256_file(a.out)})
+        log.info("%s: %d calibration samples from the chain (%s upstream)", a.component, len(samples),
+                 ", ".join(ran) or "nothing")
+
+    cli.run("calibration", run, p, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Inputs and PyTorch's outputs on disk: calibration sets, and the reference outputs later stages
+compare with instead of running PyTorch again.
+
+A calibration set holds `inputs/<sample>/<input name>` and, where it was computed, PyTorch fp32's
+`outputs/<sample>/<output index>` for each sample. Reference outputs are keyed by the hash of
+the inputs they answer. Written with fixed zip timestamps, so the same arrays are the same bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import hashlib
+
+from .io import read_npz, write_npz
+
+Feeds = dict[str, np.ndarray]
+Outputs = list[np.ndarray]
+
+def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
+    """`<sample>/<input>` keys -> one dict of inputs per sample, in sample order."""
+    samples: dict[int, Feeds] = {}
+    for key, array in arrays.items():
+        index, _, name = key.partition("/")
+        samples.setdefault(int(index), {})[name] = array
+    return [samples[i] for i in sorted(samples)]
+
+
+def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def read_samples(path: str | Path) -> list[Feeds]:
+    """The samples of a calibration set, in order; each a dict of the component's inputs."""
+    return grouped(_section(read_npz(path), "inputs/"))
+
+
+def write_samples(path: str | Path, samples: list[Feeds], outputs: list[Outputs] | None = None) -> None:
+    arrays = {f"inputs/{i}/{name}": array for i, feeds in enumerate(samples) for name, array in feeds.items()}
+    for i, outs in enumerate(outputs or []):
+        arrays.update({f"outputs/{i}/{j}": out for j, out in enumerate(outs)})
+    write_npz(path, arrays)
+
+
+def feeds_key(feeds: Feeds) -> str:
+    """Identity of a set of inputs: names, dtypes, shapes and bytes."""
+    h = hashlib.sha1()
+    for name in sorted(feeds):
+        a = np.ascontiguousarray(feeds[name])
+        h.update(f"{name}|{a.dtype}|{a.shape}|".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def _ordered(arrays: dict[str, np.ndarray]) -> Outputs:
+    return [arrays[k] for k in sorted(arrays, key=int)]
+
+
+def read_outputs(path: str | Path) -> dict[str, Outputs]:
+    """Reference outputs by the key of the inputs they answer: from a reference-outputs file, or from the
+    samples of a calibration set that stored PyTorch's outputs."""
+    arrays = read_npz(path)
+    if any(k.startswith("inputs/") for k in arrays):
+        inputs, outputs = grouped(_section(arrays, "inputs/")), _section(arrays, "outputs/")
+        return {feeds_key(feeds): _ordered(_section(outputs, f"{i}/")) for i, feeds in enumerate(inputs)
+                if any(k.startswith(f"{i}/") for k in outputs)}
+    by_key: dict[str, dict[str, np.ndarray]] = {}
+    for k, v in arrays.items():
+        key, _, j = k.partition("/")
+        by_key.setdefault(key, {})[j] = v
+    return {key: _ordered(outs) for key, outs in by_key.items()}
+
+
+def write_outputs(path: str | Path, outputs: dict[str, Outputs]) -> None:
+    write_npz(path, {f"{key}/{j}": out for key, outs in outputs.items() for j, out in enumerate(outs)})

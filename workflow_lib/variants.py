@@ -1,0 +1,79 @@
+"""The graph variants: every form of a component's graph the workflow makes, in one table.
+
+A variant is what a series is named after (`onnxruntime.int8`): the ONNX graph a stage makes
+from its parent, where the file lives, the gate it must pass before anything uses it, and the
+backends that run it. Precision is an attribute of a variant, not its identity. Paths, rules,
+validation, benchmarks, deployment and the report all read this table, so adding a variant is
+one stage module (a `make(spec, parent, out, settings, calibration)` entry point behind
+`python -m workflow_lib.<stage>`) and one entry below; the generic `graph_variant` rule makes it.
+
+Gates: `allclose` compares elementwise with PyTorch fp32 at the min, opt and max point
+(atol/rtol); `fidelity` judges the outputs on the component's calibration inputs (real data)
+by SNR in dB and, for audio outputs, by PESQ/STOI/LSD: per-element tolerances are the wrong
+test for 8-bit arithmetic. A component's `tolerance.<variant>` replaces the default gate.
+
+Imports nothing heavy: the Snakefile reads this table while it builds the DAG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GATES = ("allclose", "fidelity")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    precision: str  # the arithmetic it runs in: fp32 | fp16 | int8
+    parent: str | None  # the variant it is made from; None: made from the checkpoint
+    stage: str  # the workflow_lib module that makes it
+    gate: str  # allclose | fidelity
+    default_gate: dict[str, float]
+    consumers: tuple[str, ...]  # backends that run it (checkpoint backends cast the module instead of reading a graph)
+    description: str
+    settings: str | None = None  # the config section its stage reads, passed whole
+    calibration: bool = False  # its stage reads the component's calibration set
+    resources: dict[str, Any] = field(default_factory=lambda: {"mem_mb": 6000, "runtime": 30})
+
+    def __post_init__(self) -> None:
+        if self.gate not in GATES:
+            raise ValueError(f"variant {self.name}: gate must be one of {GATES}")
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("export", "fp32", None, "export", "allclose", {"atol": 1e-4, "rtol": 1e-3}, (),
+            "the exporter's graph, dynamic dims; parent of every other graph"),
+    Variant("fp32", "fp32", "export", "simplify", "allclose", {"atol": 1e-4, "rtol": 1e-3},
+            ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"),
+            "the simplified graph (or the export itself where simplifying fails or breaks parity)",
+            settings="simplify"),
+    Variant("fp16", "fp16", "fp32", "fp16", "allclose", {"atol": 1e-2, "rtol": 1e-2},
+            ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "tensorrt"),
+            "fp16 graph with fp32 inputs and outputs; op types that fail parity in fp16 stay fp32"),
+    Variant("int8", "int8", "fp32", "quantize", "fidelity", {"min_snr_db": 30.0},
+            ("onnxruntime", "openvino", "tensorrt"),
+            "static INT8 (QDQ, per-channel weights) calibrated on real inputs; the blocks that must stay "
+            "float for the gate to pass are found by measurement", settings="quantize", calibration=True,
+            resources={"mem_mb": 8000, "runtime": 60}),
+)}
+DERIVED = tuple(n for n, v in VARIANTS.items() if v.parent is not None)  # made by the generic graph_variant rule
+
+
+def get(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown graph variant '{name}' (one of {', '.join(VARIANTS)})") from None
+
+
+def consumed_by(backend: str) -> list[str]:
+    """The variants a backend runs, in table order."""
+    return [v.name for v in VARIANTS.values() if backend in v.consumers]
+
+
+def gate_for(variant: str, tolerance: dict[str, dict[str, float]] | None) -> dict[str, float]:
+    """The component's gate for a variant: its own `tolerance.<variant>`, else the table's default."""
+    return dict((tolerance or {}).get(variant) or get(variant).default_gate)
+
