@@ -16,8 +16,8 @@ import statistics
 import torch
 from torch.utils import benchmark as tb
 
-from workflow_lib.timing import Policy, measure
 from workflow_lib.models.svc.modules import MelProjection, PitchEncoder
+from workflow_lib.timing import Policy, measure
 
 
 def cases():
@@ -35,12 +35,23 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(f"{'case':32} {'harness p50 us':>15} {'torch.utils p50 us':>19} {'ratio':>7}")
     for name, module, args in cases():
-        def step():
+
+        def step(module=module, args=args):
             with torch.inference_mode():
                 module(*args)
+
         ours, theirs = [], []
         for _ in range(a.repeats):
-            ours.append(statistics.median(measure(step, lambda: None, Policy(warmup=5, min_iterations=50, max_iterations=100000, target_rel_ci=0.01, max_seconds=0.3))[0]) * 1e3)
+            ours.append(
+                statistics.median(
+                    measure(
+                        step,
+                        lambda: None,
+                        Policy(warmup=5, min_iterations=50, max_iterations=100000, target_rel_ci=0.01, max_seconds=0.3),
+                    )[0]
+                )
+                * 1e3
+            )
             timer = tb.Timer(stmt="step()", globals={"step": step}, num_threads=a.threads)
             theirs.append(timer.blocked_autorange(min_run_time=0.3).median * 1e6)
         o, t = statistics.median(ours), statistics.median(theirs)

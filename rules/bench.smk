@@ -14,7 +14,7 @@ rule bench_component:
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
-    threads: SLOT
+    threads: TIMING_CORES
     resources:
         mem_mb=8000,
         runtime=60,
@@ -42,7 +42,7 @@ rule bench_e2e:
         code=get_code("models.svc.e2e"),
     log:
         PATHS.device_log("bench", "{model}", "e2e.{assignment}"),
-    threads: SLOT
+    threads: TIMING_CORES
     resources:
         mem_mb=12000,
         runtime=60,

@@ -17,8 +17,8 @@ rule chain_reference:
         e2e=get_chain_reference_settings,
         code=get_code("models.svc.reference"),
     log:
-        Paths.log("chain_reference", "{model}"),
-    threads: SLOT
+        PATHS.log("chain_reference", "{model}"),
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
@@ -44,8 +44,8 @@ rule chain_calibration:
         e2e=get_chain_calibration_settings,
         code=get_code("models.svc.calibrate"),
     log:
-        Paths.log("calibration", "{model}", "{component}"),
-    threads: SLOT
+        PATHS.log("calibration", "{model}", "{component}"),
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
@@ -68,8 +68,8 @@ rule calibration:
         spec=get_spec("calibration"),
         code=get_code("calibration"),
     log:
-        Paths.log("calibration", "{model}", "{component}"),
-    threads: SLOT
+        PATHS.log("calibration", "{model}", "{component}"),
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=10,

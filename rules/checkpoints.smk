@@ -1,8 +1,8 @@
 rule seed_checkpoint:
     """Seeded random-init weights for components of models that ship no checkpoint files (the demo)."""
     output:
-        ckpt=Paths.checkpoint("{model}", "{component}"),
-        meta=Paths.checkpoint("{model}", "{component}") + ".json",
+        ckpt=PATHS.checkpoint("{model}", "{component}"),
+        meta=PATHS.checkpoint("{model}", "{component}") + ".json",
     wildcard_constraints:
         model=pattern(SEEDED),
     params:
@@ -11,7 +11,7 @@ rule seed_checkpoint:
         seed=lambda wc: SEEDED[wc.model],
         code=get_code("checkpoints"),
     log:
-        Paths.log("checkpoints", "{model}", "{component}"),
+        PATHS.log("checkpoints", "{model}", "{component}"),
     localrule: True
     resources:
         mem_mb=2000,
@@ -24,8 +24,8 @@ rule seed_checkpoint:
 rule package_checkpoint:
     """A pretrained checkpoint shipped inside an installed package (pkg:<package>/<path>), placed under results/."""
     output:
-        ckpt=Paths.package_checkpoint("{model}", "{component}", ".{suffix}"),
-        meta=Paths.package_checkpoint("{model}", "{component}", ".{suffix}") + ".json",
+        ckpt=PATHS.package_checkpoint("{model}", "{component}", ".{suffix}"),
+        meta=PATHS.package_checkpoint("{model}", "{component}", ".{suffix}") + ".json",
     wildcard_constraints:
         suffix="pth\\.tar|tar|pth|pt|ckpt|bin|safetensors",
     params:
@@ -35,7 +35,7 @@ rule package_checkpoint:
             spec_of(wc).raw["checkpoint_source"][len(PACKAGE_PREFIX):].split("/")[0], []))),
         code=get_code("checkpoints"),
     log:
-        Paths.log("packages", "{model}", "{component}.{suffix}"),
+        PATHS.log("packages", "{model}", "{component}.{suffix}"),
     localrule: True
     resources:
         mem_mb=1000,

@@ -57,9 +57,10 @@ CHAINS = [m for m, c in config["models"].items() if c.get("e2e")]
 # Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them.
 BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min_iterations", "max_iterations",
                                                "target_rel_ci", "max_seconds", "threads", "points")}
-# Every compute job runs on a slot of this many cores of its own (workflow_lib/slots.py), so
-# cores / SLOT of them run side by side, timing jobs included, without sharing a core.
-SLOT = config["bench"]["threads"] or workflow.cores
+# Timing jobs run on bench.threads cores of their own, every other compute job on one of its own
+# (workflow_lib/slots.py): cores / TIMING_CORES timing jobs run side by side without sharing a core,
+# and non-timing jobs fill the cores no timing job holds.
+TIMING_CORES = config["bench"]["threads"] or workflow.cores
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]
 BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
@@ -69,10 +70,10 @@ BEST = "best"  # the e2e assignment that runs the deployment manifest's choices
 
 for (_m, _c), _spec in SPECS.items():
     _source = _spec.raw["checkpoint_source"]
-    if _m in SEEDED and not _source.startswith(PACKAGE_PREFIX) and _spec.checkpoint != Paths.checkpoint(_m, _c):
+    if _m in SEEDED and not _source.startswith(PACKAGE_PREFIX) and _spec.checkpoint != PATHS.checkpoint(_m, _c):
         raise WorkflowError(
             f"invalid config: models.{_m} has seed_checkpoints, so models.{_m}.components.{_c}.checkpoint "
-            f"must be {Paths.checkpoint(_m, _c)}, a pkg: file, or the model must drop seed_checkpoints"
+            f"must be {PATHS.checkpoint(_m, _c)}, a pkg: file, or the model must drop seed_checkpoints"
         )
 
 

@@ -41,7 +41,7 @@ rule search_deploy:
         code=get_code("models.svc.search"),
     log:
         PATHS.device_log("deploy", "{model}"),
-    threads: SLOT
+    threads: TIMING_CORES
     resources:
         mem_mb=12000,
         runtime=60,

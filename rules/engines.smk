@@ -12,8 +12,8 @@ rule build_engine:
     log:
         PATHS.device_log("engines", "{model}", "{component}.{variant}"),
     benchmark:
-        Paths.job_benchmark("engines", "{model}", "{component}.{variant}")
-    threads: SLOT
+        PATHS.job_benchmark("engines", "{model}", "{component}.{variant}")
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=60,

@@ -10,10 +10,10 @@ rule export_onnx:
         spec=get_spec("export", "fp32"),
         code=get_code("export"),
     log:
-        Paths.log("export", "{model}", "{component}"),
+        PATHS.log("export", "{model}", "{component}"),
     benchmark:
-        Paths.job_benchmark("export", "{model}", "{component}")
-    threads: SLOT
+        PATHS.job_benchmark("export", "{model}", "{component}")
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=30,

@@ -10,10 +10,10 @@ rule openvino_ir:
         spec=get_spec("openvino_ir"),
         code=get_code("openvino_ir"),
     log:
-        Paths.log("openvino", "{model}", "{component}.{variant}"),
+        PATHS.log("openvino", "{model}", "{component}.{variant}"),
     benchmark:
-        Paths.job_benchmark("openvino", "{model}", "{component}.{variant}")
-    threads: SLOT
+        PATHS.job_benchmark("openvino", "{model}", "{component}.{variant}")
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=30,

@@ -16,7 +16,7 @@ rule validate_cpu:
         code=get_code("validate"),
     log:
         PATHS.device_log("validate", "{model}", "{component}.{backend}.{variant}"),
-    threads: SLOT
+    threads: 1
     resources:
         mem_mb=6000,
         runtime=30,

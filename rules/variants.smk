@@ -14,10 +14,10 @@ rule graph_variant:
         calibration=lambda wc, input: f"--calibration {input.calibration}" if "calibration" in input.keys() else "",
         code=lambda wc: get_code(graph_variants.get(wc.variant).stage),
     log:
-        Paths.log("{variant}", "{model}", "{component}"),
+        PATHS.log("{variant}", "{model}", "{component}"),
     benchmark:
-        Paths.job_benchmark("{variant}", "{model}", "{component}")
-    threads: SLOT
+        PATHS.job_benchmark("{variant}", "{model}", "{component}")
+    threads: 1
     resources:
         mem_mb=lambda wc: graph_variants.get(wc.variant).resources["mem_mb"],
         runtime=lambda wc: graph_variants.get(wc.variant).resources["runtime"],

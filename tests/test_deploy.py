@@ -3,15 +3,24 @@
 import json
 
 import pytest
-
 from conftest import export_tiny_conv, synthetic_csv
+
 from workflow_lib import openvino_ir, selection, validate
 from workflow_lib.io import write_json
 
 
 def _marker(path, backend, variant, status, component="net"):
-    write_json(path, {"model": "m", "component": component, "backend": backend, "variant": variant,
-                      "status": status, **({"reason": f"{status} on purpose"} if status != "passed" else {})})
+    write_json(
+        path,
+        {
+            "model": "m",
+            "component": component,
+            "backend": backend,
+            "variant": variant,
+            "status": status,
+            **({"reason": f"{status} on purpose"} if status != "passed" else {}),
+        },
+    )
     return str(path)
 
 
@@ -20,13 +29,17 @@ def _pick(csvs, markers):
 
 
 def test_selection_never_picks_a_failed_or_skipped_marker(tmp_path):
-    csvs = [synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
-            synthetic_csv(tmp_path / "b.csv", "tensorrt", "fp16", {"cpu": 1.0}, "net"),  # fastest, but skipped
-            synthetic_csv(tmp_path / "c.csv", "onnxruntime", "int8", {"cpu": 2.0}, "net"),  # next, but failed its gate
-            synthetic_csv(tmp_path / "d.csv", "openvino", "fp32", {"cpu": 5.0}, "net")]  # validated, 2x
-    markers = [_marker(tmp_path / "m1.json", "tensorrt", "fp16", "skipped"),
-               _marker(tmp_path / "m2.json", "onnxruntime", "int8", "failed"),
-               _marker(tmp_path / "m3.json", "openvino", "fp32", "passed")]
+    csvs = [
+        synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
+        synthetic_csv(tmp_path / "b.csv", "tensorrt", "fp16", {"cpu": 1.0}, "net"),  # fastest, but skipped
+        synthetic_csv(tmp_path / "c.csv", "onnxruntime", "int8", {"cpu": 2.0}, "net"),  # next, but failed its gate
+        synthetic_csv(tmp_path / "d.csv", "openvino", "fp32", {"cpu": 5.0}, "net"),
+    ]  # validated, 2x
+    markers = [
+        _marker(tmp_path / "m1.json", "tensorrt", "fp16", "skipped"),
+        _marker(tmp_path / "m2.json", "onnxruntime", "int8", "failed"),
+        _marker(tmp_path / "m3.json", "openvino", "fp32", "passed"),
+    ]
     chosen = _pick(csvs, markers)
     assert chosen["choice"] == "openvino.fp32" and chosen["speedup"] == pytest.approx(2.0, rel=0.05)
     why = {a["choice"]: a["why_not"] for a in chosen["alternatives"]}
@@ -37,11 +50,15 @@ def test_selection_never_picks_a_failed_or_skipped_marker(tmp_path):
 
 
 def test_selection_falls_back_to_pytorch_when_nothing_beats_it(tmp_path):
-    csvs = [synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
-            synthetic_csv(tmp_path / "b.csv", "onnxruntime", "fp32", {"cpu": 10.05}, "net"),  # a tie: CI includes 1
-            synthetic_csv(tmp_path / "c.csv", "openvino", "fp32", {"cpu": 14.0}, "net")]
-    markers = [_marker(tmp_path / "m1.json", "onnxruntime", "fp32", "passed"),
-               _marker(tmp_path / "m2.json", "openvino", "fp32", "passed")]
+    csvs = [
+        synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
+        synthetic_csv(tmp_path / "b.csv", "onnxruntime", "fp32", {"cpu": 10.05}, "net"),  # a tie: CI includes 1
+        synthetic_csv(tmp_path / "c.csv", "openvino", "fp32", {"cpu": 14.0}, "net"),
+    ]
+    markers = [
+        _marker(tmp_path / "m1.json", "onnxruntime", "fp32", "passed"),
+        _marker(tmp_path / "m2.json", "openvino", "fp32", "passed"),
+    ]
     chosen = _pick(csvs, markers)
     assert chosen["choice"] == "pytorch.fp32"
     assert chosen["reason"] == "no validated backend is faster than PyTorch eager with a CI above 1"
@@ -50,11 +67,15 @@ def test_selection_falls_back_to_pytorch_when_nothing_beats_it(tmp_path):
 
 
 def test_candidates_are_ranked_fastest_first_with_pytorch_last(tmp_path):
-    csvs = [synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
-            synthetic_csv(tmp_path / "b.csv", "onnxruntime", "int8", {"cpu": 2.0}, "net"),
-            synthetic_csv(tmp_path / "c.csv", "onnxruntime", "fp32", {"cpu": 6.0}, "net")]
-    markers = [_marker(tmp_path / "m1.json", "onnxruntime", "int8", "passed"),
-               _marker(tmp_path / "m2.json", "onnxruntime", "fp32", "passed")]
+    csvs = [
+        synthetic_csv(tmp_path / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
+        synthetic_csv(tmp_path / "b.csv", "onnxruntime", "int8", {"cpu": 2.0}, "net"),
+        synthetic_csv(tmp_path / "c.csv", "onnxruntime", "fp32", {"cpu": 6.0}, "net"),
+    ]
+    markers = [
+        _marker(tmp_path / "m1.json", "onnxruntime", "int8", "passed"),
+        _marker(tmp_path / "m2.json", "onnxruntime", "fp32", "passed"),
+    ]
     entry = selection.rank(csvs, markers, "opt", 300)["components"]["net"]["cpu"]
     assert [c["choice"] for c in entry["candidates"]] == ["onnxruntime.int8", "onnxruntime.fp32"]
     assert entry["reference"]["choice"] == "pytorch.fp32" and entry["others"] == []
@@ -66,18 +87,24 @@ def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
     spec = export_tiny_conv(d)
     openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
     csv_dir = tmp_path / "bench"
-    csvs = [synthetic_csv(csv_dir / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
-            synthetic_csv(csv_dir / "b.csv", "openvino", "fp32", {"cpu": 4.0}, "net")]
+    csvs = [
+        synthetic_csv(csv_dir / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
+        synthetic_csv(csv_dir / "b.csv", "openvino", "fp32", {"cpu": 4.0}, "net"),
+    ]
     meta = json.loads((csv_dir / "b.csv.json").read_text()) | {"artifact": str(d / "net.fp32.xml")}
     write_json(csv_dir / "b.csv.json", meta)
     marker = tmp_path / "ov.json"
     write_json(marker, validate.validate(spec, "openvino", "fp32", d / "net.fp32.xml") | {"model": "m"})
     chosen = _pick(csvs, [str(marker)])
-    manifest = selection.bundle({"components": {"net": {"cpu": chosen}}}, {"net": json.loads(spec.to_json())},
-                                tmp_path / "deploy" / "m")
+    manifest = selection.bundle(
+        {"components": {"net": {"cpu": chosen}}}, {"net": json.loads(spec.to_json())}, tmp_path / "deploy" / "m"
+    )
     bundle = tmp_path / "deploy" / "m"
     assert sorted(p.name for p in (bundle / "cpu").iterdir()) == [
-        "net.openvino.fp32.bin", "net.openvino.fp32.validation.json", "net.openvino.fp32.xml"]
+        "net.openvino.fp32.bin",
+        "net.openvino.fp32.validation.json",
+        "net.openvino.fp32.xml",
+    ]
     shipped = manifest["components"]["net"]["cpu"]
     assert json.loads((bundle / "manifest.json").read_text())["components"]["net"]["cpu"]["file"] == shipped["file"]
     assert (bundle / shipped["file"]).read_bytes() == (d / "net.fp32.xml").read_bytes()

@@ -5,8 +5,8 @@ import copy
 
 import numpy as np
 import pytest
-
 from conftest import tiny_svc_config
+
 from workflow_lib.checkpoints import write_seeded
 from workflow_lib.config import component_spec
 from workflow_lib.errors import ConfigError
@@ -48,8 +48,9 @@ def test_chain_runs_with_your_own_tensor_names_and_pytorch_is_its_own_reference(
     choices = {c: ["pytorch.fp32"] for c in specs}
     artifacts = {c: {"pytorch.fp32": {"artifact": s.checkpoint, "marker": None}} for c, s in specs.items()}
     timing = {"threads": 1, "warmup": 0, "min_iterations": 2, "max_iterations": 2}
-    rows, samples, fidelity, audio = e2e.run_e2e(specs, e2e_cfg, str(tmp_path / "ref.npz"), "mine", choices, artifacts,
-                                                 timing)
+    rows, samples, fidelity, audio = e2e.run_e2e(
+        specs, e2e_cfg, str(tmp_path / "ref.npz"), "mine", choices, artifacts, timing
+    )
     assert [r["point"] for r in rows] == ["1s"] and rows[0]["snr_db"] == float("inf")  # PyTorch fp32 is the reference
     assert rows[0]["copy_pesq"] == pytest.approx(4.64, abs=0.01) and rows[0]["stop"] == "max_iterations"
     assert audio.size == arrays["speech/0/audio"].size // 256 * 256 > 0
@@ -71,6 +72,9 @@ def test_an_unmapped_tensor_name_is_a_config_error(tmp_path):
     cfg = _renamed_config(tmp_path)
     broken = copy.deepcopy(cfg)
     broken["models"]["svc_demo"]["e2e"]["roles"]["content"] = "content_encoder"
-    with pytest.raises(ConfigError, match=r"roles.content: the chain feeds 'mel' as 'mel', but content_encoder has "
-                                          r"inputs \['spec'\]; map it with inputs: \{mel: <name>\}"):
+    with pytest.raises(
+        ConfigError,
+        match=r"roles.content: the chain feeds 'mel' as 'mel', but content_encoder has "
+        r"inputs \['spec'\]; map it with inputs: \{mel: <name>\}",
+    ):
         chain.check_roles("svc_demo", broken["models"]["svc_demo"])

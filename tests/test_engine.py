@@ -4,10 +4,10 @@ import multiprocessing as mp
 
 import onnx
 import pytest
+from conftest import has_runnable_gpu, seeded, tiny_byo_component
 from onnx import TensorProto, helper
 from safetensors.torch import save_file
 
-from conftest import has_runnable_gpu, seeded, tiny_byo_component
 from workflow_lib import engine, export, paths, trt, validate
 from workflow_lib.config import component_spec
 from workflow_lib.io import read_json
@@ -18,6 +18,7 @@ TRT_CFG = {"flavour": "auto", "workspace_mb": 256, "optimization_level": 0, "com
 def _write_weights(path, seed):
     seeded(seed)
     from tinymodels import TinyConv
+
     save_file(TinyConv().state_dict(), str(path))
 
 
@@ -59,6 +60,7 @@ def test_touched_unchanged_checkpoint_hits_cache_and_changed_weights_miss(export
 def _race(args):
     spec_json, onnx_path, out, cfg = args
     from workflow_lib.config import spec_from_json
+
     return engine.build_engine(spec_from_json(spec_json), onnx_path, out, "fp32", cfg)["cache"]["hit"]
 
 
@@ -76,26 +78,36 @@ def test_concurrent_builders_share_one_cache_entry(exported):
 
 def test_parse_failure_names_the_op(tmp_path):
     node = helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     onnx.save(model, str(tmp_path / "bad.onnx"))
-    spec = component_spec("mine", "bad", {**tiny_byo_component("w.safetensors"), "inputs": [{"name": "x", "shape": ["batch", 4]}]})
+    spec = component_spec(
+        "mine", "bad", {**tiny_byo_component("w.safetensors"), "inputs": [{"name": "x", "shape": ["batch", 4]}]}
+    )
     with pytest.raises(trt.TrtError, match=r"could not parse .*bad.onnx: .*Frobnicate.*frob_1"):
         trt.build(trt.load("auto"), str(tmp_path / "bad.onnx"), {"x": [(1, 4), (1, 4), (2, 4)]}, 256, 0, ["SM86"])
     # the stage records a refused graph as a result, with the parser's words, instead of failing the run
-    meta = engine.build_engine(spec, tmp_path / "bad.onnx", tmp_path / "bad.engine", "fp32",
-                               {**TRT_CFG, "cache_dir": str(tmp_path / "cache")})
+    meta = engine.build_engine(
+        spec, tmp_path / "bad.onnx", tmp_path / "bad.engine", "fp32", {**TRT_CFG, "cache_dir": str(tmp_path / "cache")}
+    )
     assert meta["built"] is False and "Frobnicate" in meta["reason"] and "frob_1" in meta["reason"]
     assert read_json(tmp_path / "bad.engine.json")["reason"] == meta["reason"]
 
 
-@pytest.mark.parametrize("cfg, expected", [
-    ({"tensorrt": {"engine_dir": "/fast/engines"}, "paths": {"engines": "/slow"}}, "/fast/engines"),
-    ({"tensorrt": {"engine_dir": None}, "paths": {"engines": "/slow"}}, "/slow"),
-    ({"tensorrt": {}, "paths": {"engines": None}}, "results/engines"),
-    ({}, "results/engines"),
-])
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        ({"tensorrt": {"engine_dir": "/fast/engines"}, "paths": {"engines": "/slow"}}, "/fast/engines"),
+        ({"tensorrt": {"engine_dir": None}, "paths": {"engines": "/slow"}}, "/slow"),
+        ({"tensorrt": {}, "paths": {"engines": None}}, "results/engines"),
+        ({}, "results/engines"),
+    ],
+)
 def test_engine_dir_fallback_chain(cfg, expected):
     assert paths.engine_dir(cfg) == expected
 
@@ -117,6 +129,7 @@ def test_engine_matches_pytorch_on_gpu(exported):
         pytest.skip(f"engines cannot run here: {why}")
     spec, d, cfg = exported
     import torch as _t
+
     major, minor = _t.cuda.get_device_capability()
     cfg = {**cfg, "compute_capabilities": [f"SM{major}{minor}"]}
     engine.build_engine(spec, d / "net.onnx", d / "net.fp32.engine", "fp32", cfg)

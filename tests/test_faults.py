@@ -8,21 +8,28 @@ import sys
 import time
 
 import pytest
+from conftest import REPO, TESTS, seeded, snakemake, tiny_byo_component, write_config
 from safetensors.torch import save_file
 
-from conftest import REPO, TESTS, seeded, snakemake, tiny_byo_component, write_config
 from workflow_lib import export
-from workflow_lib.errors import StageError
 from workflow_lib.config import component_spec
+from workflow_lib.errors import StageError
 
 
 def test_unexportable_op_names_op_component_and_stage(tmp_path):
     from tinymodels import BesselOp
+
     save_file(BesselOp().state_dict(), str(tmp_path / "b.safetensors"))
-    spec = component_spec("mine", "bessel", {**tiny_byo_component(str(tmp_path / "b.safetensors")),
-                                             "class": "tinymodels.BesselOp", "kwargs": {}})
-    with pytest.raises(StageError, match=r"mine/bessel: dynamo export failed: DispatchError: No ONNX function found "
-                                             r"for <OpOverload\(op='prims.bessel_j0'"):
+    spec = component_spec(
+        "mine",
+        "bessel",
+        {**tiny_byo_component(str(tmp_path / "b.safetensors")), "class": "tinymodels.BesselOp", "kwargs": {}},
+    )
+    with pytest.raises(
+        StageError,
+        match=r"mine/bessel: dynamo export failed: DispatchError: No ONNX function found "
+        r"for <OpOverload\(op='prims.bessel_j0'",
+    ):
         export.export(spec, tmp_path / "bessel.onnx")
     assert not (tmp_path / "bessel.onnx").exists()
 
@@ -37,6 +44,7 @@ def test_failed_stage_leaves_a_record_that_success_clears(tmp_path, monkeypatch)
     record = json.loads((tmp_path / "results/failures/mine/net.export.json").read_text())
     assert record["stage"] == "export" and "checkpoint not found" in record["error"]
     from tinymodels import TinyConv
+
     save_file(TinyConv().state_dict(), str(tmp_path / "w.safetensors"))
     export.main(argv)
     assert not (tmp_path / "results/failures/mine/net.export.json").exists()
@@ -44,15 +52,21 @@ def test_failed_stage_leaves_a_record_that_success_clears(tmp_path, monkeypatch)
 
 def _two_component_config(workdir):
     from tinymodels import TinyConv
+
     seeded(0)
     save_file(TinyConv().state_dict(), str(workdir / "good.safetensors"))
     save_file(TinyConv(hidden=32).state_dict(), str(workdir / "broken.safetensors"))  # wrong shapes for hidden=16
-    comps = {"good": tiny_byo_component(str(workdir / "good.safetensors")),
-             "broken": tiny_byo_component(str(workdir / "broken.safetensors"))}
-    return {"variants": ["fp32"], "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
-            "backends": ["pytorch", "onnxruntime", "tensorrt"],
-            "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "bootstrap": 200},
-            "models": {"mine": {"components": comps}}}
+    comps = {
+        "good": tiny_byo_component(str(workdir / "good.safetensors")),
+        "broken": tiny_byo_component(str(workdir / "broken.safetensors")),
+    }
+    return {
+        "variants": ["fp32"],
+        "tensorrt": {"compute_capabilities": ["SM86"], "optimization_level": 0},
+        "backends": ["pytorch", "onnxruntime", "tensorrt"],
+        "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "bootstrap": 200},
+        "models": {"mine": {"components": comps}},
+    }
 
 
 @pytest.mark.slow
@@ -77,8 +91,18 @@ def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
     del cfg["models"]["mine"]["components"]["broken"]
     write_config(workdir, cfg)
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "1", "results/onnx/export/mine/good.onnx"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "1",
+        "results/onnx/export/mine/good.onnx",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     onnx_dir = workdir / "results/onnx/export/mine"
     deadline = time.time() + 120

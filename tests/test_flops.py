@@ -22,13 +22,22 @@ class ConvLinear(nn.Module):
 
 
 def test_flops_of_a_known_conv_and_linear():
-    spec = component_spec("m", "c", {"class": "x.Y", "checkpoint": "w.safetensors",
-                                     "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
-                                     "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 10, "opt": 20, "max": 40}},
-                                     "tolerance": {"fp32": {"atol": 0, "rtol": 0}, "fp16": {"atol": 0, "rtol": 0}}})
+    spec = component_spec(
+        "m",
+        "c",
+        {
+            "class": "x.Y",
+            "checkpoint": "w.safetensors",
+            "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
+            "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 10, "opt": 20, "max": 40}},
+            "tolerance": {"fp32": {"atol": 0, "rtol": 0}, "fp16": {"atol": 0, "rtol": 0}},
+        },
+    )
     per_point = flops.per_point(ConvLinear(), spec)
     # conv: 2 * out_ch * in_ch * k per output frame; linear: 2 * in * out per frame (biases not counted)
-    expected = {p: 2 * b * t * (16 * 8 * 3 + 16 * 4) for p, (b, t) in {"min": (1, 10), "opt": (2, 20), "max": (4, 40)}.items()}
+    expected = {
+        p: 2 * b * t * (16 * 8 * 3 + 16 * 4) for p, (b, t) in {"min": (1, 10), "opt": (2, 20), "max": (4, 40)}.items()
+    }
     assert per_point == expected
 
 
@@ -41,12 +50,26 @@ def test_cpu_peak_is_an_estimate_that_says_how():
 
 def test_summary_reports_achieved_gflops_and_fraction_of_peak(tmp_path):
     ms = list(10.0 * np.random.default_rng(0).uniform(0.99, 1.01, 30))
-    row = {"model": "m", "component": "c", "backend": "pytorch", "variant": "fp32", "device": "cpu",
-           "label": "pytorch.fp32@cpu", "point": "opt", **stats(ms), "peak_gflops": 400.0, "peak_source": "estimate: ..."}
+    row = {
+        "model": "m",
+        "component": "c",
+        "backend": "pytorch",
+        "variant": "fp32",
+        "device": "cpu",
+        "label": "pytorch.fp32@cpu",
+        "point": "opt",
+        **stats(ms),
+        "peak_gflops": 400.0,
+        "peak_source": "estimate: ...",
+    }
     write_results([row], {("cpu", "opt"): ms}, tmp_path / "a.csv", {"status": "measured"})
     table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {"cpu": 200.0})
     r = table.row(0, named=True)
     assert r["gflop"] == 1.0 and r["gflops"] == pytest.approx(100.0, rel=0.02)
-    assert r["peak_gflops"] == 200.0 and r["peak_source"] == "config" and r["peak_fraction"] == pytest.approx(0.5, rel=0.02)
+    assert (
+        r["peak_gflops"] == 200.0
+        and r["peak_source"] == "config"
+        and r["peak_fraction"] == pytest.approx(0.5, rel=0.02)
+    )
     table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {})
     assert table.row(0, named=True)["peak_fraction"] == pytest.approx(0.25, rel=0.02)  # the row's own estimate

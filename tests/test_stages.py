@@ -2,28 +2,36 @@
 
 import onnx
 import pytest
+from conftest import seeded, tiny_byo_component
 from safetensors.torch import save_file
 
-from conftest import seeded, tiny_byo_component
 from workflow_lib import export, fp16, simplify, validate
 from workflow_lib.config import component_spec
-from workflow_lib.io import read_json
 from workflow_lib.errors import ParityError
+from workflow_lib.io import read_json
 
 
 def _mha_spec(tmp_path, exporter):
     seeded(0)
     from tinymodels import TorchMHA
+
     save_file(TorchMHA().state_dict(), str(tmp_path / "mha.safetensors"))
     cfg = tiny_byo_component(str(tmp_path / "mha.safetensors"), exporter=exporter)
-    cfg.update({"class": "tinymodels.TorchMHA", "kwargs": {"dim": 16, "heads": 2},
-                "inputs": [{"name": "x", "shape": ["batch", "time", 16]}]})
+    cfg.update(
+        {
+            "class": "tinymodels.TorchMHA",
+            "kwargs": {"dim": 16, "heads": 2},
+            "inputs": [{"name": "x", "shape": ["batch", "time", 16]}],
+        }
+    )
     return component_spec("mine", "attn", cfg)
 
 
 def test_legacy_exporter_attention_trap_is_caught(tmp_path):
     out = tmp_path / "attn.onnx"
-    with pytest.raises(ParityError, match=r"mine/attn fp32 parity failed for legacy export at min point \{'x': \[1, 4, 16\]\}"):
+    with pytest.raises(
+        ParityError, match=r"mine/attn fp32 parity failed for legacy export at min point \{'x': \[1, 4, 16\]\}"
+    ):
         export.export(_mha_spec(tmp_path, "legacy"), out)
     assert not out.exists() and not list(tmp_path.glob(".attn.onnx*"))
 
@@ -43,6 +51,7 @@ def test_dynamo_export_of_the_same_module_passes_everywhere(tmp_path):
 def byo(tmp_path):
     seeded(0)
     from tinymodels import TinyConv
+
     save_file(TinyConv().state_dict(), str(tmp_path / "w.safetensors"))
     spec = component_spec("mine", "net", tiny_byo_component(str(tmp_path / "w.safetensors")))
     export.export(spec, tmp_path / "net.onnx")
@@ -62,6 +71,7 @@ def test_simplifier_breaking_parity_falls_back_to_input_graph(byo):
     spec, d = byo
     seeded(1)
     from tinymodels import TinyConv
+
     save_file(TinyConv().state_dict(), str(d / "w.safetensors"))  # weights changed after export
     meta = simplify.make(spec, d / "net.onnx", d / "sim.onnx", {"tool": "onnxsim"})
     assert not meta["simplified"]
@@ -78,15 +88,21 @@ def test_simplify_disabled_copies_graph(byo):
 def test_fp16_keeps_io_types_and_fp32_ops_chain(tmp_path):
     """The f0 quantizer stays exact: configured fp32 ops do not round through fp16 between them."""
     from workflow_lib.models.svc.modules import PitchEncoder
+
     seeded(0)
     save_file(PitchEncoder(dim=16).state_dict(), str(tmp_path / "p.safetensors"))
-    cfg = {"class": "workflow_lib.models.svc.modules.PitchEncoder", "kwargs": {"dim": 16},
-           "checkpoint": str(tmp_path / "p.safetensors"),
-           "inputs": [{"name": "f0", "shape": ["batch", "time"], "generator": {"kind": "uniform", "low": 80, "high": 1000}},
-                      {"name": "voiced", "shape": ["batch", "time"], "generator": {"kind": "ones"}}],
-           "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 64, "opt": 256, "max": 1024}},
-           "fp32_ops": ["Log", "Clip", "Sub", "Div", "Mul", "Add", "Floor", "Gather"],
-           "tolerance": {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 1e-2, "rtol": 1e-2}}}
+    cfg = {
+        "class": "workflow_lib.models.svc.modules.PitchEncoder",
+        "kwargs": {"dim": 16},
+        "checkpoint": str(tmp_path / "p.safetensors"),
+        "inputs": [
+            {"name": "f0", "shape": ["batch", "time"], "generator": {"kind": "uniform", "low": 80, "high": 1000}},
+            {"name": "voiced", "shape": ["batch", "time"], "generator": {"kind": "ones"}},
+        ],
+        "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 64, "opt": 256, "max": 1024}},
+        "fp32_ops": ["Log", "Clip", "Sub", "Div", "Mul", "Add", "Floor", "Gather"],
+        "tolerance": {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 1e-2, "rtol": 1e-2}},
+    }
     spec = component_spec("svc", "pitch", cfg)
     export.export(spec, tmp_path / "p.onnx")
     meta = fp16.make(spec, tmp_path / "p.onnx", tmp_path / "p16.onnx")
@@ -109,6 +125,7 @@ def test_fp16_overflow_is_fixed_by_the_automatic_fp32_search(tmp_path):
     """No fp32_ops configured: the plain fp16 graph fails (values and a constant beyond fp16's range);
     the search keeps only what must stay fp32 (Mul/Div), the Conv stays fp16."""
     from tinymodels import Overflow
+
     seeded(0)
     save_file(Overflow().state_dict(), str(tmp_path / "o.safetensors"))
     cfg = tiny_byo_component(str(tmp_path / "o.safetensors"))
@@ -121,8 +138,10 @@ def test_fp16_overflow_is_fixed_by_the_automatic_fp32_search(tmp_path):
     assert search["auto_fp32_ops"] and set(search["auto_fp32_ops"]) <= {"Mul", "Div"} and meta["parity"]["ok"]
     assert search["trials"][0]["ok"] and search["seconds"] > 0 and 0 < meta["nodes_fp32"] < meta["nodes"]
     # the round trips counted are those of the graph that shipped, removed once
-    assert meta["fp16_round_trips_removed"] == fp16._convert(onnx.load(str(tmp_path / "o.onnx")),
-                                                             set(search["auto_fp32_ops"]))[1]
+    assert (
+        meta["fp16_round_trips_removed"]
+        == fp16._convert(onnx.load(str(tmp_path / "o.onnx")), set(search["auto_fp32_ops"]))[1]
+    )
     model = onnx.load(str(tmp_path / "o16.onnx"))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)  # the conv still runs fp16
     assert validate.validate(spec, "onnxruntime", "fp16", tmp_path / "o16.onnx")["status"] == "passed"

@@ -4,8 +4,8 @@ one table entry and one stage module, and the workflow plans, makes, validates a
 import textwrap
 
 import pytest
-
 from conftest import planned_jobs, probed, repo_copy, snakemake, tiny_byo_component, write_config
+
 from workflow_lib import variants
 from workflow_lib.backends import registry
 from workflow_lib.paths import Paths
@@ -43,8 +43,10 @@ def test_a_component_gate_replaces_the_variant_default():
     spec = component_spec("m", "c", cfg)
     assert spec.gate("int8") == {"min_snr_db": 12.0}
     assert spec.gate("fp16") == {"atol": 2e-2, "rtol": 2e-2}  # the component's own fp16 entry
-    assert component_spec("m", "c", {**tiny_byo_component("w.safetensors"), "tolerance": {}}).gate("fp16") == \
-        variants.VARIANTS["fp16"].default_gate
+    assert (
+        component_spec("m", "c", {**tiny_byo_component("w.safetensors"), "tolerance": {}}).gate("fp16")
+        == variants.VARIANTS["fp16"].default_gate
+    )
 
 
 NEW_STAGE = '''
@@ -69,11 +71,11 @@ if __name__ == "__main__":
     cli.graph_stage(__doc__, "copy_variant", make)
 '''
 
-NEW_ENTRY = '''
+NEW_ENTRY = """
 VARIANTS["copy"] = Variant("copy", "fp32", "fp32", "copy_variant", "allclose", {"atol": 1e-4, "rtol": 1e-3},
                            ("onnxruntime",), "the fp32 graph copied (test)")
 DERIVED = tuple(n for n, v in VARIANTS.items() if v.parent is not None)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -85,21 +87,29 @@ def test_a_new_variant_is_one_table_entry_and_one_stage_module(workdir, tmp_path
     with open(copy / "workflow_lib" / "variants.py", "a") as f:
         f.write(NEW_ENTRY)
     snakefile = copy / "Snakefile"
-    from tinymodels import TinyConv
-    from safetensors.torch import save_file
     from conftest import seeded
+    from safetensors.torch import save_file
+    from tinymodels import TinyConv
 
     seeded(0)
     save_file(TinyConv().state_dict(), str(workdir / "w.safetensors"))
-    write_config(workdir, {"variants": ["fp32", "copy"], "backends": ["pytorch", "onnxruntime"],
-                           "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "threads": 1},
-                           "models": {"mine": {"components": {"net": tiny_byo_component(str(workdir / "w.safetensors"))}}}})
+    write_config(
+        workdir,
+        {
+            "variants": ["fp32", "copy"],
+            "backends": ["pytorch", "onnxruntime"],
+            "bench": {"warmup": 1, "min_iterations": 3, "max_seconds": 0.0, "threads": 1},
+            "models": {"mine": {"components": {"net": tiny_byo_component(str(workdir / "w.safetensors"))}}},
+        },
+    )
     probed(workdir, snakefile=snakefile)
     jobs = planned_jobs(workdir, snakefile=snakefile)
     assert jobs["graph_variant"] == 2  # fp32 and copy
     assert jobs["validate_cpu"] == 2 and jobs["bench_component"] == 3  # ORT fp32 + copy; PyTorch fp32
     target = "results/bench/mine/net.onnxruntime.copy.csv"
     snakemake(workdir, target, snakefile=snakefile)
-    assert (workdir / "results/onnx/copy/mine/net.onnx").read_bytes() == (workdir / "results/onnx/fp32/mine/net.onnx").read_bytes()
+    assert (workdir / "results/onnx/copy/mine/net.onnx").read_bytes() == (
+        workdir / "results/onnx/fp32/mine/net.onnx"
+    ).read_bytes()
     assert '"status": "passed"' in (workdir / "results/validation/mine/net.onnxruntime.copy.json").read_text()
     assert "onnxruntime.copy@cpu" in (workdir / target).read_text()

@@ -6,9 +6,7 @@ import shutil
 import time
 
 import polars as pl
-
 import pytest
-
 from conftest import REPO, planned_jobs, probed, repo_copy, snakemake, tiny_svc_config, write_config
 
 COMPONENTS = ["content_encoder", "pitch_encoder", "flow_decoder", "mel_projection", "vocoder"]
@@ -18,8 +16,13 @@ pytestmark = pytest.mark.slow
 def planned_components(workdir):
     """Components named in the wildcards of the jobs a dry run would execute."""
     out = snakemake(workdir, "-n").stdout
-    return {part.split("=", 1)[1] for line in out.splitlines() if line.strip().startswith("wildcards:")
-            for part in line.split(":", 1)[1].replace(" ", "").split(",") if part.startswith("component=")}
+    return {
+        part.split("=", 1)[1]
+        for line in out.splitlines()
+        if line.strip().startswith("wildcards:")
+        for part in line.split(":", 1)[1].replace(" ", "").split(",")
+        if part.startswith("component=")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,9 @@ def test_full_run_produces_every_artifact(demo_run):
             ort = json.loads((r / "validation" / "svc_demo" / f"{c}.onnxruntime.{variant}.json").read_text())
             assert ort["status"] == "passed" or (variant == "int8" and ort["status"] == "failed" and ort["reason"])
             for gpu_backend in ("tensorrt", "onnxruntime_cuda"):  # planned only where this host can run them
-                assert (r / "validation" / "svc_demo" / f"{c}.{gpu_backend}.{variant}.json").exists() == \
-                    bool(host["runs"].get(f"{gpu_backend}.{variant}", {}).get("devices"))
+                assert (r / "validation" / "svc_demo" / f"{c}.{gpu_backend}.{variant}.json").exists() == bool(
+                    host["runs"].get(f"{gpu_backend}.{variant}", {}).get("devices")
+                )
         for variant in ("fp32", "int8"):
             ov = json.loads((r / "validation" / "svc_demo" / f"{c}.openvino.{variant}.json").read_text())
             assert set(ov["parity"]["points"]) == {"min", "opt", "max"}
@@ -95,7 +99,7 @@ def test_deployment_is_decided_on_the_chain_and_best_runs_it(demo_run):
     assert set(manifest["components"]) == set(COMPONENTS)
     search = manifest["search"][0]
     assert search["device"] == "cpu" and search["tried"] and search["stopped"]
-    for comp, per_device in manifest["components"].items():
+    for per_device in manifest["components"].values():
         chosen = per_device["cpu"]
         assert (r / "deploy/svc_demo" / chosen["file"]).stat().st_size > 0
         assert chosen["backend"] == "pytorch" or (chosen["validated"] and chosen["ci"][0] > 1)
@@ -189,8 +193,14 @@ def test_e2e_jobs_depend_only_on_what_their_assignment_uses(workdir):
     jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/pytorch.csv")
     assert set(jobs) == {"seed_checkpoint", "chain_reference", "bench_e2e"}, jobs
     jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/onnxruntime.csv")
-    assert set(jobs) == {"seed_checkpoint", "chain_reference", "export_onnx", "graph_variant", "validate_cpu",
-                         "bench_e2e"}, jobs
+    assert set(jobs) == {
+        "seed_checkpoint",
+        "chain_reference",
+        "export_onnx",
+        "graph_variant",
+        "validate_cpu",
+        "bench_e2e",
+    }, jobs
     assert jobs["validate_cpu"] == 5 and jobs["graph_variant"] == 5  # ORT fp32 only: no engines, OpenVINO, fp16
 
 
@@ -212,16 +222,25 @@ def test_editing_the_chain_scoring_reruns_only_what_scores_chains(demo_run, tmp_
 def test_touched_but_unchanged_large_files_rerun_nothing(workdir):
     """Over 1 MB Snakemake would fall back to mtime; the default profile makes it compare content."""
     import torch
+    from conftest import tiny_byo_component
     from safetensors.torch import save_file
     from tinymodels import TinyConv
-    from conftest import tiny_byo_component
 
     torch.manual_seed(0)
     save_file(TinyConv(hidden=12000).state_dict(), str(workdir / "big.safetensors"))
     assert (workdir / "big.safetensors").stat().st_size > 1_500_000
-    cfg = {"variants": ["fp32"], "simplify": {"tool": "none"}, "backends": ["pytorch", "onnxruntime"],
-           "models": {"mine": {"components": {"net": tiny_byo_component(
-               str(workdir / "big.safetensors"), kwargs={"channels": 8, "hidden": 12000})}}}}
+    cfg = {
+        "variants": ["fp32"],
+        "simplify": {"tool": "none"},
+        "backends": ["pytorch", "onnxruntime"],
+        "models": {
+            "mine": {
+                "components": {
+                    "net": tiny_byo_component(str(workdir / "big.safetensors"), kwargs={"channels": 8, "hidden": 12000})
+                }
+            }
+        },
+    }
     write_config(workdir, cfg)
     target = "results/onnx/fp32/mine/net.onnx"
     snakemake(workdir, target)

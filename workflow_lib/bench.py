@@ -15,7 +15,8 @@ import json
 import logging
 import os
 import platform
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import cli, parity, variants
 from .backends import registry as backends
@@ -30,9 +31,15 @@ from .timing import Policy, Samples, measure, stats
 log = logging.getLogger(__name__)
 
 
-def benchmark(spec: ComponentSpec, backend: str, variant: str, settings: dict[str, Any],
-              artifact: str | None = None, marker: dict[str, Any] | None = None, reference: str | None = None
-              ) -> tuple[list[dict], Samples, dict[str, Any]]:
+def benchmark(
+    spec: ComponentSpec,
+    backend: str,
+    variant: str,
+    settings: dict[str, Any],
+    artifact: str | None = None,
+    marker: dict[str, Any] | None = None,
+    reference: str | None = None,
+) -> tuple[list[dict], Samples, dict[str, Any]]:
     """Rows (one per device and dim point), their raw samples, and what the runners recorded.
 
     Raises Unavailable with the reason when the backend cannot be timed here.
@@ -54,9 +61,18 @@ def benchmark(spec: ComponentSpec, backend: str, variant: str, settings: dict[st
             record["parity"] = result
             if not result["ok"]:
                 raise Unavailable(parity.describe_failure(spec, result, f"{backend} {variant} on {where}"))
-        peak = cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
-        env = {"threads": threads, "cpu": cpu_name(), "gpu": gpu, "versions": versions_json, "created": now(),
-               "peak_gflops": peak["gflops"], "peak_source": peak["source"]}
+        peak = (
+            cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
+        )
+        env = {
+            "threads": threads,
+            "cpu": cpu_name(),
+            "gpu": gpu,
+            "versions": versions_json,
+            "created": now(),
+            "peak_gflops": peak["gflops"],
+            "peak_source": peak["source"],
+        }
         for point in settings.get("points", ["min", "opt", "max"]):
             dims = spec.point(point)
             feeds = spec.make_inputs(dims)
@@ -64,22 +80,46 @@ def benchmark(spec: ComponentSpec, backend: str, variant: str, settings: dict[st
             ms, how = _timed(runner, step, policy, record, point)
             s = stats(ms)
             batch = int(dims.get("batch", 1))
-            rows.append({"model": spec.model, "component": spec.component, "backend": backend, "variant": variant,
-                         "precision": variants.get(variant).precision, "device": where,
-                         "label": label(backend, variant, device), "point": point,
-                         "dims": json.dumps(dims, sort_keys=True),
-                         "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}), "batch": batch,
-                         "warmup": how["warmup_runs"], **s, "rel_ci": how["rel_ci"], "stop": how["stop"],
-                         "throughput": batch / (s["p50_ms"] / 1e3), **env})
+            rows.append(
+                {
+                    "model": spec.model,
+                    "component": spec.component,
+                    "backend": backend,
+                    "variant": variant,
+                    "precision": variants.get(variant).precision,
+                    "device": where,
+                    "label": label(backend, variant, device),
+                    "point": point,
+                    "dims": json.dumps(dims, sort_keys=True),
+                    "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}),
+                    "batch": batch,
+                    "warmup": how["warmup_runs"],
+                    **s,
+                    "rel_ci": how["rel_ci"],
+                    "stop": how["stop"],
+                    "throughput": batch / (s["p50_ms"] / 1e3),
+                    **env,
+                }
+            )
             samples[(where, point)] = ms
-            log.info("%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)", spec.label, backend, variant, where, point,
-                     s["p50_ms"], s["iterations"], s["cv"])
+            log.info(
+                "%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)",
+                spec.label,
+                backend,
+                variant,
+                where,
+                point,
+                s["p50_ms"],
+                s["iterations"],
+                s["cv"],
+            )
         record["runner"] = runner.info
     return rows, samples, runners
 
 
-def _timed(runner: Runner, step: Callable[[], Any], policy: Policy, record: dict[str, Any], point: str
-           ) -> tuple[list[float], dict[str, Any]]:
+def _timed(
+    runner: Runner, step: Callable[[], Any], policy: Policy, record: dict[str, Any], point: str
+) -> tuple[list[float], dict[str, Any]]:
     """Samples of one point; if a runner compiled during them (a late recompile), time again, warm."""
     graphs = runner.info.get("graphs")
     timed = measure(step, runner.sync, policy, runner.timer)
@@ -101,11 +141,23 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(a: argparse.Namespace) -> None:
         marker = read_json(a.marker) if a.marker else None
-        meta = {"stage": "bench", "model": a.spec.model, "component": a.spec.component, "backend": a.backend,
-                "variant": a.variant, "artifact": a.artifact, "settings": a.settings, "created": now(),
-                "host": platform.node(), "pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0))}
+        meta = {
+            "stage": "bench",
+            "model": a.spec.model,
+            "component": a.spec.component,
+            "backend": a.backend,
+            "variant": a.variant,
+            "artifact": a.artifact,
+            "settings": a.settings,
+            "created": now(),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "cores": sorted(os.sched_getaffinity(0)),
+        }
         try:
-            rows, samples, runners = benchmark(a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference)
+            rows, samples, runners = benchmark(
+                a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference
+            )
             meta.update(status="measured", rows=len(rows), runners=runners)
         except Unavailable as e:
             rows, samples = [], {}

@@ -37,20 +37,25 @@ def from_files(spec: ComponentSpec, files: list[str]) -> list[Feeds]:
             raise StageError(f"{spec.label}: calibration file {path} not found")
         if path.suffix == ".npy":
             if len(names) != 1:
-                raise StageError(f"{spec.label}: calibration file {path} is one array, but the component has inputs "
-                                 f"{names}: use an .npz with one array per input name")
+                raise StageError(
+                    f"{spec.label}: calibration file {path} is one array, but the component has inputs "
+                    f"{names}: use an .npz with one array per input name"
+                )
             feeds = {names[0]: np.load(path, allow_pickle=False)}
         elif path.suffix == ".npz":
             feeds = read_npz(path)
         else:
             raise StageError(f"{spec.label}: calibration file {path}: expected .npz or .npy")
         if set(feeds) != set(names):
-            raise StageError(f"{spec.label}: calibration file {path} holds {sorted(feeds)}, the component's inputs are "
-                             f"{names}")
+            raise StageError(
+                f"{spec.label}: calibration file {path} holds {sorted(feeds)}, the component's inputs are {names}"
+            )
         for i in spec.inputs:
             if feeds[i.name].ndim != len(i.shape):
-                raise StageError(f"{spec.label}: calibration file {path}: input '{i.name}' has shape "
-                                 f"{list(feeds[i.name].shape)}, expected {len(i.shape)} dims like {list(i.shape)}")
+                raise StageError(
+                    f"{spec.label}: calibration file {path}: input '{i.name}' has shape "
+                    f"{list(feeds[i.name].shape)}, expected {len(i.shape)} dims like {list(i.shape)}"
+                )
         samples.append(feeds)
     return samples
 
@@ -66,16 +71,27 @@ def make(spec: ComponentSpec, out: str | Path, settings: dict[str, Any]) -> dict
         count = int(settings.get("samples", 8))
         samples = from_generators(spec, count)
         source, representative = f"the input generators at the opt point ({count} seeds)", False
-        log.warning("%s: calibrating on generated inputs: they are not what the component sees in use, so INT8 "
-                    "ranges and fidelity judged on them are unrepresentative (set calibration.files)", spec.label)
+        log.warning(
+            "%s: calibrating on generated inputs: they are not what the component sees in use, so INT8 "
+            "ranges and fidelity judged on them are unrepresentative (set calibration.files)",
+            spec.label,
+        )
     from .backends import torch_eager
 
     pytorch = torch_eager.open_runner(spec, "fp32", None, 0, "cpu")
     write_samples(out, samples, [pytorch(s) for s in samples])
-    meta = {"stage": "calibration", "model": spec.model, "component": spec.component, "created": now(),
-            "source": source, "representative": representative, "samples": len(samples),
-            "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
-            "bytes": Path(out).stat().st_size, "sha256": sha256_file(out)}
+    meta = {
+        "stage": "calibration",
+        "model": spec.model,
+        "component": spec.component,
+        "created": now(),
+        "source": source,
+        "representative": representative,
+        "samples": len(samples),
+        "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
+        "bytes": Path(out).stat().st_size,
+        "sha256": sha256_file(out),
+    }
     write_json(sidecar_path(out), meta)
     log.info("%s: %d calibration samples from %s", spec.label, len(samples), source)
     return meta

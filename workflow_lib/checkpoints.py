@@ -37,22 +37,32 @@ def write_seeded(cls: str, kwargs: dict[str, Any], seed: int, out: str | Path) -
     state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
     with atomic_path(out, suffix=".safetensors") as tmp:
         save_file(state, str(tmp))
-    return {"source": "seeded", "class": cls, "kwargs": kwargs, "seed": seed,
-            "parameters": int(sum(v.numel() for v in state.values())), "tensors": len(state),
-            "versions": versions("torch", "safetensors")}
+    return {
+        "source": "seeded",
+        "class": cls,
+        "kwargs": kwargs,
+        "seed": seed,
+        "parameters": int(sum(v.numel() for v in state.values())),
+        "tensors": len(state),
+        "versions": versions("torch", "safetensors"),
+    }
 
 
 def place_package_file(source: str, out: str | Path) -> dict[str, Any]:
     """Hard-link (or copy) a package's file to `out`; what it is and where it came from."""
     path = package_file(source)
-    package = source[len(PACKAGE_PREFIX):].split("/")[0]
+    package = source[len(PACKAGE_PREFIX) :].split("/")[0]
     dists = importlib.metadata.packages_distributions().get(package, [])
     with atomic_path(out, suffix=Path(out).suffix) as tmp:
         tmp.unlink()
         how = link_or_copy(path, tmp)
-    return {"source": source, "package": package,
-            "distribution": {d: importlib.metadata.version(d) for d in dists}, "placed_by": how,
-            "bytes": Path(out).stat().st_size}
+    return {
+        "source": source,
+        "package": package,
+        "distribution": {d: importlib.metadata.version(d) for d in dists},
+        "placed_by": how,
+        "bytes": Path(out).stat().st_size,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,8 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import slots
 from .config import ComponentSpec, spec_from_json
@@ -28,8 +28,12 @@ def parser(description: str, spec: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     if spec:
         p.add_argument("--spec", required=True, help="component spec as JSON (from the rule's params)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="run on a slot of this many cores of its own (0: no pinning, library defaults)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="run on a slot of this many cores of its own (0: no pinning, library defaults)",
+    )
     return p
 
 
@@ -49,10 +53,10 @@ def located(message: str, args: argparse.Namespace) -> str:
     return message
 
 
-def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser,
-        argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run(
+    stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser, argv: list[str] | None = None
+) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger(f"workflow_lib.{stage}")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -71,9 +75,18 @@ def run(stage: str, main: Callable[[argparse.Namespace], None], p: argparse.Argu
             log.exception("%s failed unexpectedly: %s: %s", stage, type(e).__name__, message)
         record = failure_path(stage, args)
         if record is not None:
-            write_json(record, {"model": args.spec.model, "component": args.spec.component, "stage": stage,
-                                "backend": getattr(args, "backend", None), "variant": getattr(args, "variant", None),
-                                "error": f"{type(e).__name__}: {message}", "created": now()})
+            write_json(
+                record,
+                {
+                    "model": args.spec.model,
+                    "component": args.spec.component,
+                    "stage": stage,
+                    "backend": getattr(args, "backend", None),
+                    "variant": getattr(args, "variant", None),
+                    "error": f"{type(e).__name__}: {message}",
+                    "created": now(),
+                },
+            )
         sys.exit(1)
     record = failure_path(stage, args)
     if record is not None:

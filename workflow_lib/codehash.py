@@ -36,7 +36,7 @@ def _module_name(path: Path, root: Path) -> str:
     return ".".join([PACKAGE, *parts])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imports(path: Path, root: Path) -> frozenset[str]:
     """workflow_lib modules that `path` imports (absolute, relative or by dotted string)."""
     name = _module_name(path, root)

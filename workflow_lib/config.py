@@ -29,15 +29,30 @@ DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int3
 # The checkpoint formats the loader reads: safetensors (no code at all) and torch pickles
 # (Lightning .ckpt and Hugging Face pytorch_model.bin are torch pickles too).
 # `.pth.tar` (the original HiFi-GAN's) is a torch pickle with another name.
-CHECKPOINT_SUFFIXES = {".safetensors": "safetensors", ".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".bin": "torch",
-                       ".tar": "torch"}
+CHECKPOINT_SUFFIXES = {
+    ".safetensors": "safetensors",
+    ".pt": "torch",
+    ".pth": "torch",
+    ".ckpt": "torch",
+    ".bin": "torch",
+    ".tar": "torch",
+}
 # `checkpoint: pkg:<package>/<path>` names a file shipped inside an installed package.
 PACKAGE_PREFIX = "pkg:"
 # What each stage reads of a component's entry (besides its name); `tolerance` is narrowed
 # further to the variant the stage works on. A stage not listed (a new graph variant's) reads
 # what every graph stage needs to check its graph: GRAPH_STAGE_KEYS.
-LOAD_KEYS = ("class", "kwargs", "checkpoint", "state_dict_key", "select_prefix", "strip_prefix", "strict", "method",
-             "allow_unsafe_pickle")
+LOAD_KEYS = (
+    "class",
+    "kwargs",
+    "checkpoint",
+    "state_dict_key",
+    "select_prefix",
+    "strip_prefix",
+    "strict",
+    "method",
+    "allow_unsafe_pickle",
+)
 IO_KEYS = ("inputs", "outputs", "dims", "output_kind", "sample_rate")
 GRAPH_STAGE_KEYS = (*LOAD_KEYS, *IO_KEYS, "tolerance")
 STAGE_KEYS = {
@@ -149,7 +164,7 @@ def checkpoint_path(model: str, component: str, source: str) -> str:
     if not source.startswith(PACKAGE_PREFIX):
         return source
     name = Path(source).name
-    suffix = name[name.index("."):] if "." in name else ""
+    suffix = name[name.index(".") :] if "." in name else ""
     return Paths.package_checkpoint(model, component, suffix)
 
 
@@ -159,7 +174,7 @@ def package_file(source: str) -> Path:
     Packages that ship pretrained weights often import heavy audio libraries at module level;
     `find_spec` of a top-level package locates it without running its `__init__`.
     """
-    package, _, member = source[len(PACKAGE_PREFIX):].partition("/")
+    package, _, member = source[len(PACKAGE_PREFIX) :].partition("/")
     if not package or not member:
         raise ConfigError(f"'{source}': expected {PACKAGE_PREFIX}<package>/<path inside the package>")
     try:
@@ -167,18 +182,23 @@ def package_file(source: str) -> Path:
     except (ImportError, ValueError) as e:
         raise ConfigError(f"'{source}': cannot look up package '{package}': {e}") from None
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"'{source}': package '{package}' is not installed in this Python ({sys.executable}); "
-                          f"install it (scripts/setup.sh installs the demo's)")
+        raise ConfigError(
+            f"'{source}': package '{package}' is not installed in this Python ({sys.executable}); "
+            f"install it (scripts/setup.sh installs the demo's)"
+        )
     for root in spec.submodule_search_locations:
         path = Path(root) / member
         if path.is_file():
             return path
-    raise ConfigError(f"'{source}': package '{package}' has no file '{member}' "
-                      f"(looked in {', '.join(spec.submodule_search_locations)})")
+    raise ConfigError(
+        f"'{source}': package '{package}' has no file '{member}' "
+        f"(looked in {', '.join(spec.submodule_search_locations)})"
+    )
 
 
-def component_spec(model: str, component: str, cfg: dict[str, Any], defaults: dict[str, Any] | None = None,
-                   check: bool = True) -> ComponentSpec:
+def component_spec(
+    model: str, component: str, cfg: dict[str, Any], defaults: dict[str, Any] | None = None, check: bool = True
+) -> ComponentSpec:
     """Build (and unless told otherwise, check) one component's spec from its config entry or a slice of it."""
     where = f"models.{model}.components.{component}"
     for name, what in ((model, "model"), (component, "component")):
@@ -231,8 +251,10 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
     source = spec.raw["checkpoint_source"]
     suffix = "." + source.rpartition(".")[2] if "." in Path(source).name else ""
     if suffix not in CHECKPOINT_SUFFIXES:
-        raise ConfigError(f"{where}.checkpoint: '{source}' is not one of {', '.join(CHECKPOINT_SUFFIXES)} "
-                          f"(convert other formats: python -m workflow_lib.convert --help)")
+        raise ConfigError(
+            f"{where}.checkpoint: '{source}' is not one of {', '.join(CHECKPOINT_SUFFIXES)} "
+            f"(convert other formats: python -m workflow_lib.convert --help)"
+        )
     if source.startswith(PACKAGE_PREFIX):
         try:
             package_file(source)
@@ -240,11 +262,14 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
             raise ConfigError(f"{where}.checkpoint: {e}") from None
     for name in spec.variants:
         if name not in variants.VARIANTS or name == "export":
-            raise ConfigError(f"{where}.variants: '{name}' is not a graph variant one can run "
-                              f"(one of {', '.join(variants.DERIVED)})")
+            raise ConfigError(
+                f"{where}.variants: '{name}' is not a graph variant one can run (one of {', '.join(variants.DERIVED)})"
+            )
     for name in spec.tolerance:
         if name not in variants.VARIANTS:
-            raise ConfigError(f"{where}.tolerance.{name}: no such graph variant (one of {', '.join(variants.VARIANTS)})")
+            raise ConfigError(
+                f"{where}.tolerance.{name}: no such graph variant (one of {', '.join(variants.VARIANTS)})"
+            )
     for dim, rng in spec.dims.items():
         if not 1 <= rng["min"] <= rng["opt"] <= rng["max"]:
             raise ConfigError(
@@ -264,13 +289,17 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
         kind = variants.get(name).gate
         keys = set(spec.tolerance[name])
         if kind == "allclose" and keys != {"atol", "rtol"}:
-            raise ConfigError(f"{where}.tolerance.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}")
+            raise ConfigError(
+                f"{where}.tolerance.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}"
+            )
         if kind == "fidelity" and (not keys or any(not k.startswith(("min_", "max_")) for k in keys)):
-            raise ConfigError(f"{where}.tolerance.{name}: a fidelity gate takes min_<metric>/max_<metric> keys "
-                              f"(min_snr_db, min_pesq, min_stoi, max_lsd_db), got {sorted(keys)}")
+            raise ConfigError(
+                f"{where}.tolerance.{name}: a fidelity gate takes min_<metric>/max_<metric> keys "
+                f"(min_snr_db, min_pesq, min_stoi, max_lsd_db), got {sorted(keys)}"
+            )
     total = sum(
         int(np.prod(shape)) * np.dtype(DTYPES[i.dtype]).itemsize
-        for i, shape in zip(spec.inputs, spec.shapes("max").values())
+        for i, shape in zip(spec.inputs, spec.shapes("max").values(), strict=True)
     )
     if total > max_input_bytes:
         raise ConfigError(

@@ -19,17 +19,20 @@ from typing import Any
 import torch
 
 from . import cli
-from .loader import load_file, select
 from .errors import CheckpointError
 from .io import atomic_path, now, sha256_file, versions, write_json
+from .loader import load_file, select
 from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
 
 
 def convert(src: str | Path, out: str | Path, key: str | None = None, select_prefix: str = "") -> dict[str, Any]:
-    log.warning("UNPICKLING %s WITH weights_only=False: this runs any code the file contains. "
-                "Do this only for files from a source you trust.", src)
+    log.warning(
+        "UNPICKLING %s WITH weights_only=False: this runs any code the file contains. "
+        "Do this only for files from a source you trust.",
+        src,
+    )
     state = select(load_file(src, allow_unsafe_pickle=True), src, key, select_prefix)
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items() if isinstance(v, torch.Tensor)}
     dropped = sorted(k for k in state if k not in tensors)
@@ -41,10 +44,19 @@ def convert(src: str | Path, out: str | Path, key: str | None = None, select_pre
 
     with atomic_path(out, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp))
-    meta = {"stage": "convert", "created": now(), "source": str(src), "source_sha256": sha256_file(src),
-            "key": key, "select_prefix": select_prefix, "tensors": len(tensors), "dropped": dropped,
-            "parameters": int(sum(t.numel() for t in tensors.values())), "sha256": sha256_file(out),
-            "versions": versions("torch", "safetensors")}
+    meta = {
+        "stage": "convert",
+        "created": now(),
+        "source": str(src),
+        "source_sha256": sha256_file(src),
+        "key": key,
+        "select_prefix": select_prefix,
+        "tensors": len(tensors),
+        "dropped": dropped,
+        "parameters": int(sum(t.numel() for t in tensors.values())),
+        "sha256": sha256_file(out),
+        "versions": versions("torch", "safetensors"),
+    }
     write_json(sidecar_path(out), meta)
     log.info("%s -> %s: %d tensors, %d parameters", src, out, meta["tensors"], meta["parameters"])
     return meta

@@ -33,10 +33,17 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(a: argparse.Namespace) -> None:
         ranked = selection.rank(a.csvs, a.markers, a.point, a.bootstrap)
-        components = {comp: {kind: selection.fastest(entry) for kind, entry in per_device.items()}
-                      for comp, per_device in ranked["components"].items()}
-        manifest = {"model": ranked["model"], "created": now(), "point": a.point, "rule": selection.RULE,
-                    "components": components}
+        components = {
+            comp: {kind: selection.fastest(entry) for kind, entry in per_device.items()}
+            for comp, per_device in ranked["components"].items()
+        }
+        manifest = {
+            "model": ranked["model"],
+            "created": now(),
+            "point": a.point,
+            "rule": selection.RULE,
+            "components": components,
+        }
         selection.bundle(manifest, {c: json.loads(s) for c, s in a.specs.items()}, a.out)
         for comp, per_device in components.items():
             for kind, chosen in per_device.items():

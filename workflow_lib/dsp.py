@@ -33,7 +33,7 @@ class MelSettings:
     fmax: float | None = 8000.0
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "MelSettings":
+    def from_config(cls, cfg: dict) -> MelSettings:
         return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
 
 
@@ -69,7 +69,7 @@ def _frames(x: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
     idx = np.arange(n_fft)[None, :] + hop * np.arange(count)[:, None]
     window = np.zeros(n_fft)
     start = (n_fft - win) // 2
-    window[start:start + win] = np.hanning(win + 1)[:-1]
+    window[start : start + win] = np.hanning(win + 1)[:-1]
     return np.abs(np.fft.rfft(x[idx] * window[None, :], axis=1))
 
 
@@ -121,13 +121,16 @@ def read_audio(path: str | Path, sr: int) -> np.ndarray:
         raise StageError(f"audio input {path}: holds no samples")
     out = resample(data.mean(axis=1), int(rate), sr)
     if not np.isfinite(out).all() or out.size < sr // 10:
-        raise StageError(f"audio input {path}: {out.size} samples at {sr} Hz after resampling from {rate} Hz "
-                         f"(need at least 0.1 s of finite samples)")
+        raise StageError(
+            f"audio input {path}: {out.size} samples at {sr} Hz after resampling from {rate} Hz "
+            f"(need at least 0.1 s of finite samples)"
+        )
     return out
 
 
-def f0_track(audio: np.ndarray, sr: int, hop: int, fmin: float = 70.0, fmax: float = 800.0,
-             threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def f0_track(
+    audio: np.ndarray, sr: int, hop: int, fmin: float = 70.0, fmax: float = 800.0, threshold: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame f0 in Hz and a voiced mask, one value per hop (YIN's cumulative mean normalised difference).
 
     Unvoiced frames get f0 = fmin and voiced = 0. Enough to drive a pitch encoder with real
@@ -141,7 +144,7 @@ def f0_track(audio: np.ndarray, sr: int, hop: int, fmin: float = 70.0, fmax: flo
     f0 = np.full(frames, fmin, dtype=np.float32)
     voiced = np.zeros(frames, dtype=np.float32)
     for t in range(frames):
-        seg = padded[t * hop: t * hop + 2 * width]
+        seg = padded[t * hop : t * hop + 2 * width]
         if np.sqrt(np.mean(seg[:width] ** 2)) < 1e-3:
             continue  # silence
         a, lags = seg[:width], np.arange(1, lag_max + 1)
@@ -149,7 +152,7 @@ def f0_track(audio: np.ndarray, sr: int, hop: int, fmin: float = 70.0, fmax: flo
         shifted = energy[lags + width] - energy[lags]  # sum of squares of each lagged window
         diff = np.sum(a**2) + shifted - 2 * np.correlate(seg, a, "valid")[lags]
         cmnd = diff * lags / np.maximum(np.cumsum(diff), 1e-12)
-        below = np.nonzero(cmnd[lag_min - 1:] < threshold)[0]
+        below = np.nonzero(cmnd[lag_min - 1 :] < threshold)[0]
         if below.size:
             i = below[0] + lag_min - 1
             while i + 1 < cmnd.size and cmnd[i + 1] < cmnd[i]:

@@ -21,15 +21,16 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import cli, trt, variants
 from .config import POINTS, ComponentSpec
 from .errors import TrtError
 from .host import device_info
 from .io import atomic_path, link_or_copy, now, read_json, sha256_file, sha256_json, write_bytes, write_json
-from .paths import sidecar_path
+from .paths import cache_entry, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ def build_settings(spec: ComponentSpec, variant: str, trt_cfg: dict[str, Any]) -
 
 def cache_key(onnx_sha256: str, settings: dict[str, Any], fl: trt.Flavour) -> str:
     targets = settings["compute_capabilities"] if fl.name == "tensorrt_rtx" else "build-gpu"
-    return sha256_json({"onnx": onnx_sha256, "settings": settings, "flavour": fl.name,
-                        "version": fl.version, "targets": targets})
+    return sha256_json(
+        {"onnx": onnx_sha256, "settings": settings, "flavour": fl.name, "version": fl.version, "targets": targets}
+    )
 
 
 @contextlib.contextmanager
@@ -74,16 +76,18 @@ def _place(cached: Path, out: Path) -> str:
     return how
 
 
-def build_engine(spec: ComponentSpec, onnx_path: str | Path, out: str | Path, variant: str,
-                 trt_cfg: dict[str, Any]) -> dict[str, Any]:
+def build_engine(
+    spec: ComponentSpec, onnx_path: str | Path, out: str | Path, variant: str, trt_cfg: dict[str, Any]
+) -> dict[str, Any]:
     fl = trt.load(trt_cfg.get("flavour", "auto"))
     settings = build_settings(spec, variant, trt_cfg)
     onnx_sha = sha256_file(onnx_path)
     key = cache_key(onnx_sha, settings, fl)
     cache = Path(trt_cfg.get("cache_dir", "results/engine_cache"))
     cache.mkdir(parents=True, exist_ok=True)
-    cached, cached_meta = cache / f"{key}.engine", cache / f"{key}.json"
-    with _key_lock(cache / f"{key}.lock"):
+    entry = cache_entry(cache, key)
+    cached, cached_meta = entry["engine"], entry["json"]
+    with _key_lock(entry["lock"]):
         hit = cached.is_file() and cached_meta.is_file()
         if hit:
             build = read_json(cached_meta)
@@ -92,29 +96,60 @@ def build_engine(spec: ComponentSpec, onnx_path: str | Path, out: str | Path, va
             log.info("%s %s: building with %s %s (cache miss %s)", spec.label, variant, fl.name, fl.version, key[:16])
             t0 = time.perf_counter()
             try:
-                plan, io = trt.build(fl, str(onnx_path), {k: [tuple(s) for s in v] for k, v in settings["profile"].items()},
-                                     settings["workspace_mb"], settings["optimization_level"], settings["compute_capabilities"])
-                build = {"built": True, "build_seconds": round(time.perf_counter() - t0, 3), "built_at": now(), "io": io,
-                         "engine_sha256": None, "engine_bytes": len(plan)}
+                plan, io = trt.build(
+                    fl,
+                    str(onnx_path),
+                    {k: [tuple(s) for s in v] for k, v in settings["profile"].items()},
+                    settings["workspace_mb"],
+                    settings["optimization_level"],
+                    settings["compute_capabilities"],
+                )
+                build = {
+                    "built": True,
+                    "build_seconds": round(time.perf_counter() - t0, 3),
+                    "built_at": now(),
+                    "io": io,
+                    "engine_sha256": None,
+                    "engine_bytes": len(plan),
+                }
             except TrtError as e:  # the builder refused this graph: record why (the same graph is refused again)
                 plan = b""
-                build = {"built": False, "reason": str(e), "build_seconds": round(time.perf_counter() - t0, 3),
-                         "engine_bytes": 0}
+                build = {
+                    "built": False,
+                    "reason": str(e),
+                    "build_seconds": round(time.perf_counter() - t0, 3),
+                    "engine_bytes": 0,
+                }
                 log.warning("%s %s: not built: %s", spec.label, variant, e)
             write_bytes(cached, plan)
             build["engine_sha256"] = sha256_file(cached)
             write_json(cached_meta, build)  # written last: its presence marks a complete entry
     placed = _place(cached, Path(out))
     meta = {
-        "stage": "engine", "model": spec.model, "component": spec.component, "variant": variant,
-        "created": now(), "host": device_info(), "onnx": str(onnx_path), "onnx_sha256": onnx_sha,
-        "flavour": fl.name, "flavour_version": fl.version, "settings": settings,
+        "stage": "engine",
+        "model": spec.model,
+        "component": spec.component,
+        "variant": variant,
+        "created": now(),
+        "host": device_info(),
+        "onnx": str(onnx_path),
+        "onnx_sha256": onnx_sha,
+        "flavour": fl.name,
+        "flavour_version": fl.version,
+        "settings": settings,
         "targets": settings["compute_capabilities"] if fl.name == "tensorrt_rtx" else "the build GPU",
-        "cache": {"key": key, "hit": hit, "dir": str(cache), "placed_by": placed}, **build,
+        "cache": {"key": key, "hit": hit, "dir": str(cache), "placed_by": placed},
+        **build,
     }
     write_json(sidecar_path(out), meta)
-    log.info("%s %s: %s, %.1f MB, %s", spec.label, variant, "cache hit" if hit else
-             f"built in {build['build_seconds']:.1f} s" if build["built"] else "not built", build["engine_bytes"] / 1e6, out)
+    log.info(
+        "%s %s: %s, %.1f MB, %s",
+        spec.label,
+        variant,
+        "cache hit" if hit else f"built in {build['build_seconds']:.1f} s" if build["built"] else "not built",
+        build["engine_bytes"] / 1e6,
+        out,
+    )
     return meta
 
 

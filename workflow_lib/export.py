@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import asdict
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,29 @@ def _dynamic_shapes(module: torch.nn.Module, per_input: list[dict[int, str]]) ->
 
 def _export(module, args, path, spec: ComponentSpec, input_names, output_names, axes) -> None:
     if spec.exporter == "dynamo":
-        torch.onnx.export(module, args, str(path), dynamo=True, external_data=False,
-                          input_names=input_names, output_names=output_names,
-                          dynamic_shapes=_dynamic_shapes(module, [axes[n] for n in input_names]),
-                          opset_version=spec.opset, verbose=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=True,
+            external_data=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_shapes=_dynamic_shapes(module, [axes[n] for n in input_names]),
+            opset_version=spec.opset,
+            verbose=False,
+        )
     else:
-        torch.onnx.export(module, args, str(path), dynamo=False, input_names=input_names,
-                          output_names=output_names, dynamic_axes=axes, opset_version=spec.opset)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=spec.opset,
+        )
 
 
 def _first_line(e: Exception) -> str:
@@ -84,9 +100,11 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
         n_out = len(reference(feeds))
     except Exception as e:  # the config's inputs do not fit the module: say which inputs, shaped how
         shapes = {k: list(v.shape) for k, v in feeds.items()}
-        raise StageError(f"{spec.label}: {spec.cls}.{spec.method} does not accept the inputs built from the config "
-                         f"{shapes} (dtypes {[i.dtype for i in spec.inputs]}): {type(e).__name__}: "
-                         f"{plain(str(e)).splitlines()[0] if str(e) else ''}") from e
+        raise StageError(
+            f"{spec.label}: {spec.cls}.{spec.method} does not accept the inputs built from the config "
+            f"{shapes} (dtypes {[i.dtype for i in spec.inputs]}): {type(e).__name__}: "
+            f"{plain(str(e)).splitlines()[0] if str(e) else ''}"
+        ) from e
     output_names = list(spec.outputs) if len(spec.outputs) == n_out else [f"output_{i}" for i in range(n_out)]
     input_names = [i.name for i in spec.inputs]
     axes = _dynamic_axes(spec)
@@ -115,20 +133,36 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
             raise ParityError(parity.describe_failure(spec, result, f"{spec.exporter} export"))
         onnxio.save(model, tmp)  # re-save normalised, then the context renames it into place
     meta = {
-        "stage": "export", "component": spec.component, "model": spec.model, "created": now(),
-        "checkpoint": spec.checkpoint, "checkpoint_sha256": sha256_file(spec.checkpoint),
+        "stage": "export",
+        "component": spec.component,
+        "model": spec.model,
+        "created": now(),
+        "checkpoint": spec.checkpoint,
+        "checkpoint_sha256": sha256_file(spec.checkpoint),
         "load": asdict(report),
-        "class": spec.cls, "method": spec.method, "exporter": spec.exporter, "opset": spec.opset,
-        "export_dims": example_dims(spec), "export_seconds": round(seconds, 3),
+        "class": spec.cls,
+        "method": spec.method,
+        "exporter": spec.exporter,
+        "opset": spec.opset,
+        "export_dims": example_dims(spec),
+        "export_seconds": round(seconds, 3),
         "flops": {p: {"dims": spec.point(p), "flops": n} for p, n in flops.per_point(module, spec).items()},
-        "onnx_sha256": sha256_file(out), "graph": onnxio.summary(model), "parity": result,
+        "onnx_sha256": sha256_file(out),
+        "graph": onnxio.summary(model),
+        "parity": result,
         "versions": versions("torch", "onnx", "onnxscript", "onnxruntime"),
     }
     if reference_out:
         write_outputs(reference_out, recorded)
     write_json(sidecar_path(out), meta)
-    log.info("exported %s (%s, opset %d) in %.1f s: %d nodes", spec.label, spec.exporter, spec.opset,
-             seconds, meta["graph"]["nodes"])
+    log.info(
+        "exported %s (%s, opset %d) in %.1f s: %d nodes",
+        spec.label,
+        spec.exporter,
+        spec.opset,
+        seconds,
+        meta["graph"]["nodes"],
+    )
     return meta
 
 

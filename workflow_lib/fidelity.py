@@ -19,7 +19,7 @@ from .dsp import mel_db, resample
 
 EPS = 1e-12
 PESQ_RATE = 16000
-MIN_SECONDS = 1.0  # shorter clips give no STOI and an unstable PESQ
+MIN_SECONDS = 0.5  # shorter clips give no STOI and an unstable PESQ
 
 
 def snr_db(reference: np.ndarray, signal: np.ndarray) -> float:
@@ -72,16 +72,21 @@ def perceptual(reference: np.ndarray, signal: np.ndarray, sr: int) -> dict[str, 
 
 
 def audio_metrics(reference: np.ndarray, signal: np.ndarray, sr: int) -> dict[str, Any]:
-    return {"snr_db": snr_db(reference, signal), "lsd_db": lsd_db(reference, signal, sr),
-            **perceptual(reference, signal, sr),
-            "max_abs": float(np.max(np.abs(np.asarray(signal, np.float64) - np.asarray(reference, np.float64))))}
+    return {
+        "snr_db": snr_db(reference, signal),
+        "lsd_db": lsd_db(reference, signal, sr),
+        **perceptual(reference, signal, sr),
+        "max_abs": float(np.max(np.abs(np.asarray(signal, np.float64) - np.asarray(reference, np.float64)))),
+    }
 
 
 def tensor_error(reference: np.ndarray, signal: np.ndarray) -> dict[str, float]:
     """For intermediate tensors: SNR and max abs relative to the reference's largest magnitude."""
     scale = float(np.max(np.abs(reference))) or 1.0
-    return {"snr_db": snr_db(reference, signal),
-            "max_rel": float(np.max(np.abs(np.asarray(signal, np.float64) - reference))) / scale}
+    return {
+        "snr_db": snr_db(reference, signal),
+        "max_rel": float(np.max(np.abs(np.asarray(signal, np.float64) - reference))) / scale,
+    }
 
 
 def gate(metrics: dict[str, Any], gates: dict[str, float | None]) -> tuple[str, str]:

@@ -17,8 +17,12 @@ from .config import POINTS, ComponentSpec
 def count(module: torch.nn.Module, spec: ComponentSpec, dims: dict[str, int]) -> int:
     """FLOPs (multiply-add = 2) of one forward call at `dims`, counted without computing."""
     meta = copy.deepcopy(module).to("meta")
-    args = [torch.empty(i.concrete_shape(dims), dtype=getattr(torch, i.dtype) if i.dtype != "bool" else torch.bool,
-                        device="meta") for i in spec.inputs]
+    args = [
+        torch.empty(
+            i.concrete_shape(dims), dtype=getattr(torch, i.dtype) if i.dtype != "bool" else torch.bool, device="meta"
+        )
+        for i in spec.inputs
+    ]
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         meta(*args)
     return int(counter.get_total_flops())

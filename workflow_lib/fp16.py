@@ -82,8 +82,9 @@ def _check(spec: ComponentSpec, converted: onnx.ModelProto, reference: parity.In
     return parity.check(spec, reference, parity.onnxruntime(path), "fp16")
 
 
-def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Infer,
-                    path: Path) -> tuple[set[str], onnx.ModelProto, int, dict[str, Any], list[dict[str, Any]]] | None:
+def search_fp32_ops(
+    spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Infer, path: Path
+) -> tuple[set[str], onnx.ModelProto, int, dict[str, Any], list[dict[str, Any]]] | None:
     """The op types that must stay fp32 for the graph to pass parity at min/opt/max, or None.
 
     Greedy one-minimal search with the parity check as the oracle: start from every op type in
@@ -109,8 +110,14 @@ def search_fp32_ops(spec: ComponentSpec, model: onnx.ModelProto, manual: set[str
     return keep, converted, round_trips, result, trials
 
 
-def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[str, Any] | None = None,
-         calibration: str | None = None, reference: str | None = None) -> dict[str, Any]:
+def make(
+    spec: ComponentSpec,
+    src: str | Path,
+    out: str | Path,
+    settings: dict[str, Any] | None = None,
+    calibration: str | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
     """Convert with the configured fp32_ops; if parity fails, search for the op types that must stay fp32."""
     model = onnx.load(str(src))
     reference = parity.reference(spec, [reference])  # keeps what it computes: the search re-checks the same points
@@ -127,22 +134,45 @@ def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[s
             t1 = time.perf_counter()
             found = search_fp32_ops(spec, model, manual, reference, tmp)
             if found is None:
-                raise ParityError(first + "; no mixed-precision graph passes, not even with every op type in fp32: "
-                                  "loosen tolerance.fp16 or drop fp16 for this component")
+                raise ParityError(
+                    first + "; no mixed-precision graph passes, not even with every op type in fp32: "
+                    "loosen tolerance.fp16 or drop fp16 for this component"
+                )
             auto, converted, round_trips, result, trials = found
-            search = {"auto_fp32_ops": sorted(auto), "trials": trials, "seconds": round(time.perf_counter() - t1, 3),
-                      "first_failure": first}
-            log.info("%s: fp16 passes with %s kept in fp32 (%d trials, %.1f s)", spec.label, sorted(auto),
-                     len(trials), search["seconds"])
+            search = {
+                "auto_fp32_ops": sorted(auto),
+                "trials": trials,
+                "seconds": round(time.perf_counter() - t1, 3),
+                "first_failure": first,
+            }
+            log.info(
+                "%s: fp16 passes with %s kept in fp32 (%d trials, %.1f s)",
+                spec.label,
+                sorted(auto),
+                len(trials),
+                search["seconds"],
+            )
     kept = manual | set(search["auto_fp32_ops"] if search else ())
-    meta = {"stage": "fp16", "variant": "fp16", "model": spec.model, "component": spec.component, "created": now(),
-            "input": str(src), "input_sha256": sha256_file(src), "onnx_sha256": sha256_file(out),
-            "keep_io_types": True, "fp32_ops": list(spec.fp32_ops), "search": search,
-            "nodes_fp32": sum(1 for n in converted.graph.node if n.op_type in kept | set(float16.DEFAULT_OP_BLOCK_LIST)),
-            "nodes": len(converted.graph.node),
-            "fp16_round_trips_removed": round_trips, "convert_seconds": round(seconds, 3),
-            "graph": onnxio.summary(converted), "parity": result,
-            "versions": versions("onnx", "onnxconverter-common", "onnxruntime")}
+    meta = {
+        "stage": "fp16",
+        "variant": "fp16",
+        "model": spec.model,
+        "component": spec.component,
+        "created": now(),
+        "input": str(src),
+        "input_sha256": sha256_file(src),
+        "onnx_sha256": sha256_file(out),
+        "keep_io_types": True,
+        "fp32_ops": list(spec.fp32_ops),
+        "search": search,
+        "nodes_fp32": sum(1 for n in converted.graph.node if n.op_type in kept | set(float16.DEFAULT_OP_BLOCK_LIST)),
+        "nodes": len(converted.graph.node),
+        "fp16_round_trips_removed": round_trips,
+        "convert_seconds": round(seconds, 3),
+        "graph": onnxio.summary(converted),
+        "parity": result,
+        "versions": versions("onnx", "onnxconverter-common", "onnxruntime"),
+    }
     write_json(sidecar_path(out), meta)
     log.info("%s: fp16 graph written (%d of %d nodes fp32)", spec.label, meta["nodes_fp32"], meta["nodes"])
     return meta

@@ -85,6 +85,9 @@ def cpu_peak_gflops(threads: int) -> dict[str, Any]:
     if mhz is None:
         return {"gflops": None, "source": "unknown: /proc/cpuinfo has no clock"}
     gflops = cores * fma_units * lanes * 2 * mhz / 1e3
-    return {"gflops": round(gflops, 1), "source": f"estimate: {cores} cores x {fma_units} FMA x {lanes} fp32 lanes "
-                                                   f"x 2 x {mhz / 1e3:.2f} GHz (the reported clock; boost runs above "
-                                                   f"it, so achieved can exceed 100 %)"}
+    return {
+        "gflops": round(gflops, 1),
+        "source": f"estimate: {cores} cores x {fma_units} FMA x {lanes} fp32 lanes "
+        f"x 2 x {mhz / 1e3:.2f} GHz (the reported clock; boost runs above "
+        f"it, so achieved can exceed 100 %)",
+    }

@@ -17,8 +17,9 @@ import platform
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -104,5 +105,4 @@ def versions(*packages: str) -> dict[str, str | None]:
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

@@ -52,13 +52,17 @@ def load_file(path: str | Path, allow_unsafe_pickle: bool = False) -> Any:
     if kind == "safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file as load_safetensors
+
         try:
             return load_safetensors(str(path))
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
     if allow_unsafe_pickle:
-        log.warning("allow_unsafe_pickle is set: %s is unpickled with weights_only=False and "
-                    "CAN EXECUTE ARBITRARY CODE. Use only for files you produced yourself.", path)
+        log.warning(
+            "allow_unsafe_pickle is set: %s is unpickled with weights_only=False and "
+            "CAN EXECUTE ARBITRARY CODE. Use only for files you produced yourself.",
+            path,
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=not allow_unsafe_pickle)
     except pickle.UnpicklingError as e:
@@ -66,12 +70,14 @@ def load_file(path: str | Path, allow_unsafe_pickle: bool = False) -> Any:
             f"{path}: refused to load: the pickle holds objects beyond tensors and plain containers "
             f"(weights_only=True), and unpickling those runs code from the file. If you trust the file, "
             f"convert it once to safetensors: {CONVERT} (see README 'Safety'). Detail: "
-            f"{plain(str(e)).splitlines()[0]}") from e
+            f"{plain(str(e)).splitlines()[0]}"
+        ) from e
     except ModuleNotFoundError as e:  # a trusted pickle naming classes this Python does not have
         raise CheckpointError(
             f"{path}: the pickle names objects from the module '{e.name}', which is not installed in this Python: "
             f"install the package that provides '{e.name}' (e.g. pip install {e.name.split('.')[0]}) and run this "
-            f"again; only the tensors are kept") from e
+            f"again; only the tensors are kept"
+        ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({plain(str(e)).splitlines()[0]})") from e
 
@@ -89,30 +95,42 @@ def select(obj: Any, path: str | Path, key: str | None = None, select_prefix: st
             for i, part in enumerate(key.split(".")):
                 if not isinstance(obj, dict) or part not in obj:
                     where = ".".join(key.split(".")[:i]) or "top level"
-                    raise CheckpointError(f"{path}: no key '{key}' (state_dict_key): '{part}' is not at {where}; "
-                                          f"keys there: {_keys(obj)}")
+                    raise CheckpointError(
+                        f"{path}: no key '{key}' (state_dict_key): '{part}' is not at {where}; keys there: {_keys(obj)}"
+                    )
                 obj = obj[part]
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a mapping of tensor names to tensors, found {type(obj).__name__}; "
-                              f"set state_dict_key to the entry that holds the state dict")
+        raise CheckpointError(
+            f"{path}: expected a mapping of tensor names to tensors, found {type(obj).__name__}; "
+            f"set state_dict_key to the entry that holds the state dict"
+        )
     if select_prefix:
-        selected = {k[len(select_prefix):]: v for k, v in obj.items() if k.startswith(select_prefix)}
+        selected = {k[len(select_prefix) :]: v for k, v in obj.items() if k.startswith(select_prefix)}
         if not selected:
             prefixes = sorted({k.split(".")[0] + "." for k in obj})[:8]
-            raise CheckpointError(f"{path}: no key starts with select_prefix '{select_prefix}'; prefixes there: {prefixes}")
+            raise CheckpointError(
+                f"{path}: no key starts with select_prefix '{select_prefix}'; prefixes there: {prefixes}"
+            )
         obj = selected
     return obj
 
 
-def read_state_dict(path: str | Path, key: str | None = None, strip_prefix: str = "",
-                    allow_unsafe_pickle: bool = False, select_prefix: str = "") -> dict[str, torch.Tensor]:
+def read_state_dict(
+    path: str | Path,
+    key: str | None = None,
+    strip_prefix: str = "",
+    allow_unsafe_pickle: bool = False,
+    select_prefix: str = "",
+) -> dict[str, torch.Tensor]:
     obj = select(load_file(path, allow_unsafe_pickle), path, key, select_prefix)
     if not all(isinstance(v, torch.Tensor) for v in obj.values()):
         other = sorted(k for k, v in obj.items() if not isinstance(v, torch.Tensor))[:5]
-        raise CheckpointError(f"{path}: expected a mapping of tensor names to tensors, but {other} are not tensors; "
-                              f"set state_dict_key to the entry that holds the state dict")
+        raise CheckpointError(
+            f"{path}: expected a mapping of tensor names to tensors, but {other} are not tensors; "
+            f"set state_dict_key to the entry that holds the state dict"
+        )
     if strip_prefix:
-        obj = {k[len(strip_prefix):] if k.startswith(strip_prefix) else k: v for k, v in obj.items()}
+        obj = {k[len(strip_prefix) :] if k.startswith(strip_prefix) else k: v for k, v in obj.items()}
     return obj
 
 
@@ -131,8 +149,11 @@ def _mismatch(module: nn.Module, state: dict[str, torch.Tensor], strict: bool) -
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs module {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs module {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     report = LoadReport(strict, len(own) - len(missing), len(own), missing, unexpected)
     problems = []
     if shapes:
@@ -142,9 +163,11 @@ def _mismatch(module: nn.Module, state: dict[str, torch.Tensor], strict: bool) -
     if strict and unexpected:
         problems.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:5])}")
     if not strict and own and report.loaded < MIN_LOADED * len(own):
-        problems.append(f"only {report.loaded} of the module's {len(own)} tensors are in the checkpoint (strict: false "
-                        f"allows some, not most: a wrong state_dict_key, select_prefix or strip_prefix?); "
-                        f"module keys look like {list(own)[:3]}, checkpoint keys like {list(state)[:3]}")
+        problems.append(
+            f"only {report.loaded} of the module's {len(own)} tensors are in the checkpoint (strict: false "
+            f"allows some, not most: a wrong state_dict_key, select_prefix or strip_prefix?); "
+            f"module keys look like {list(own)[:3]}, checkpoint keys like {list(state)[:3]}"
+        )
     return " | ".join(problems) or None, report
 
 
@@ -153,7 +176,10 @@ def _weight_norm_compat(module: nn.Module, state: dict[str, torch.Tensor]) -> di
     own = module.state_dict()
     out = {}
     for k, v in state.items():
-        for old, new in (("weight_g", "parametrizations.weight.original0"), ("weight_v", "parametrizations.weight.original1")):
+        for old, new in (
+            ("weight_g", "parametrizations.weight.original0"),
+            ("weight_v", "parametrizations.weight.original1"),
+        ):
             if k.endswith(old) and k not in own and k[: -len(old)] + new in own:
                 k = k[: -len(old)] + new
         out[k] = v
@@ -168,15 +194,25 @@ def load(spec: ComponentSpec) -> tuple[nn.Module, LoadReport]:
         raise
     except Exception as e:  # the user's constructor: any error, named with the kwargs that caused it
         raise CheckpointError(f"{spec.cls}(**{spec.kwargs}) failed: {type(e).__name__}: {plain(str(e))}") from e
-    state = _weight_norm_compat(module, read_state_dict(
-        spec.checkpoint, spec.state_dict_key, spec.strip_prefix, spec.allow_unsafe_pickle, spec.select_prefix))
+    state = _weight_norm_compat(
+        module,
+        read_state_dict(
+            spec.checkpoint, spec.state_dict_key, spec.strip_prefix, spec.allow_unsafe_pickle, spec.select_prefix
+        ),
+    )
     problem, report = _mismatch(module, state, spec.strict)
     if problem:
         raise CheckpointError(f"{spec.checkpoint} does not fit {spec.cls}: {problem}")
     if report.missing or report.unexpected:
-        log.warning("%s: non-strict load of %s: %d of %d module tensors loaded; missing %s; unexpected %s",
-                    spec.label, spec.checkpoint, report.loaded, report.module_tensors, report.missing[:10],
-                    report.unexpected[:10])
+        log.warning(
+            "%s: non-strict load of %s: %d of %d module tensors loaded; missing %s; unexpected %s",
+            spec.label,
+            spec.checkpoint,
+            report.loaded,
+            report.module_tensors,
+            report.missing[:10],
+            report.unexpected[:10],
+        )
     module.load_state_dict(state, strict=spec.strict)
     fold_parametrizations(module)
     return module.eval(), report

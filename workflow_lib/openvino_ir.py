@@ -38,16 +38,32 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
         # .bin first: an .xml at the final path always has its weights beside it.
         os.replace(ir_weights(tmp_xml), out_bin)
         os.replace(tmp_xml, out_xml)
-    meta = {"stage": "openvino_ir", "variant": variant, "model": spec.model, "component": spec.component, "created": now(),
-            "input": str(src), "input_sha256": sha256_file(src), "xml_sha256": sha256_file(out_xml),
-            "bin_sha256": sha256_file(out_bin), "bin_bytes": out_bin.stat().st_size,
-            "convert_seconds": round(seconds, 3), "ops": len(model.get_ops()),
-            "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()),
-            "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
-            "versions": versions("openvino", "onnx")}
+    meta = {
+        "stage": "openvino_ir",
+        "variant": variant,
+        "model": spec.model,
+        "component": spec.component,
+        "created": now(),
+        "input": str(src),
+        "input_sha256": sha256_file(src),
+        "xml_sha256": sha256_file(out_xml),
+        "bin_sha256": sha256_file(out_bin),
+        "bin_bytes": out_bin.stat().st_size,
+        "convert_seconds": round(seconds, 3),
+        "ops": len(model.get_ops()),
+        "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()),
+        "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
+        "versions": versions("openvino", "onnx"),
+    }
     write_json(sidecar_path(out_xml), meta)
-    log.info("%s: OpenVINO IR in %.2f s, %d ops, %.1f MB -> %s", spec.label, seconds, meta["ops"],
-             meta["bin_bytes"] / 1e6, out_xml)
+    log.info(
+        "%s: OpenVINO IR in %.2f s, %d ops, %.1f MB -> %s",
+        spec.label,
+        seconds,
+        meta["ops"],
+        meta["bin_bytes"] / 1e6,
+        out_xml,
+    )
     return meta
 
 

@@ -23,8 +23,9 @@ DEVICE_RESULTS_ENV = "WORKFLOW_DEVICE_RESULTS"
 
 def engine_dir(config: dict[str, Any]) -> str:
     """tensorrt.engine_dir, else paths.engines, else results/engines: one place for every component."""
-    return (config.get("tensorrt", {}).get("engine_dir") or config.get("paths", {}).get("engines")
-            or f"{RESULTS}/engines")
+    return (
+        config.get("tensorrt", {}).get("engine_dir") or config.get("paths", {}).get("engines") or f"{RESULTS}/engines"
+    )
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,14 @@ class Paths:
     engines: str = f"{RESULTS}/engines"
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Paths":
+    def from_config(cls, config: dict[str, Any]) -> Paths:
         gpu_class = (config.get("cluster") or {}).get("gpu_class")
         if not gpu_class:
             return cls(RESULTS, engine_dir(config))
         return cls(f"{RESULTS}/gpu_{gpu_class}", os.path.join(engine_dir(config), f"gpu_{gpu_class}"))
 
     @classmethod
-    def current(cls) -> "Paths":
+    def current(cls) -> Paths:
         """Inside a job: the run's device root, as the Snakefile exported it."""
         return cls(os.environ.get(DEVICE_RESULTS_ENV, RESULTS))
 
@@ -135,7 +136,8 @@ class Paths:
         return "/".join((self.device, "logs", *parts)) + ".log"
 
     def artifact(self, kind: str, variant: str, model: str, component: str, checkpoint: str) -> str:
-        """The file a backend reads, by the registry's artifact kind: the checkpoint, or what was made from the variant's graph."""
+        """The file a backend reads, by the registry's artifact kind: the checkpoint, or what was made from
+        the variant's graph."""
         if kind == "checkpoint":
             return checkpoint
         if kind == "onnx":
@@ -145,6 +147,11 @@ class Paths:
         if kind == "engine":
             return self.engine(variant, model, component)
         raise ValueError(f"unknown artifact kind '{kind}'")
+
+
+def cache_entry(cache_dir: str | os.PathLike, key: str) -> dict[str, Path]:
+    """A content-keyed engine cache entry: the plan, its record (written last: it marks a complete entry), its lock."""
+    return {kind: Path(cache_dir) / f"{key}.{kind}" for kind in ("engine", "json", "lock")}
 
 
 def sidecar_path(artifact: str | os.PathLike) -> Path:

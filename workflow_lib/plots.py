@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import io as _io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import polars as pl
 
@@ -26,7 +27,9 @@ class PlotData:
     summary: pl.DataFrame  # speedups.summarize() of every benchmark CSV
     bench: pl.DataFrame  # per-component rows with a numeric `length`
     fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)  # assignment -> e2e sidecar's fidelity record
-    audio: dict[str, tuple[Any, int]] = field(default_factory=dict)  # "input" / "reference" / assignment -> (samples, rate)
+    audio: dict[str, tuple[Any, int]] = field(
+        default_factory=dict
+    )  # "input" / "reference" / assignment -> (samples, rate)
     int8: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> the int8 variant's sidecar
 
 
@@ -66,8 +69,12 @@ def point_order(point: str) -> float:
 def speedup_plot(data: PlotData):
     """Speedup over PyTorch fp32 at the opt point, per component and backend, with 95 % CI bars."""
     plt, summary = _pyplot(), data.summary
-    df = summary.filter((pl.col("component") != "e2e") & (pl.col("point") == "opt") & pl.col("speedup").is_not_null()
-                        & ~((pl.col("backend") == "pytorch") & (pl.col("variant") == "fp32")))
+    df = summary.filter(
+        (pl.col("component") != "e2e")
+        & (pl.col("point") == "opt")
+        & pl.col("speedup").is_not_null()
+        & ~((pl.col("backend") == "pytorch") & (pl.col("variant") == "fp32"))
+    )
     if df.is_empty():
         return _empty("No speedups: only the PyTorch fp32 baseline was measured.")
     comps = sorted(set(df["component"]))
@@ -78,8 +85,10 @@ def speedup_plot(data: PlotData):
         sub = {r["component"]: r for r in df.filter(pl.col("label") == label).iter_rows(named=True)}
         xs = [c for c in range(len(comps)) if comps[c] in sub]
         ys = [sub[comps[c]]["speedup"] for c in xs]
-        err = [[sub[comps[c]]["speedup"] - sub[comps[c]]["ci_low"] for c in xs],
-               [sub[comps[c]]["ci_high"] - sub[comps[c]]["speedup"] for c in xs]]
+        err = [
+            [sub[comps[c]]["speedup"] - sub[comps[c]]["ci_low"] for c in xs],
+            [sub[comps[c]]["ci_high"] - sub[comps[c]]["speedup"] for c in xs],
+        ]
         ax.bar([x + i * width for x in xs], ys, width, yerr=err, capsize=3, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(comps))], comps, rotation=15)
@@ -96,7 +105,7 @@ def latency_plot(data: PlotData):
         return _empty("No per-component timings were measured.")
     comps = sorted(set(df["component"]))
     fig, axes = plt.subplots(1, len(comps), figsize=(3.2 * len(comps), 3.2), squeeze=False)
-    for ax, comp in zip(axes[0], comps):
+    for ax, comp in zip(axes[0], comps, strict=True):
         sub = df.filter(pl.col("component") == comp)
         for label in sorted(set(sub["label"])):
             line = sub.filter(pl.col("label") == label).sort("length")
@@ -142,14 +151,18 @@ def audio_order(names) -> list[str]:
 def propagation_plot(data: PlotData):
     """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (first audio length)."""
     plt = _pyplot()
-    lines = {name: rec["points"][min(rec["points"], key=point_order)]["stages"]
-             for name, rec in sorted(data.fidelity.items()) if rec.get("points")}
-    lines = {k: v for k, v in lines.items() if any(m["snr_db"] != float("inf") for m in v.values())}
+    lines = {
+        name: (rec.get("stage_order"), rec["points"][min(rec["points"], key=point_order)]["stages"])
+        for name, rec in sorted(data.fidelity.items())
+        if rec.get("points")
+    }
+    lines = {k: v for k, v in lines.items() if any(m["snr_db"] != float("inf") for m in v[1].values())}
     if not lines:
         return _empty("No end-to-end assignment differs from PyTorch fp32 (or none was measured).")
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, stages in lines.items():  # the record keeps the chain's stage order
-        ax.plot(list(stages), [min(m["snr_db"], 200.0) for m in stages.values()], marker="o", label=name)
+    for name, (order, stages) in lines.items():  # the chain's own stage order, as the record keeps it
+        names = order or list(stages)
+        ax.plot(names, [min(stages[s]["snr_db"], 200.0) for s in names], marker="o", label=name)
     ax.set_ylabel("SNR vs PyTorch fp32 (dB; audio: of its log-mel)")
     ax.set_title("Where error enters the chain (higher is closer)")
     ax.legend(fontsize=8)
@@ -166,7 +179,7 @@ def spectrogram_plot(data: PlotData):
         return _empty("No end-to-end audio was produced.")
     names = audio_order(clips)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         samples, rate = clips[name]
         ax.imshow(mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
         ax.set_title(name, fontsize=8)
@@ -183,20 +196,26 @@ def int8_plot(data: PlotData):
     if not comps:
         return _empty("No INT8 variant was made.")
     fig, axes = plt.subplots(1, len(comps), figsize=(3.4 * len(comps), 3.2), squeeze=False)
-    for ax, (comp, meta) in zip(axes[0], comps.items()):
+    for ax, (comp, meta) in zip(axes[0], comps.items(), strict=True):
         search = meta["search"]
         cands = search["candidates"]
         audio = any(c["metrics"].get("pesq") is not None for c in cands)
-        metric, limit = ("PESQ vs fp32", meta["gate"].get("min_pesq")) if audio else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
+        metric, limit = (
+            ("PESQ vs fp32", meta["gate"].get("min_pesq"))
+            if audio
+            else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
+        )
         front = set(search["pareto"])
         for c in cands:
             color = "tab:green" if c["verdict"] == "passed" else "tab:red"
             ax.scatter(c["p50_ms"], c["score"], color=color, marker="o" if c["index"] in front else "x", zorder=3)
-            ax.annotate(str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
         chosen = cands[search["chosen"]]
-        ax.scatter(chosen["p50_ms"], chosen["score"], s=160, facecolors="none", edgecolors="black", zorder=4,
-                   label="shipped")
+        ax.scatter(
+            chosen["p50_ms"], chosen["score"], s=160, facecolors="none", edgecolors="black", zorder=4, label="shipped"
+        )
         if limit is not None:
             ax.axhline(limit, color="gray", linestyle="--", linewidth=0.8, label="gate")
         ax.set_title(comp, fontsize=9)
@@ -216,19 +235,43 @@ class Plot:
 
 
 PLOTS: dict[str, Plot] = {
-    "speedup": Plot(speedup_plot, "speedup", "Speedup of each backend and graph variant over PyTorch fp32 at the opt "
-                    "shape, per component; error bars are bootstrap 95 % confidence intervals of the ratio of medians."),
-    "latency": Plot(latency_plot, "latency", "p50 latency against sequence length (the time dim at the min, opt and "
-                    "max point), per component and series, log scale."),
-    "int8_search": Plot(int8_plot, "int8", "Every INT8 candidate the search tried, per component: p50 latency at the "
-                        "opt shape (ONNX Runtime) against fidelity on the calibration samples (PESQ for audio outputs, "
-                        "SNR otherwise). Green passed the gate (dashed), red failed; circles are the Pareto front, "
-                        "numbers count the nodes kept float; the ringed point shipped."),
-    "e2e_rtf": Plot(e2e_plot, "e2e", "Real-time factor (chain latency / audio duration) of each end-to-end "
-                    "assignment per audio length; below the dashed line is faster than real time."),
-    "spectrograms": Plot(spectrogram_plot, "e2e", "Mel spectrograms of the input speech, PyTorch fp32's "
-                         "resynthesis of it and each assignment's (copy-synthesis through the assignment's vocoder)."),
-    "error_propagation": Plot(propagation_plot, "e2e", "SNR of each stage of the voice-conversion chain against "
-                              "PyTorch fp32 on the same speech, noise and speaker (the audio on its log-mel, where phase does not count): "
-                              "where error enters and how it grows."),
+    "speedup": Plot(
+        speedup_plot,
+        "speedup",
+        "Speedup of each backend and graph variant over PyTorch fp32 at the opt "
+        "shape, per component; error bars are bootstrap 95 % confidence intervals of the ratio of medians.",
+    ),
+    "latency": Plot(
+        latency_plot,
+        "latency",
+        "p50 latency against sequence length (the time dim at the min, opt and "
+        "max point), per component and series, log scale.",
+    ),
+    "int8_search": Plot(
+        int8_plot,
+        "int8",
+        "Every INT8 candidate the search tried, per component: p50 latency at the "
+        "opt shape (ONNX Runtime) against fidelity on the calibration samples (PESQ for audio outputs, "
+        "SNR otherwise). Green passed the gate (dashed), red failed; circles are the Pareto front, "
+        "numbers count the nodes kept float; the ringed point shipped.",
+    ),
+    "e2e_rtf": Plot(
+        e2e_plot,
+        "e2e",
+        "Real-time factor (chain latency / audio duration) of each end-to-end "
+        "assignment per audio length; below the dashed line is faster than real time.",
+    ),
+    "spectrograms": Plot(
+        spectrogram_plot,
+        "e2e",
+        "Mel spectrograms of the input speech, PyTorch fp32's "
+        "resynthesis of it and each assignment's (copy-synthesis through the assignment's vocoder).",
+    ),
+    "error_propagation": Plot(
+        propagation_plot,
+        "e2e",
+        "SNR of each stage of the voice-conversion chain against "
+        "PyTorch fp32 on the same speech, noise and speaker (the audio on its log-mel, where phase does not count): "
+        "where error enters and how it grows.",
+    ),
 }

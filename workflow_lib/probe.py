@@ -36,8 +36,14 @@ def probe(config: dict, backends: list[str], variants: list[str]) -> dict:
             except Unavailable as e:
                 runs[f"{name}.{variant}"] = {"backend": name, "variant": variant, "devices": [], "reason": str(e)}
     info = device_info()
-    return {"created": now(), "host": info, "vnni": has_vnni(), "cuda": bool(info.get("gpu")),
-            "versions": versions(*RUNTIMES), "runs": runs}
+    return {
+        "created": now(),
+        "host": info,
+        "vnni": has_vnni(),
+        "cuda": bool(info.get("gpu")),
+        "versions": versions(*RUNTIMES),
+        "runs": runs,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

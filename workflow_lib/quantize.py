@@ -39,12 +39,12 @@ import numpy as np
 import onnx
 
 from . import cli, host, parity
-from .samples import read_samples
 from .config import ComponentSpec
 from .errors import StageError
 from .fidelity import gate
 from .io import atomic_path, now, sha256_file, versions, write_json
 from .paths import sidecar_path
+from .samples import read_samples
 
 log = logging.getLogger(__name__)
 OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -94,8 +94,16 @@ def _session(path: Path, threads: int):
 class Search:
     """Builds, judges and times candidates; everything it tried is in `candidates`."""
 
-    def __init__(self, spec: ComponentSpec, src: str | Path, samples: list[dict[str, np.ndarray]],
-                 groups: dict[str, list[str]], settings: dict[str, Any], work: Path, reference: parity.Reference):
+    def __init__(
+        self,
+        spec: ComponentSpec,
+        src: str | Path,
+        samples: list[dict[str, np.ndarray]],
+        groups: dict[str, list[str]],
+        settings: dict[str, Any],
+        work: Path,
+        reference: parity.Reference,
+    ):
         self.spec, self.src, self.samples, self.groups, self.work = spec, str(src), samples, groups, work
         self.settings = settings
         self.threads = len(os.sched_getaffinity(0))
@@ -110,18 +118,27 @@ class Search:
         s = self.settings
         symmetric = s["activation"] == "int8"
         quantize_static(
-            self.src, str(path), _Reader(self.samples), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(s["op_types"]), per_channel=bool(s["per_channel"]),
+            self.src,
+            str(path),
+            _Reader(self.samples),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(s["op_types"]),
+            per_channel=bool(s["per_channel"]),
             reduce_range=bool(s["reduce_range"]),
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
             nodes_to_exclude=[n for b in float_blocks for n in self.groups[b]],
             calibrate_method=getattr(CalibrationMethod, s["calibrate_method"]),
             calibration_cache_path=str(self.work / "ranges.json"),
-            extra_options={"ActivationSymmetric": symmetric, "QuantizeBias": not symmetric})
+            extra_options={"ActivationSymmetric": symmetric, "QuantizeBias": not symmetric},
+        )
 
-    def outputs(self, path: Path) -> list[list[np.ndarray]]:
+    def outputs(self, path: Path, first: bool = False) -> list[list[np.ndarray]]:
         session = _session(path, self.threads)
-        return [[np.asarray(o, np.float32) for o in session.run(None, feeds)] for feeds in self.samples]
+        return [
+            [np.asarray(o, np.float32) for o in session.run(None, feeds)]
+            for feeds in (self.samples[:1] if first else self.samples)
+        ]
 
     def error(self, metrics: dict[str, Any]) -> float:
         """How much worse than fp32, bigger is worse: LSD for audio, noise-to-signal ratio for tensors."""
@@ -135,7 +152,7 @@ class Search:
             return float(metrics["pesq"])
         return float(metrics["snr_db"])
 
-    def p50_ms(self, path: Path, runs: int = 5) -> float:
+    def p50_ms(self, path: Path, runs: int = 3) -> float:
         session = _session(path, self.threads)
         session.run(None, self.opt_feeds)
         times = []
@@ -146,9 +163,11 @@ class Search:
         return float(np.median(times))
 
     def contribution(self, block: str) -> float:
+        """The error with only `block` in INT8, judged on the first sample (a ranking, not a verdict)."""
         path = self.work / "alone.onnx"
         self.build([b for b in self.groups if b != block], path)
-        return self.error(parity.sample_metrics(self.spec, self.refs, self.outputs(path), perceptual_scores=False))
+        outputs = self.outputs(path, first=True)
+        return self.error(parity.sample_metrics(self.spec, self.refs[:1], outputs, perceptual_scores=False))
 
     def candidate(self, float_blocks: list[str], why: str) -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -156,50 +175,96 @@ class Search:
         self.build(float_blocks, path)
         metrics = parity.sample_metrics(self.spec, self.refs, self.outputs(path))
         verdict, reason = gate(metrics, self.limits)
-        c = {"index": len(self.candidates), "float_blocks": list(float_blocks),
-             "float_nodes": sum(len(self.groups[b]) for b in float_blocks),
-             "quantized_nodes": sum(len(v) for b, v in self.groups.items() if b not in float_blocks),
-             "p50_ms": round(self.p50_ms(path), 3), "metrics": metrics, "score": self.score(metrics),
-             "error": self.error(metrics), "verdict": verdict, "reason": reason, "why": why,
-             "seconds": round(time.perf_counter() - t0, 2), "path": str(path)}
+        c = {
+            "index": len(self.candidates),
+            "float_blocks": list(float_blocks),
+            "float_nodes": sum(len(self.groups[b]) for b in float_blocks),
+            "quantized_nodes": sum(len(v) for b, v in self.groups.items() if b not in float_blocks),
+            "p50_ms": round(self.p50_ms(path), 3),
+            "metrics": metrics,
+            "score": self.score(metrics),
+            "error": self.error(metrics),
+            "verdict": verdict,
+            "reason": reason,
+            "why": why,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "path": str(path),
+        }
         self.candidates.append(c)
-        log.info("%s int8 candidate %d (%s float): p50 %.2f ms, %s -> %s %s", self.spec.label, c["index"],
-                 ", ".join(float_blocks) or "nothing", c["p50_ms"],
-                 {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}, verdict, reason)
+        log.info(
+            "%s int8 candidate %d (%s float): p50 %.2f ms, %s -> %s %s",
+            self.spec.label,
+            c["index"],
+            ", ".join(float_blocks) or "nothing",
+            c["p50_ms"],
+            {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)},
+            verdict,
+            reason,
+        )
         return c
 
 
 def pareto(candidates: list[dict[str, Any]]) -> list[int]:
     """Indices of candidates no other candidate beats on both latency and fidelity."""
-    return [c["index"] for c in candidates
-            if not any(o["p50_ms"] <= c["p50_ms"] and o["score"] >= c["score"] and
-                       (o["p50_ms"] < c["p50_ms"] or o["score"] > c["score"]) for o in candidates)]
+    return [
+        c["index"]
+        for c in candidates
+        if not any(
+            o["p50_ms"] <= c["p50_ms"]
+            and o["score"] >= c["score"]
+            and (o["p50_ms"] < c["p50_ms"] or o["score"] > c["score"])
+            for o in candidates
+        )
+    ]
 
 
 def resolved(settings: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in; reduce_range `auto` decided for this CPU (u8s8 saturates without VNNI)."""
-    s = {"op_types": list(OP_TYPES), "per_channel": True, "reduce_range": "auto", "activation": "uint8",
-         "calibrate_method": "MinMax", "search_seconds": 180.0, **settings}
+    s = {
+        "op_types": list(OP_TYPES),
+        "per_channel": True,
+        "reduce_range": "auto",
+        "activation": "uint8",
+        "calibrate_method": "MinMax",
+        "search_seconds": 180.0,
+        **settings,
+    }
     if s["reduce_range"] == "auto":
         s["reduce_range"] = not host.has_vnni()
-        s["reduce_range_reason"] = ("this CPU has VNNI: full-range u8 x s8 products do not saturate" if not s["reduce_range"]
-                                    else "this CPU has no VNNI: 7-bit weights avoid u8 x s8 saturation in AVX2 kernels")
+        s["reduce_range_reason"] = (
+            "this CPU has VNNI: full-range u8 x s8 products do not saturate"
+            if not s["reduce_range"]
+            else "this CPU has no VNNI: 7-bit weights avoid u8 x s8 saturation in AVX2 kernels"
+        )
     return s
 
 
-def search(spec: ComponentSpec, src: str | Path, samples: list[dict[str, np.ndarray]], settings: dict[str, Any],
-           work: Path, reference: parity.Reference) -> tuple[dict[str, Any], dict[str, Any]]:
+def search(
+    spec: ComponentSpec,
+    src: str | Path,
+    samples: list[dict[str, np.ndarray]],
+    settings: dict[str, Any],
+    work: Path,
+    reference: parity.Reference,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the candidate to ship, the search record)."""
     model = onnx.load(str(src))
     nodes = [n.name for n in model.graph.node if n.op_type in settings["op_types"]]
     if not nodes:
-        raise StageError(f"{spec.label}: no {'/'.join(settings['op_types'])} nodes to quantize; drop int8 from this "
-                         f"component's variants")
+        raise StageError(
+            f"{spec.label}: no {'/'.join(settings['op_types'])} nodes to quantize; drop int8 from this "
+            f"component's variants"
+        )
     groups = blocks(model, nodes)
     s = Search(spec, src, samples, groups, settings, work, reference)
     t0, budget = time.perf_counter(), float(settings["search_seconds"])
-    record: dict[str, Any] = {"blocks": {b: len(v) for b, v in groups.items()}, "budget_s": budget,
-                              "budget_exhausted": False, "stopped": None, "contributions": None}
+    record: dict[str, Any] = {
+        "blocks": {b: len(v) for b, v in groups.items()},
+        "budget_s": budget,
+        "budget_exhausted": False,
+        "stopped": None,
+        "contributions": None,
+    }
     first = s.candidate([], "every quantizable node in INT8")
     if first["verdict"] != "passed" and len(groups) > 1:
         contributions = {}
@@ -208,15 +273,17 @@ def search(spec: ComponentSpec, src: str | Path, samples: list[dict[str, np.ndar
                 record["budget_exhausted"] = True
                 break
             contributions[b] = s.contribution(b)
-        record["contributions"] = dict(sorted(contributions.items(), key=lambda kv: -kv[1]))
-        order = list(record["contributions"])[: len(groups) - 1]  # at least one block stays quantized
+        # a list of [block, error], worst first: JSON objects lose their order when written sorted
+        record["contributions"] = sorted(([b, e] for b, e in contributions.items()), key=lambda be: -be[1])
+        order = [b for b, _ in record["contributions"]][: len(groups) - 1]  # at least one block stays quantized
+        contribution_of = dict(contributions)
         kept, best, stale = [], first["error"], 0
         for b in order:
             if time.perf_counter() - t0 > budget:
                 record["budget_exhausted"] = True
                 break
             kept.append(b)
-            c = s.candidate(kept, f"keep {b} float too (contribution {record['contributions'][b]:.3g})")
+            c = s.candidate(kept, f"keep {b} float too (contribution {contribution_of[b]:.3g})")
             if c["verdict"] == "passed":
                 record["stopped"] = "gate passed"
                 break
@@ -235,13 +302,24 @@ def search(spec: ComponentSpec, src: str | Path, samples: list[dict[str, np.ndar
         record["stopped"] = f"time budget of {budget:g} s spent (quantize.search_seconds)"
     passing = [c for c in s.candidates if c["verdict"] == "passed"]
     chosen = min(passing, key=lambda c: c["p50_ms"]) if passing else max(s.candidates, key=lambda c: c["score"])
-    record.update(seconds=round(time.perf_counter() - t0, 2), pareto=pareto(s.candidates), chosen=chosen["index"],
-                  candidates=[{k: v for k, v in c.items() if k != "path"} for c in s.candidates])
+    record.update(
+        seconds=round(time.perf_counter() - t0, 2),
+        pareto=pareto(s.candidates),
+        chosen=chosen["index"],
+        threads=s.threads,
+        candidates=[{k: v for k, v in c.items() if k != "path"} for c in s.candidates],
+    )
     return chosen, record
 
 
-def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[str, Any],
-         calibration: str | None = None, reference: str | None = None) -> dict[str, Any]:
+def make(
+    spec: ComponentSpec,
+    src: str | Path,
+    out: str | Path,
+    settings: dict[str, Any],
+    calibration: str | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
     if not calibration:
         raise StageError(f"{spec.label}: the int8 variant needs a calibration set")
     names = [i.name for i in spec.inputs]
@@ -253,16 +331,37 @@ def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[s
         with atomic_path(out, suffix=".onnx") as tmp:
             shutil.copyfile(chosen["path"], tmp)
     status = "passed" if chosen["verdict"] == "passed" else "failed"
-    meta = {"stage": "quantize", "variant": "int8", "model": spec.model, "component": spec.component,
-            "created": now(), "input": str(src), "input_sha256": sha256_file(src), "onnx_sha256": sha256_file(out),
-            "calibration": str(calibration), "calibration_sha256": sha256_file(calibration), "samples": len(samples),
-            "settings": s, "gate": spec.gate("int8"), "status": status,
-            "reason": chosen["reason"] if status == "failed" else "", "float_blocks": chosen["float_blocks"],
-            "search": record, "host": host.device_info(), "versions": versions("onnx", "onnxruntime")}
+    meta = {
+        "stage": "quantize",
+        "variant": "int8",
+        "model": spec.model,
+        "component": spec.component,
+        "created": now(),
+        "input": str(src),
+        "input_sha256": sha256_file(src),
+        "onnx_sha256": sha256_file(out),
+        "calibration": str(calibration),
+        "calibration_sha256": sha256_file(calibration),
+        "samples": len(samples),
+        "settings": s,
+        "gate": spec.gate("int8"),
+        "status": status,
+        "reason": chosen["reason"] if status == "failed" else "",
+        "float_blocks": chosen["float_blocks"],
+        "search": record,
+        "host": host.device_info(),
+        "versions": versions("onnx", "onnxruntime"),
+    }
     write_json(sidecar_path(out), meta)
-    log.info("%s: int8 graph with %s kept float (%s; %d candidates, %.1f s): %s", spec.label,
-             ", ".join(chosen["float_blocks"]) or "nothing", record["stopped"], len(record["candidates"]),
-             record["seconds"], status)
+    log.info(
+        "%s: int8 graph with %s kept float (%s; %d candidates, %.1f s): %s",
+        spec.label,
+        ", ".join(chosen["float_blocks"]) or "nothing",
+        record["stopped"],
+        len(record["candidates"]),
+        record["seconds"],
+        status,
+    )
     return meta
 
 

@@ -37,7 +37,9 @@ def _check_backends(names: list[str] | None) -> None:
         if name not in registry.REGISTRY:
             raise ConfigError(f"backends: unknown backend '{name}' (one of {', '.join(registry.REGISTRY)})")
     if names is not None and registry.REFERENCE not in names:
-        raise ConfigError(f"backends: must include {registry.REFERENCE}, the reference every speedup is measured against")
+        raise ConfigError(
+            f"backends: must include {registry.REFERENCE}, the reference every speedup is measured against"
+        )
 
 
 def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:

@@ -8,16 +8,16 @@ the inputs they answer. Written with fixed zip timestamps, so the same arrays ar
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
-
-import hashlib
 
 from .io import read_npz, write_npz
 
 Feeds = dict[str, np.ndarray]
 Outputs = list[np.ndarray]
+
 
 def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
     """`<sample>/<input>` keys -> one dict of inputs per sample, in sample order."""
@@ -29,7 +29,7 @@ def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def read_samples(path: str | Path) -> list[Feeds]:
@@ -63,8 +63,11 @@ def read_outputs(path: str | Path) -> dict[str, Outputs]:
     arrays = read_npz(path)
     if any(k.startswith("inputs/") for k in arrays):
         inputs, outputs = grouped(_section(arrays, "inputs/")), _section(arrays, "outputs/")
-        return {feeds_key(feeds): _ordered(_section(outputs, f"{i}/")) for i, feeds in enumerate(inputs)
-                if any(k.startswith(f"{i}/") for k in outputs)}
+        return {
+            feeds_key(feeds): _ordered(_section(outputs, f"{i}/"))
+            for i, feeds in enumerate(inputs)
+            if any(k.startswith(f"{i}/") for k in outputs)
+        }
     by_key: dict[str, dict[str, np.ndarray]] = {}
     for k, v in arrays.items():
         key, _, j = k.partition("/")

@@ -26,16 +26,19 @@ from .io import link_or_copy, read_json, sha256_file, write_json
 from .paths import ir_weights, sidecar_path
 from .speedups import summarize
 
-RULE = ("fastest validated backend whose speedup 95 % CI over PyTorch fp32 on the same device lies above 1; "
-        "otherwise PyTorch eager")
+RULE = (
+    "fastest validated backend whose speedup 95 % CI over PyTorch fp32 on the same device lies above 1; "
+    "otherwise PyTorch eager"
+)
 
 
 def device_kind(device: str) -> str:
     return device.split(":")[0]
 
 
-def _validation(backend: str, variant: str, markers: dict[tuple[str, str, str], dict], component: str
-                ) -> tuple[bool, str, str | None]:
+def _validation(
+    backend: str, variant: str, markers: dict[tuple[str, str, str], dict], component: str
+) -> tuple[bool, str, str | None]:
     """(validated, how or why not, marker path)."""
     b = backends.get(backend)
     if b.checks_inline(variant):
@@ -53,10 +56,14 @@ def _validation(backend: str, variant: str, markers: dict[tuple[str, str, str], 
 def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int = 2000) -> dict[str, Any]:
     """Per component and device kind: `candidates` (may ship, fastest first), `reference`, `others` (why not)."""
     table, unavailable = summarize(csvs, resamples)
-    marker_by = {(m["component"], m["backend"], m["variant"]): {**m, "path": path}
-                 for path, m in ((p, read_json(p)) for p in markers)}
-    sources = {(m.get("component"), m.get("backend"), m.get("variant")): m.get("artifact")
-               for m in (read_json(sidecar_path(c)) for c in csvs)}
+    marker_by = {
+        (m["component"], m["backend"], m["variant"]): {**m, "path": path}
+        for path, m in ((p, read_json(p)) for p in markers)
+    }
+    sources = {
+        (m.get("component"), m.get("backend"), m.get("variant")): m.get("artifact")
+        for m in (read_json(sidecar_path(c)) for c in csvs)
+    }
     table = table.filter(pl.col("component") != "e2e")
     if table.height and point not in set(table["point"]):
         raise StageError(f"deploy.point '{point}' was not benchmarked (bench.points has {sorted(set(table['point']))})")
@@ -68,16 +75,29 @@ def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int
             entries = []
             for r in rows.filter(pl.col("device") == device).iter_rows(named=True):
                 ok, why, marker = _validation(r["backend"], r["variant"], marker_by, comp)
-                entries.append({"choice": f"{r['backend']}.{r['variant']}", "backend": r["backend"],
-                                "variant": r["variant"], "precision": variants.get(r["variant"]).precision,
-                                "label": r["label"], "p50_ms": r["p50_ms"], "speedup": r["speedup"],
-                                "ci": [r["ci_low"], r["ci_high"]], "validated": ok, "validation": why,
-                                "marker": marker, "source": sources.get((comp, r["backend"], r["variant"])),
-                                "device": device})
+                entries.append(
+                    {
+                        "choice": f"{r['backend']}.{r['variant']}",
+                        "backend": r["backend"],
+                        "variant": r["variant"],
+                        "precision": variants.get(r["variant"]).precision,
+                        "label": r["label"],
+                        "p50_ms": r["p50_ms"],
+                        "speedup": r["speedup"],
+                        "ci": [r["ci_low"], r["ci_high"]],
+                        "validated": ok,
+                        "validation": why,
+                        "marker": marker,
+                        "source": sources.get((comp, r["backend"], r["variant"])),
+                        "device": device,
+                    }
+                )
             ranked[comp][device_kind(device)] = _split(entries)
             ranked[comp][device_kind(device)]["not_measured"] = [
                 {"choice": f"{u['backend']}.{u['variant']}", "reason": u.get("reason")}
-                for u in unavailable if u.get("component") == comp]
+                for u in unavailable
+                if u.get("component") == comp
+            ]
     return {"model": table["model"][0] if table.height else None, "point": point, "components": ranked}
 
 
@@ -91,8 +111,13 @@ def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:
             others.append({**c, "why_not": c["validation"]})
         elif c["ci"][0] is None or c["ci"][0] <= 1.0:
             low, high = c["ci"]
-            others.append({**c, "why_not": "speedup CI " + (f"{low:.2f}-{high:.2f} does not lie above 1"
-                                                               if low is not None else "unknown")})
+            others.append(
+                {
+                    **c,
+                    "why_not": "speedup CI "
+                    + (f"{low:.2f}-{high:.2f} does not lie above 1" if low is not None else "unknown"),
+                }
+            )
         else:
             candidates.append(c)
     return {"candidates": candidates, "reference": reference, "others": others}
@@ -100,14 +125,25 @@ def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str, Any]:
     """The manifest's record for one component and device: the choice, why, and every alternative with why not."""
-    alternatives = [{**c, "why_not": f"slower than {chosen['choice']}" if c["p50_ms"] >= chosen["p50_ms"]
-                     else "not chosen (see the search)"}
-                    for c in entry["candidates"] if c is not chosen]
+    alternatives = [
+        {
+            **c,
+            "why_not": f"slower than {chosen['choice']}"
+            if c["p50_ms"] >= chosen["p50_ms"]
+            else "not chosen (see the search)",
+        }
+        for c in entry["candidates"]
+        if c is not chosen
+    ]
     if entry["reference"] is not chosen:
         alternatives.append({**entry["reference"], "why_not": "baseline (PyTorch eager)"})
     alternatives += entry["others"]
-    return {**chosen, "reason": reason, "alternatives": sorted(alternatives, key=lambda c: c["p50_ms"]),
-            "not_measured": entry["not_measured"]}
+    return {
+        **chosen,
+        "reason": reason,
+        "alternatives": sorted(alternatives, key=lambda c: c["p50_ms"]),
+        "not_measured": entry["not_measured"],
+    }
 
 
 def fastest(entry: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +175,9 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
                     rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}{_suffix(src)}"
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     link_or_copy(src, tmp / rel)
-                    files.append({"file": str(rel), "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size})
+                    files.append(
+                        {"file": str(rel), "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size}
+                    )
                 chosen.update(file=files[0]["file"], files=files)
                 if chosen["marker"]:  # the evidence travels with the artifact
                     rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}.validation.json"
@@ -147,8 +185,11 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
                     chosen["marker"] = str(rel)
                 if backends.get(chosen["backend"]).artifact == "checkpoint":  # a checkpoint needs its module to load
                     chosen["module"] = {k: specs[comp].get(k) for k in ("class", "kwargs", "method")}
-                chosen["io"] = {"inputs": specs[comp]["inputs"], "outputs": specs[comp].get("outputs"),
-                                "dims": specs[comp].get("dims")}
+                chosen["io"] = {
+                    "inputs": specs[comp]["inputs"],
+                    "outputs": specs[comp].get("outputs"),
+                    "dims": specs[comp].get("dims"),
+                }
         write_json(tmp / "manifest.json", manifest)
         os.chmod(tmp, 0o755)
         if out_dir.exists():

@@ -27,12 +27,14 @@ TOOLS = ("onnxsim", "onnxslim", "none")
 def _run_tool(tool: str, model: onnx.ModelProto) -> onnx.ModelProto:
     if tool == "onnxsim":
         import onnxsim
+
         simplified, ok = onnxsim.simplify(model)
         if not ok:
             raise RuntimeError("onnxsim's own check of the simplified model failed")
         return simplified
     if tool == "onnxslim":
         import onnxslim
+
         return onnxslim.slim(model)
     raise ValueError(f"unknown simplifier '{tool}' (one of {TOOLS})")
 
@@ -48,14 +50,28 @@ def restore_metadata(model: onnx.ModelProto, source: onnx.ModelProto) -> int:
     return restored
 
 
-def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[str, Any],
-         calibration: str | None = None, reference: str | None = None) -> dict[str, Any]:
+def make(
+    spec: ComponentSpec,
+    src: str | Path,
+    out: str | Path,
+    settings: dict[str, Any],
+    calibration: str | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
     tool = settings.get("tool", "onnxsim")
     model = onnx.load(str(src))
-    meta: dict[str, Any] = {"stage": "simplify", "variant": "fp32", "model": spec.model, "component": spec.component,
-                            "tool": tool, "created": now(), "input": str(src), "input_sha256": sha256_file(src),
-                            "nodes_before": len(model.graph.node),
-                            "versions": versions("onnx", "onnxsim", "onnxslim", "onnxruntime")}
+    meta: dict[str, Any] = {
+        "stage": "simplify",
+        "variant": "fp32",
+        "model": spec.model,
+        "component": spec.component,
+        "tool": tool,
+        "created": now(),
+        "input": str(src),
+        "input_sha256": sha256_file(src),
+        "nodes_before": len(model.graph.node),
+        "versions": versions("onnx", "onnxsim", "onnxslim", "onnxruntime"),
+    }
     reason = "simplification disabled (simplify.tool: none)" if tool == "none" else None
     with atomic_path(out, suffix=".onnx") as tmp:
         if reason is None:
@@ -78,8 +94,13 @@ def make(spec: ComponentSpec, src: str | Path, out: str | Path, settings: dict[s
         meta.update(simplified=reason is None, fallback_reason=reason, nodes_after=len(onnx.load(str(tmp)).graph.node))
     meta["onnx_sha256"] = sha256_file(out)
     write_json(sidecar_path(out), meta)
-    log.info("%s: %d -> %d nodes (%s)", spec.label, meta["nodes_before"], meta["nodes_after"],
-             tool if reason is None else "kept input graph")
+    log.info(
+        "%s: %d -> %d nodes (%s)",
+        spec.label,
+        meta["nodes_before"],
+        meta["nodes_after"],
+        tool if reason is None else "kept input graph",
+    )
     return meta
 
 

@@ -20,17 +20,34 @@ KEYS = ["model", "component", "backend", "variant", "device", "point"]
 # backend/variant (a "mixed" that fell back to ORT), and the label tells them apart.
 SAMPLE_KEYS = [*KEYS, "label"]
 E2E_SCORES = ("snr_db", "lsd_db", "pesq", "stoi", "copy_pesq", "copy_stoi", "copy_lsd_db", "speech_pesq", "speech_stoi")
-FLOATS = ("p50_ms", "mean_ms", "cv", "rel_ci", "rtf", "baseline_p50_ms", "speedup", "ci_low", "ci_high",
-          "gflop", "gflops", "peak_gflops", "peak_fraction", *E2E_SCORES)
-SCHEMA = {**{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason"]},
-          "iterations": pl.Int64,
-          **{k: pl.Float64 for k in FLOATS}}
+FLOATS = (
+    "p50_ms",
+    "mean_ms",
+    "cv",
+    "rel_ci",
+    "rtf",
+    "baseline_p50_ms",
+    "speedup",
+    "ci_low",
+    "ci_high",
+    "gflop",
+    "gflops",
+    "peak_gflops",
+    "peak_fraction",
+    *E2E_SCORES,
+)
+SCHEMA = {
+    **{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason"]},
+    "iterations": pl.Int64,
+    **{k: pl.Float64 for k in FLOATS},
+}
 # FLOPs per (model, component, point), from the export sidecars
 Flops = dict[tuple[str, str, str], int]
 
 
-def bootstrap_ratio_ci(base: np.ndarray, cand: np.ndarray, resamples: int = 2000, seed: int = 0,
-                       level: float = 0.95) -> tuple[float, float]:
+def bootstrap_ratio_ci(
+    base: np.ndarray, cand: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of median(base) / median(cand)."""
     rng = np.random.default_rng(seed)
     b = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)
@@ -45,22 +62,38 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
     for csv in csvs:
         meta = read_json(sidecar_path(csv))
         if meta.get("status") != "measured":
-            unavailable.append({k: meta.get(k) for k in ("model", "component", "backend", "variant", "assignment",
-                                                          "reason")} | {"file": str(csv)})
+            unavailable.append(
+                {k: meta.get(k) for k in ("model", "component", "backend", "variant", "assignment", "reason")}
+                | {"file": str(csv)}
+            )
             continue
         df = pl.read_csv(csv, infer_schema_length=0)
-        def optional(name: str, dtype: pl.DataType) -> pl.Expr:
-            return pl.col(name).cast(dtype) if name in df.columns else pl.lit(None, dtype).alias(name)
 
-        df = df.select([*SAMPLE_KEYS, pl.col("iterations").cast(pl.Int64), pl.col("p50_ms").cast(pl.Float64),
-                        pl.col("mean_ms").cast(pl.Float64), pl.col("cv").cast(pl.Float64), optional("rel_ci", pl.Float64),
-                        optional("rtf", pl.Float64), optional("chain", pl.Utf8), optional("peak_gflops", pl.Float64),
-                        optional("peak_source", pl.Utf8), *(optional(k, pl.Float64) for k in E2E_SCORES),
-                        optional("fidelity", pl.Utf8), optional("fidelity_reason", pl.Utf8)])
+        def optional(name: str, dtype: pl.DataType, columns: list[str] = df.columns) -> pl.Expr:
+            return pl.col(name).cast(dtype) if name in columns else pl.lit(None, dtype).alias(name)
+
+        df = df.select(
+            [
+                *SAMPLE_KEYS,
+                pl.col("iterations").cast(pl.Int64),
+                pl.col("p50_ms").cast(pl.Float64),
+                pl.col("mean_ms").cast(pl.Float64),
+                pl.col("cv").cast(pl.Float64),
+                optional("rel_ci", pl.Float64),
+                optional("rtf", pl.Float64),
+                optional("chain", pl.Utf8),
+                optional("peak_gflops", pl.Float64),
+                optional("peak_source", pl.Utf8),
+                *(optional(k, pl.Float64) for k in E2E_SCORES),
+                optional("fidelity", pl.Utf8),
+                optional("fidelity_reason", pl.Utf8),
+            ]
+        )
         raw = pl.read_parquet(samples_path(csv))
         for row in df.iter_rows(named=True):
             samples[tuple(row[k] for k in SAMPLE_KEYS)] = raw.filter(
-                (pl.col("device") == row["device"]) & (pl.col("point") == row["point"]))["sample_ms"].to_numpy()
+                (pl.col("device") == row["device"]) & (pl.col("point") == row["point"])
+            )["sample_ms"].to_numpy()
         frames.append(df)
     table = pl.concat(frames) if frames else pl.DataFrame(schema={k: pl.Utf8 for k in SAMPLE_KEYS})
     return table, samples, unavailable
@@ -84,29 +117,47 @@ def _roofline(row: dict, flops: Flops, peaks: dict[str, float | None]) -> dict:
     if not n or not row["p50_ms"]:
         return {"gflop": None, "gflops": None, "peak_gflops": peak, "peak_source": source, "peak_fraction": None}
     gflops = n / 1e9 / (row["p50_ms"] / 1e3)
-    return {"gflop": n / 1e9, "gflops": gflops, "peak_gflops": peak, "peak_source": source,
-            "peak_fraction": gflops / peak if peak else None}
+    return {
+        "gflop": n / 1e9,
+        "gflops": gflops,
+        "peak_gflops": peak,
+        "peak_source": source,
+        "peak_fraction": gflops / peak if peak else None,
+    }
 
 
-def summarize(csvs: list[str], resamples: int = 2000, flops: Flops | None = None,
-              peaks: dict[str, float | None] | None = None) -> tuple[pl.DataFrame, list[dict]]:
+def summarize(
+    csvs: list[str], resamples: int = 2000, flops: Flops | None = None, peaks: dict[str, float | None] | None = None
+) -> tuple[pl.DataFrame, list[dict]]:
     """Every measured row with its baseline, speedup and CI, and its roofline numbers; plus what was not measured."""
     table, samples, unavailable = load(csvs)
     flops, peaks = flops or {}, peaks or {}
     rows = []
     for row in table.iter_rows(named=True):
         e2e = row["component"] == "e2e"
-        base = table.filter((pl.col("model") == row["model"]) & (pl.col("component") == row["component"])
-                            & (pl.col("point") == row["point"]) & (pl.col("backend") == "pytorch")
-                            & (pl.col("variant") == "fp32") & (pl.lit(e2e) | (pl.col("device") == row["device"])))
-        out = {**row, "baseline_p50_ms": None, "speedup": None, "ci_low": None, "ci_high": None,
-               **_roofline(row, flops, peaks)}
+        base = table.filter(
+            (pl.col("model") == row["model"])
+            & (pl.col("component") == row["component"])
+            & (pl.col("point") == row["point"])
+            & (pl.col("backend") == "pytorch")
+            & (pl.col("variant") == "fp32")
+            & (pl.lit(e2e) | (pl.col("device") == row["device"]))
+        )
+        out = {
+            **row,
+            "baseline_p50_ms": None,
+            "speedup": None,
+            "ci_low": None,
+            "ci_high": None,
+            **_roofline(row, flops, peaks),
+        }
         if base.height:
             b = base.row(0, named=True)
             base_s, cand_s = samples[tuple(b[k] for k in SAMPLE_KEYS)], samples[tuple(row[k] for k in SAMPLE_KEYS)]
             lo, hi = bootstrap_ratio_ci(base_s, cand_s, resamples)
-            out.update(baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)),
-                       ci_low=lo, ci_high=hi)
+            out.update(
+                baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)), ci_low=lo, ci_high=hi
+            )
         rows.append(out)
     frame = pl.DataFrame(rows, schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
     return frame, unavailable

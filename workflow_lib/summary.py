@@ -31,8 +31,11 @@ def main(argv: list[str] | None = None) -> None:
         peaks = {"cpu": a.roofline.get("cpu_peak_gflops"), "gpu": a.roofline.get("gpu_peak_gflops")}
         table, unavailable = summarize(a.csvs, a.bootstrap, read_flops(a.flops), peaks)
         probe = read_json(a.host)["runs"] if a.host else {}
-        unavailable += [{"backend": r["backend"], "variant": r["variant"], "reason": r["reason"], "source": "host probe"}
-                        for r in probe.values() if not r["devices"]]
+        unavailable += [
+            {"backend": r["backend"], "variant": r["variant"], "reason": r["reason"], "source": "host probe"}
+            for r in probe.values()
+            if not r["devices"]
+        ]
         unavailable += [{**u, "source": "host probe"} for u in a.unrunnable]
         with atomic_path(a.out, suffix=".csv") as tmp:
             table.sort(SAMPLE_KEYS).write_csv(tmp)

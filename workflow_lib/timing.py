@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Policy:
     warmup_seconds: float = 2.0  # untimed seconds per point at most (`warmup` runs still run)
 
     @classmethod
-    def from_settings(cls, s: dict[str, Any]) -> "Policy":
+    def from_settings(cls, s: dict[str, Any]) -> Policy:
         return cls(**{k: type(getattr(cls, k))(s[k]) for k in cls.__dataclass_fields__ if k in s})
 
 
@@ -79,8 +80,9 @@ def settled(runs: list[float]) -> bool:
     return max(w) <= min(w) * (1 + SETTLED)
 
 
-def measure(step: Callable[[], Any], sync: Callable[[], None], policy: Policy,
-            timer: str = "perf_counter") -> tuple[list[float], dict[str, Any]]:
+def measure(
+    step: Callable[[], Any], sync: Callable[[], None], policy: Policy, timer: str = "perf_counter"
+) -> tuple[list[float], dict[str, Any]]:
     """Per-iteration milliseconds of `step`, and how the series went (warm-up runs, CI, stop reason)."""
     time_one = _cuda_timer(step) if timer == "cuda_event" else _cpu_timer(step, sync)
     warm: list[float] = []
@@ -101,6 +103,7 @@ def _cpu_timer(step: Callable[[], Any], sync: Callable[[], None]) -> Callable[[]
         step()
         sync()
         return (time.perf_counter_ns() - t) / 1e6
+
     return one
 
 
@@ -115,6 +118,7 @@ def _cuda_timer(step: Callable[[], Any]) -> Callable[[], float]:
         end.record()
         end.synchronize()
         return start.elapsed_time(end)
+
     return one
 
 
@@ -123,5 +127,14 @@ def stats(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
     mean = float(a.mean())
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     p50, p90, p99 = (float(x) for x in np.percentile(a, [50, 90, 99]))
-    return {"iterations": int(a.size), "mean_ms": mean, "std_ms": std, "min_ms": float(a.min()), "p50_ms": p50,
-            "p90_ms": p90, "p99_ms": p99, "max_ms": float(a.max()), "cv": std / mean if mean else float("nan")}
+    return {
+        "iterations": int(a.size),
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": float(a.min()),
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "max_ms": float(a.max()),
+        "cv": std / mean if mean else float("nan"),
+    }

@@ -20,8 +20,10 @@ import numpy as np
 from .errors import TrtError
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
-PACKAGES = {"tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
-            "tensorrt_rtx": ("tensorrt_rtx", "tensorrt-rtx-cu13", "tensorrt-rtx-cu12")}
+PACKAGES = {
+    "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu13"),
+    "tensorrt_rtx": ("tensorrt_rtx", "tensorrt-rtx-cu13", "tensorrt-rtx-cu12"),
+}
 RTX_RUNS_ON = ((7, 5), (8, 0), (8, 6), (8, 7), (8, 9), (12, 0), (12, 1))
 
 
@@ -58,8 +60,9 @@ def load(flavour: str = "auto") -> Flavour:
             errors.append(f"{name}: {e}")
             continue
         return Flavour(name, module, _version(name, module))
-    raise TrtError("no TensorRT flavour importable (" + "; ".join(errors) + "); install tensorrt-rtx-cu13 "
-                   "or the 'tensorrt' extra")
+    raise TrtError(
+        "no TensorRT flavour importable (" + "; ".join(errors) + "); install tensorrt-rtx-cu13 or the 'tensorrt' extra"
+    )
 
 
 def _collecting_logger(trt: ModuleType):
@@ -75,8 +78,14 @@ def _collecting_logger(trt: ModuleType):
     return Logger()
 
 
-def build(fl: Flavour, onnx_path: str, profile: dict[str, list[tuple[int, ...]]], workspace_mb: int,
-          optimization_level: int, compute_capabilities: list[str]) -> tuple[bytes, dict[str, Any]]:
+def build(
+    fl: Flavour,
+    onnx_path: str,
+    profile: dict[str, list[tuple[int, ...]]],
+    workspace_mb: int,
+    optimization_level: int,
+    compute_capabilities: list[str],
+) -> tuple[bytes, dict[str, Any]]:
     """Serialized plan plus a description of its I/O tensors. Raises TrtError with the parser's errors."""
     trt = fl.trt
     logger = _collecting_logger(trt)
@@ -102,11 +111,19 @@ def build(fl: Flavour, onnx_path: str, profile: dict[str, list[tuple[int, ...]]]
     for i in range(network.num_inputs):
         t = network.get_input(i)
         if t.name not in profile:
-            raise TrtError(f"{onnx_path}: network input '{t.name}' has no profile (inputs in config: {sorted(profile)})")
+            raise TrtError(
+                f"{onnx_path}: network input '{t.name}' has no profile (inputs in config: {sorted(profile)})"
+            )
         lo, opt, hi = profile[t.name]
         opt_profile.set_shape(t.name, lo, opt, hi)
-        io["inputs"].append({"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape),
-                             "profile": {"min": list(lo), "opt": list(opt), "max": list(hi)}})
+        io["inputs"].append(
+            {
+                "name": t.name,
+                "dtype": t.dtype.name,
+                "shape": list(t.shape),
+                "profile": {"min": list(lo), "opt": list(opt), "max": list(hi)},
+            }
+        )
     for i in range(network.num_outputs):
         t = network.get_output(i)
         io["outputs"].append({"name": t.name, "dtype": t.dtype.name, "shape": list(t.shape)})
@@ -136,11 +153,15 @@ def runnable(fl: Flavour, compute_capabilities: list[str]) -> tuple[bool, str]:
     name = torch.cuda.get_device_name()
     if fl.name == "tensorrt_rtx":
         if (major, minor) not in RTX_RUNS_ON:
-            return False, (f"{name} has compute capability {major}.{minor}, which tensorrt_rtx {fl.version} does "
-                           f"not support (it runs on 7.5, 8.x and 12.x)")
+            return False, (
+                f"{name} has compute capability {major}.{minor}, which tensorrt_rtx {fl.version} does "
+                f"not support (it runs on 7.5, 8.x and 12.x)"
+            )
         if compute_capabilities and f"SM{major}{minor}" not in compute_capabilities:
-            return False, (f"engine was built for {', '.join(compute_capabilities)}, not for this "
-                           f"{name} (SM{major}{minor}); add it to tensorrt.compute_capabilities")
+            return False, (
+                f"engine was built for {', '.join(compute_capabilities)}, not for this "
+                f"{name} (SM{major}{minor}); add it to tensorrt.compute_capabilities"
+            )
     return True, f"{name} (compute capability {major}.{minor})"
 
 
@@ -156,8 +177,9 @@ class Engine:
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
-            raise TrtError(f"{fl.name} {fl.version} could not deserialize the engine: "
-                           + " | ".join(self.logger.messages[-3:]))
+            raise TrtError(
+                f"{fl.name} {fl.version} could not deserialize the engine: " + " | ".join(self.logger.messages[-3:])
+            )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -166,8 +188,14 @@ class Engine:
 
     def _dtype(self, name: str):
         t, d = self.torch, self.trt.DataType
-        return {d.FLOAT: t.float32, d.HALF: t.float16, d.INT32: t.int32, d.INT64: t.int64,
-                d.BOOL: t.bool, d.BF16: t.bfloat16}[self.engine.get_tensor_dtype(name)]
+        return {
+            d.FLOAT: t.float32,
+            d.HALF: t.float16,
+            d.INT32: t.int32,
+            d.INT64: t.int64,
+            d.BOOL: t.bool,
+            d.BF16: t.bfloat16,
+        }[self.engine.get_tensor_dtype(name)]
 
     def bind(self, feeds: dict[str, Any]) -> list[Any]:
         """Bind device tensors (torch CUDA tensors or numpy), allocate outputs; returns outputs."""
@@ -175,7 +203,7 @@ class Engine:
         self._keep = []
         for name in self.inputs:
             x = feeds[name]
-            x = (torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x)
+            x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
             x = x.to(device="cuda", dtype=self._dtype(name)).contiguous()
             self._keep.append(x)
             self.context.set_input_shape(name, tuple(x.shape))

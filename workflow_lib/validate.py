@@ -18,25 +18,39 @@ from typing import Any
 
 from . import cli, parity, variants
 from .backends import registry as backends
-from .samples import read_samples
 from .config import ComponentSpec
 from .errors import ParityError
 from .host import device_info
 from .io import now, sha256_file, versions, write_json
+from .samples import read_samples
 
 log = logging.getLogger(__name__)
 MARKER_BACKENDS = [b.name for b in backends.marker_backends()]
 
 
-def validate(spec: ComponentSpec, backend: str, variant: str, artifact: str | Path,
-             calibration: str | Path | None = None, threads: int = 0, reference: str | Path | None = None
-             ) -> dict[str, Any]:
+def validate(
+    spec: ComponentSpec,
+    backend: str,
+    variant: str,
+    artifact: str | Path,
+    calibration: str | Path | None = None,
+    threads: int = 0,
+    reference: str | Path | None = None,
+) -> dict[str, Any]:
     b = backends.get(backend)
     marker: dict[str, Any] = {
-        "stage": "validate", "model": spec.model, "component": spec.component, "backend": backend,
-        "variant": variant, "precision": variants.get(variant).precision, "artifact": str(artifact),
-        "artifact_sha256": sha256_file(artifact), "gate": variants.get(variant).gate, "tolerance": spec.gate(variant),
-        "created": now(), "device": device_info(),
+        "stage": "validate",
+        "model": spec.model,
+        "component": spec.component,
+        "backend": backend,
+        "variant": variant,
+        "precision": variants.get(variant).precision,
+        "artifact": str(artifact),
+        "artifact_sha256": sha256_file(artifact),
+        "gate": variants.get(variant).gate,
+        "tolerance": spec.gate(variant),
+        "created": now(),
+        "device": device_info(),
         "versions": versions("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13"),
     }
     ok, why = b.available(variant, str(artifact))

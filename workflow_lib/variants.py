@@ -42,22 +42,56 @@ class Variant:
             raise ValueError(f"variant {self.name}: gate must be one of {GATES}")
 
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("export", "fp32", None, "export", "allclose", {"atol": 1e-4, "rtol": 1e-3}, (),
-            "the exporter's graph, dynamic dims; parent of every other graph"),
-    Variant("fp32", "fp32", "export", "simplify", "allclose", {"atol": 1e-4, "rtol": 1e-3},
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "export",
+            "fp32",
+            None,
+            "export",
+            "allclose",
+            {"atol": 1e-4, "rtol": 1e-3},
+            (),
+            "the exporter's graph, dynamic dims; parent of every other graph",
+        ),
+        Variant(
+            "fp32",
+            "fp32",
+            "export",
+            "simplify",
+            "allclose",
+            {"atol": 1e-4, "rtol": 1e-3},
             ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"),
             "the simplified graph (or the export itself where simplifying fails or breaks parity)",
-            settings="simplify"),
-    Variant("fp16", "fp16", "fp32", "fp16", "allclose", {"atol": 1e-2, "rtol": 1e-2},
+            settings="simplify",
+        ),
+        Variant(
+            "fp16",
+            "fp16",
+            "fp32",
+            "fp16",
+            "allclose",
+            {"atol": 1e-2, "rtol": 1e-2},
             ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "tensorrt"),
-            "fp16 graph with fp32 inputs and outputs; op types that fail parity in fp16 stay fp32"),
-    Variant("int8", "int8", "fp32", "quantize", "fidelity", {"min_snr_db": 30.0},
+            "fp16 graph with fp32 inputs and outputs; op types that fail parity in fp16 stay fp32",
+        ),
+        Variant(
+            "int8",
+            "int8",
+            "fp32",
+            "quantize",
+            "fidelity",
+            {"min_snr_db": 30.0},
             ("onnxruntime", "openvino", "tensorrt"),
             "static INT8 (QDQ, per-channel weights) calibrated on real inputs; the blocks that must stay "
-            "float for the gate to pass are found by measurement", settings="quantize", calibration=True,
-            resources={"mem_mb": 8000, "runtime": 60}),
-)}
+            "float for the gate to pass are found by measurement",
+            settings="quantize",
+            calibration=True,
+            resources={"mem_mb": 8000, "runtime": 60},
+        ),
+    )
+}
 DERIVED = tuple(n for n, v in VARIANTS.items() if v.parent is not None)  # made by the generic graph_variant rule
 
 
@@ -76,4 +110,3 @@ def consumed_by(backend: str) -> list[str]:
 def gate_for(variant: str, tolerance: dict[str, dict[str, float]] | None) -> dict[str, float]:
     """The component's gate for a variant: its own `tolerance.<variant>`, else the table's default."""
     return dict((tolerance or {}).get(variant) or get(variant).default_gate)
-

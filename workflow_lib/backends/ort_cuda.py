@@ -11,8 +11,10 @@ def devices(variant: str, artifact: str | None = None) -> list[str]:
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise Unavailable("ONNX Runtime has no CUDAExecutionProvider here: install the onnxruntime-gpu "
-                          "package in place of onnxruntime (pip install -e '.[cuda]') on a CUDA host")
+        raise Unavailable(
+            "ONNX Runtime has no CUDAExecutionProvider here: install the onnxruntime-gpu "
+            "package in place of onnxruntime (pip install -e '.[cuda]') on a CUDA host"
+        )
     import torch
 
     if not torch.cuda.is_available():

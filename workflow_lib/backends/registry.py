@@ -53,7 +53,9 @@ class Backend:
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION or self.artifact not in ARTIFACTS:
-            raise ValueError(f"backend {self.name}: validation must be one of {VALIDATION}, artifact one of {ARTIFACTS}")
+            raise ValueError(
+                f"backend {self.name}: validation must be one of {VALIDATION}, artifact one of {ARTIFACTS}"
+            )
 
     @property
     def variants(self) -> list[str]:
@@ -91,29 +93,66 @@ class Backend:
             return
         marker = marker or {}
         if marker.get("status") != "passed":
-            raise Unavailable(f"{self.name} artifact not validated here ({marker.get('status', 'no marker')})"
-                              + (f": {marker['reason']}" if marker.get("reason") else ""))
+            raise Unavailable(
+                f"{self.name} artifact not validated here ({marker.get('status', 'no marker')})"
+                + (f": {marker['reason']}" if marker.get("reason") else "")
+            )
 
-    def open_runner(self, spec: "ComponentSpec", variant: str, artifact: str | None, threads: int = 0,
-                    device: str | None = None) -> "Runner":
+    def open_runner(
+        self, spec: ComponentSpec, variant: str, artifact: str | None, threads: int = 0, device: str | None = None
+    ) -> Runner:
         device = device or self.devices(variant, artifact)[0]
         return self.impl().open_runner(spec, variant, artifact, threads, device)
 
 
-REGISTRY: dict[str, Backend] = {b.name: b for b in (
-    Backend("pytorch", "checkpoint", "reference", True, "workflow_lib.backends.torch_eager",
-            "PyTorch eager: the reference every other backend is compared with (fp32 on CPU and CUDA, fp16 on CUDA)"),
-    Backend("torch_compile", "checkpoint", "inline", True, "workflow_lib.backends.torch_compile",
-            "torch.compile (inductor): what a PyTorch user would pick instead of exporting"),
-    Backend("onnxruntime", "onnx", "marker", False, "workflow_lib.backends.ort",
-            "ONNX Runtime, CPU execution provider"),
-    Backend("onnxruntime_cuda", "onnx", "marker", True, "workflow_lib.backends.ort_cuda",
-            "ONNX Runtime, CUDA execution provider (the onnxruntime-gpu package)"),
-    Backend("openvino", "openvino", "marker", False, "workflow_lib.backends.ov",
-            "OpenVINO on the CPU, from IR converted from a variant's ONNX graph (INT8: the QDQ graph)"),
-    Backend("tensorrt", "engine", "marker", True, "workflow_lib.backends.tensorrt",
-            "TensorRT engine (datacenter TensorRT or TensorRT for RTX), strongly typed; INT8 from the QDQ graph"),
-)}
+REGISTRY: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend(
+            "pytorch",
+            "checkpoint",
+            "reference",
+            True,
+            "workflow_lib.backends.torch_eager",
+            "PyTorch eager: the reference every other backend is compared with (fp32 on CPU and CUDA, fp16 on CUDA)",
+        ),
+        Backend(
+            "torch_compile",
+            "checkpoint",
+            "inline",
+            True,
+            "workflow_lib.backends.torch_compile",
+            "torch.compile (inductor): what a PyTorch user would pick instead of exporting",
+        ),
+        Backend(
+            "onnxruntime", "onnx", "marker", False, "workflow_lib.backends.ort", "ONNX Runtime, CPU execution provider"
+        ),
+        Backend(
+            "onnxruntime_cuda",
+            "onnx",
+            "marker",
+            True,
+            "workflow_lib.backends.ort_cuda",
+            "ONNX Runtime, CUDA execution provider (the onnxruntime-gpu package)",
+        ),
+        Backend(
+            "openvino",
+            "openvino",
+            "marker",
+            False,
+            "workflow_lib.backends.ov",
+            "OpenVINO on the CPU, from IR converted from a variant's ONNX graph (INT8: the QDQ graph)",
+        ),
+        Backend(
+            "tensorrt",
+            "engine",
+            "marker",
+            True,
+            "workflow_lib.backends.tensorrt",
+            "TensorRT engine (datacenter TensorRT or TensorRT for RTX), strongly typed; INT8 from the QDQ graph",
+        ),
+    )
+}
 REFERENCE = "pytorch"
 
 
@@ -133,8 +172,9 @@ def marker_backends() -> list[Backend]:
     return [b for b in REGISTRY.values() if b.validation == "marker"]
 
 
-def open_choice(spec: "ComponentSpec", choice: str, artifact: str, marker: dict | None, threads: int
-                ) -> tuple["Runner", str]:
+def open_choice(
+    spec: ComponentSpec, choice: str, artifact: str, marker: dict | None, threads: int
+) -> tuple[Runner, str]:
     """A runner for 'backend.variant[@device]' over `artifact`, used only if its marker passed;
     Unavailable with the reason otherwise. Returns the runner and the choice with its device resolved."""
     backend, variant, device = parse_choice(choice)
@@ -154,8 +194,10 @@ def parse_choice(choice: str) -> tuple[str, str, str | None]:
     backend, _, variant = head.partition(".")
     b = get(backend)
     if variant not in b.variants:
-        raise ValueError(f"'{choice}': {backend} does not run a '{variant or 'missing'}' graph variant "
-                         f"(one of {', '.join(b.variants)})")
+        raise ValueError(
+            f"'{choice}': {backend} does not run a '{variant or 'missing'}' graph variant "
+            f"(one of {', '.join(b.variants)})"
+        )
     if device not in ("", "cpu", "cuda"):
         raise ValueError(f"'{choice}': device must be cpu or cuda, not '{device}'")
     return backend, variant, device or None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -35,25 +36,37 @@ def cache_counts() -> dict[str, int]:
     """Inductor's FX-graph and AOTAutograd cache hits and misses so far in this process."""
     from torch._dynamo.utils import counters
 
-    return {"fxgraph_hit": int(counters["inductor"]["fxgraph_cache_hit"]),
-            "fxgraph_miss": int(counters["inductor"]["fxgraph_cache_miss"]),
-            "autograd_hit": int(counters["aot_autograd"]["autograd_cache_hit"]),
-            "autograd_miss": int(counters["aot_autograd"]["autograd_cache_miss"])}
+    return {
+        "fxgraph_hit": int(counters["inductor"]["fxgraph_cache_hit"]),
+        "fxgraph_miss": int(counters["inductor"]["fxgraph_cache_miss"]),
+        "autograd_hit": int(counters["aot_autograd"]["autograd_cache_hit"]),
+        "autograd_miss": int(counters["aot_autograd"]["autograd_cache_miss"]),
+    }
 
 
 class CompiledRunner(torch_eager.TorchRunner):
     def __init__(self, module: torch.nn.Module, spec: ComponentSpec, variant: str, device: str):
         super().__init__(module, spec, variant, device)
-        self.dynamic_axes = {i.name: [ax for ax, d in enumerate(i.shape) if isinstance(d, str)
-                                      and spec.dims[d]["min"] != spec.dims[d]["max"]] for i in spec.inputs}
+        self.dynamic_axes = {
+            i.name: [
+                ax for ax, d in enumerate(i.shape) if isinstance(d, str) and spec.dims[d]["min"] != spec.dims[d]["max"]
+            ]
+            for i in spec.inputs
+        }
         dynamic = any(self.dynamic_axes.values())
         self.compiled = torch.compile(self.module, dynamic=dynamic or None)
-        self.info.update(compiles=[], compile_seconds=0.0, graphs=0, dynamic=dynamic,
-                         cache_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"), cache=cache_counts())
+        self.info.update(
+            compiles=[],
+            compile_seconds=0.0,
+            graphs=0,
+            dynamic=dynamic,
+            cache_dir=os.environ.get("TORCHINDUCTOR_CACHE_DIR"),
+            cache=cache_counts(),
+        )
 
     def args(self, feeds: Feeds) -> list[torch.Tensor]:
         args = super().args(feeds)
-        for spec_in, a in zip(self.spec.inputs, args):
+        for spec_in, a in zip(self.spec.inputs, args, strict=True):
             for ax in self.dynamic_axes[spec_in.name]:
                 torch._dynamo.maybe_mark_dynamic(a, ax)
         return args
@@ -70,8 +83,9 @@ class CompiledRunner(torch_eager.TorchRunner):
         if new:  # this call compiled: its time is compile time, recorded apart from any sample
             self.sync()
             seconds = time.perf_counter() - t0
-            self.info["compiles"].append({"shapes": [list(a.shape) for a in args], "graphs": new,
-                                          "seconds": round(seconds, 3)})
+            self.info["compiles"].append(
+                {"shapes": [list(a.shape) for a in args], "graphs": new, "seconds": round(seconds, 3)}
+            )
             self.info["compile_seconds"] = round(self.info["compile_seconds"] + seconds, 3)
             self.info["graphs"] += new
             self.info["cache"] = cache_counts()

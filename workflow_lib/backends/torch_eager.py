@@ -4,7 +4,8 @@ baseline) and on CUDA where visible; fp16 on CUDA only."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

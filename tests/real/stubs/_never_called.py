@@ -12,5 +12,7 @@ def stub(module_name: str):
 
         def never_called(*args, **kwargs):
             raise RuntimeError(f"stub: {module_name}.{name} was called; the real package is not installed here")
+
         return never_called
+
     return __getattr__

@@ -32,8 +32,9 @@ from .chain import Settings, calibration_upstream, conditioning, parse_roles, re
 log = logging.getLogger(__name__)
 
 
-def capture(specs: dict[str, ComponentSpec], e2e: dict[str, Any], component: str, threads: int = 0
-            ) -> tuple[list[Feeds], list[dict[str, Any]], list[str]]:
+def capture(
+    specs: dict[str, ComponentSpec], e2e: dict[str, Any], component: str, threads: int = 0
+) -> tuple[list[Feeds], list[dict[str, Any]], list[str]]:
     """The component's samples (its own input names), the speech they came from, and the components that ran."""
     settings = Settings.from_config(e2e)
     roles = parse_roles(e2e["roles"])
@@ -43,11 +44,14 @@ def capture(specs: dict[str, ComponentSpec], e2e: dict[str, Any], component: str
     ran = calibration_upstream(role)
     if role == "vocoder":
         return [{names["mel"]: log_mel(audio, settings.mel)[None]} for audio in speech], about, []
-    runners = {r: renamed(torch_eager.open_runner(specs[roles[r][0]], "fp32", None, threads, "cpu"), roles[r][1])
-               for r in ran}
+    runners = {
+        r: renamed(torch_eager.open_runner(specs[roles[r][0]], "fp32", None, threads, "cpu"), roles[r][1]) for r in ran
+    }
     flow_comp, flow_names = roles["flow"]
     needs_flow = role == "flow" or "flow" in ran  # the speaker and noise only matter from the flow on
-    z_channels = int(next(i for i in specs[flow_comp].inputs if i.name == flow_names["z"]).shape[1]) if needs_flow else 0
+    z_channels = (
+        int(next(i for i in specs[flow_comp].inputs if i.name == flow_names["z"]).shape[1]) if needs_flow else 0
+    )
     samples = []
     for audio in speech:
         extra = conditioning(settings, audio.size // settings.mel.hop, z_channels) if needs_flow else {}
@@ -68,15 +72,30 @@ def main(argv: list[str] | None = None) -> None:
         samples, about, ran = capture(specs, a.e2e, a.component, a.threads)
         own = torch_eager.open_runner(specs[a.component], "fp32", None, a.threads, "cpu")
         write_samples(a.out, samples, [own(s) for s in samples])
-        write_json(sidecar_path(a.out), {
-            "stage": "calibration", "model": next(iter(specs.values())).model, "component": a.component,
-            "created": now(), "source": "the chain on the input speech (" + (
-                f"PyTorch fp32 of {', '.join(ran)} upstream" if ran else "its log-mel") + ")",
-            "representative": True, "inputs": about, "samples": len(samples),
-            "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
-            "bytes": Path(a.out).stat().st_size, "sha256": sha256_file(a.out)})
-        log.info("%s: %d calibration samples from the chain (%s upstream)", a.component, len(samples),
-                 ", ".join(ran) or "nothing")
+        write_json(
+            sidecar_path(a.out),
+            {
+                "stage": "calibration",
+                "model": next(iter(specs.values())).model,
+                "component": a.component,
+                "created": now(),
+                "source": "the chain on the input speech ("
+                + (f"PyTorch fp32 of {', '.join(ran)} upstream" if ran else "features of the speech, nothing upstream")
+                + ")",
+                "representative": True,
+                "inputs": about,
+                "samples": len(samples),
+                "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
+                "bytes": Path(a.out).stat().st_size,
+                "sha256": sha256_file(a.out),
+            },
+        )
+        log.info(
+            "%s: %d calibration samples from the chain (%s upstream)",
+            a.component,
+            len(samples),
+            ", ".join(ran) or "nothing",
+        )
 
     cli.run("calibration", run, p, argv)
 

@@ -10,8 +10,9 @@ extraction (log-mel, f0) is numpy and identical for every assignment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,13 @@ from ...io import sha256_file
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
 # The tensor names the chain feeds each role; a model whose inputs are named otherwise maps
 # them in e2e.roles (`flow: {component: decoder, inputs: {z: noise, cond: g}}`).
-ROLE_INPUTS = {"content": ("mel",), "pitch": ("f0", "voiced"), "flow": ("z", "mask", "cond"),
-               "projection": ("latent",), "vocoder": ("mel",)}
+ROLE_INPUTS = {
+    "content": ("mel",),
+    "pitch": ("f0", "voiced"),
+    "flow": ("z", "mask", "cond"),
+    "projection": ("latent",),
+    "vocoder": ("mel",),
+}
 # The chain's tensors after each stage, in order: where error enters and how it grows.
 STAGES = ("content", "pitch", "latent", "mel", "audio")
 # Which stage's output each role produces, and the stages its inputs come from (in the SVC chain).
@@ -51,8 +57,10 @@ def check_roles(model: str, mcfg: dict[str, Any]) -> None:
         inputs = {i["name"] for i in mcfg["components"][comp]["inputs"]}
         for chain_name, name in names.items():
             if name not in inputs:
-                raise ConfigError(f"models.{model}.e2e.roles.{role}: the chain feeds '{chain_name}' as '{name}', but "
-                                  f"{comp} has inputs {sorted(inputs)}; map it with inputs: {{{chain_name}: <name>}}")
+                raise ConfigError(
+                    f"models.{model}.e2e.roles.{role}: the chain feeds '{chain_name}' as '{name}', but "
+                    f"{comp} has inputs {sorted(inputs)}; map it with inputs: {{{chain_name}: <name>}}"
+                )
 
 
 def renamed(runner: Infer, names: dict[str, str]) -> Infer:
@@ -72,9 +80,13 @@ class Settings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, e2e: dict[str, Any]) -> "Settings":
-        return cls(MelSettings.from_config(e2e.get("mel", {})), int(e2e.get("speaker_dim", 256)),
-                   float(e2e.get("noise_scale", 0.667)), int(e2e.get("seed", 0)))
+    def from_config(cls, e2e: dict[str, Any]) -> Settings:
+        return cls(
+            MelSettings.from_config(e2e.get("mel", {})),
+            int(e2e.get("speaker_dim", 256)),
+            float(e2e.get("noise_scale", 0.667)),
+            int(e2e.get("seed", 0)),
+        )
 
     @property
     def sr(self) -> int:
@@ -89,22 +101,33 @@ def conditioning(settings: Settings, frames: int, z_channels: int) -> dict[str, 
     return {"speaker": speaker, "noise": noise}
 
 
-def svc(runners: dict[str, Infer], audio: np.ndarray, extra: dict[str, np.ndarray], settings: Settings,
-        until: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+def svc(
+    runners: dict[str, Infer],
+    audio: np.ndarray,
+    extra: dict[str, np.ndarray],
+    settings: Settings,
+    until: str | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """Every stage's output (STAGES, the converted audio last) for one utterance, and what each role
     was fed (under the chain's names). With `until`, stop once that role's inputs are known: only
     the roles before it need runners (a calibration set needs no more)."""
     mel = log_mel(audio, settings.mel)[None]
     f0, voiced = f0_track(audio, settings.sr, settings.mel.hop)
     frames = mel.shape[-1]
-    feeds: dict[str, dict[str, np.ndarray]] = {"content": {"mel": mel}, "pitch": {"f0": f0[None], "voiced": voiced[None]}}
+    feeds: dict[str, dict[str, np.ndarray]] = {
+        "content": {"mel": mel},
+        "pitch": {"f0": f0[None], "voiced": voiced[None]},
+    }
     out: dict[str, np.ndarray] = {}
     needed = upstream(until) if until else ROLES
     for role in ROLES:
         if role == "flow":
             speaker = np.repeat(extra["speaker"][:, :, None], frames, axis=2)
-            feeds["flow"] = {"z": extra["noise"][..., :frames], "mask": np.ones((1, 1, frames), np.float32),
-                             "cond": np.concatenate([out["content"], out["pitch"], speaker], axis=1)}
+            feeds["flow"] = {
+                "z": extra["noise"][..., :frames],
+                "mask": np.ones((1, 1, frames), np.float32),
+                "cond": np.concatenate([out["content"], out["pitch"], speaker], axis=1),
+            }
         elif role in ("projection", "vocoder"):
             feeds[role] = {"latent" if role == "projection" else "mel": out[FED_BY[role][0]]}
         if role == until:
@@ -134,8 +157,9 @@ def speech_inputs(files: list[str], settings: Settings) -> tuple[list[np.ndarray
     import logging
 
     if not files:
-        logging.getLogger(__name__).warning("e2e.inputs is empty: using a synthetic 220 Hz tone (fidelity numbers "
-                                            "on it say little)")
+        logging.getLogger(__name__).warning(
+            "e2e.inputs is empty: using a synthetic 220 Hz tone (fidelity numbers on it say little)"
+        )
         return [synth_tone(4.0, settings.sr)], [{"file": None, "synthetic": "220 Hz tone with vibrato, 4 s"}]
     import soundfile
 
@@ -143,8 +167,15 @@ def speech_inputs(files: list[str], settings: Settings) -> tuple[list[np.ndarray
     for f in files:
         speech.append(read_audio(f, settings.sr))
         info = soundfile.info(f)
-        about.append({"file": str(f), "sha256": sha256_file(f), "sample_rate": info.samplerate,
-                      "channels": info.channels, "seconds": round(info.duration, 3)})
+        about.append(
+            {
+                "file": str(f),
+                "sha256": sha256_file(f),
+                "sample_rate": info.samplerate,
+                "channels": info.channels,
+                "seconds": round(info.duration, 3),
+            }
+        )
     return speech, about
 
 

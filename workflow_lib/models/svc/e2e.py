@@ -26,7 +26,7 @@ from ...host import cpu_name, gpu_name
 from ...io import now, read_json
 from ...results import E2E_COLUMNS, runtime_versions, write_results
 from ...timing import Policy, stats
-from .chain import Settings, parse_roles
+from .chain import STAGES, Settings, parse_roles
 from .scoring import Artifacts, Reference, resolve, score_chain, score_copy, time_chain, verdict
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,17 @@ def series(chosen: dict[str, str]) -> dict[str, str]:
     parsed = [backends.parse_choice(c) for c in chosen.values()]
     kinds, used, devices = {b for b, _, _ in parsed}, {v for _, v, _ in parsed}, sorted({d for _, _, d in parsed})
     gpu = gpu_name()
-    return {"backend": kinds.pop() if len(kinds) == 1 else "mixed", "variant": used.pop() if len(used) == 1 else "mixed",
-            "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
-            "chain": ";".join(f"{k}={v}" for k, v in chosen.items())}
+    return {
+        "backend": kinds.pop() if len(kinds) == 1 else "mixed",
+        "variant": used.pop() if len(used) == 1 else "mixed",
+        "device": "+".join(d if d == "cpu" else f"cuda:{gpu}" for d in devices),
+        "chain": ";".join(f"{k}={v}" for k, v in chosen.items()),
+    }
 
 
-def run_e2e(specs, e2e_cfg, reference: str, name: str, choices, artifacts, timing: dict
-            ) -> tuple[list[dict], dict, dict, np.ndarray]:
+def run_e2e(
+    specs, e2e_cfg, reference: str, name: str, choices, artifacts, timing: dict
+) -> tuple[list[dict], dict, dict, np.ndarray]:
     """Rows per audio length, raw samples, the fidelity record, and the first input file resynthesised."""
     import torch
 
@@ -74,7 +78,7 @@ def run_e2e(specs, e2e_cfg, reference: str, name: str, choices, artifacts, timin
     policy = Policy.from_settings(timing)
     about = series(chosen)
     copy, resynthesis = score_copy(runners["vocoder"], ref, settings)
-    record = {"gates": gates, "copy_synthesis": copy, "points": {}}
+    record = {"gates": gates, "copy_synthesis": copy, "points": {}, "stage_order": list(STAGES)}
     rows, samples, versions_json = [], {}, runtime_versions()
     model = next(iter(specs.values())).model
     for point, expected in ref.points.items():
@@ -85,18 +89,49 @@ def run_e2e(specs, e2e_cfg, reference: str, name: str, choices, artifacts, timin
         s = stats(ms)
         seconds = expected["input"].size / settings.sr
         m = scored["metrics"]
-        rows.append({"model": model, "component": "e2e", "point": point, "assignment": name, "label": name,
-                     **about, "audio_seconds": seconds, "frames": expected["mel"].shape[-1], "warmup": how["warmup_runs"],
-                     **s, "rel_ci": how["rel_ci"], "stop": how["stop"], "rtf": s["p50_ms"] / 1e3 / seconds,
-                     **{k: m.get(k) for k in ("snr_db", "lsd_db", "pesq", "stoi", "max_abs")},
-                     **{f"copy_{k}": copy["mean"][k] for k in ("pesq", "stoi", "lsd_db")},
-                     "speech_pesq": copy["mean"]["speech_pesq"], "speech_stoi": copy["mean"]["speech_stoi"],
-                     "fidelity": status, "fidelity_reason": why, "threads": threads, "cpu": cpu_name(),
-                     "gpu": gpu_name(), "versions": versions_json, "created": now()})
+        rows.append(
+            {
+                "model": model,
+                "component": "e2e",
+                "point": point,
+                "assignment": name,
+                "label": name,
+                **about,
+                "audio_seconds": seconds,
+                "frames": expected["mel"].shape[-1],
+                "warmup": how["warmup_runs"],
+                **s,
+                "rel_ci": how["rel_ci"],
+                "stop": how["stop"],
+                "rtf": s["p50_ms"] / 1e3 / seconds,
+                **{k: m.get(k) for k in ("snr_db", "lsd_db", "pesq", "stoi", "max_abs")},
+                **{f"copy_{k}": copy["mean"][k] for k in ("pesq", "stoi", "lsd_db")},
+                "speech_pesq": copy["mean"]["speech_pesq"],
+                "speech_stoi": copy["mean"]["speech_stoi"],
+                "fidelity": status,
+                "fidelity_reason": why,
+                "threads": threads,
+                "cpu": cpu_name(),
+                "gpu": gpu_name(),
+                "versions": versions_json,
+                "created": now(),
+            }
+        )
         samples[(about["device"], point)] = ms
-        log.info("e2e %s %s: p50 %.1f ms (rel CI %.3f, %s), real-time factor %.3f, SNR %.1f dB, LSD %.2f dB, "
-                 "copy-synthesis PESQ %s (%s)", name, point, s["p50_ms"], how["rel_ci"], how["stop"], rows[-1]["rtf"],
-                 m["snr_db"], m["lsd_db"], copy["mean"]["pesq"], status)
+        log.info(
+            "e2e %s %s: p50 %.1f ms (rel CI %.3f, %s), real-time factor %.3f, SNR %.1f dB, LSD %.2f dB, "
+            "copy-synthesis PESQ %s (%s)",
+            name,
+            point,
+            s["p50_ms"],
+            how["rel_ci"],
+            how["stop"],
+            rows[-1]["rtf"],
+            m["snr_db"],
+            m["lsd_db"],
+            copy["mean"]["pesq"],
+            status,
+        )
     return rows, samples, record, resynthesis
 
 
@@ -116,10 +151,18 @@ def main(argv: list[str] | None = None) -> None:
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
         choices, artifacts = from_manifest(a.manifest) if a.manifest else (a.choices, a.artifacts)
-        meta = {"stage": "e2e", "assignment": a.assignment, "choices": choices, "created": now(),
-                "reference": a.reference, "wav": a.wav}
+        meta = {
+            "stage": "e2e",
+            "assignment": a.assignment,
+            "choices": choices,
+            "created": now(),
+            "reference": a.reference,
+            "wav": a.wav,
+        }
         try:
-            rows, samples, record, audio = run_e2e(specs, a.e2e, a.reference, a.assignment, choices, artifacts, a.timing)
+            rows, samples, record, audio = run_e2e(
+                specs, a.e2e, a.reference, a.assignment, choices, artifacts, a.timing
+            )
             meta.update(status="measured", rows=len(rows), fidelity=record)
         except Unavailable as e:
             rows, samples = [], {}

@@ -50,12 +50,22 @@ class _TransformerLayer(nn.Module):
 class ContentEncoder(nn.Module):
     """Mel frames [B, n_mels, T] -> content features [B, out_channels, T]."""
 
-    def __init__(self, n_mels: int = 80, channels: int = 256, out_channels: int = 256,
-                 layers: int = 4, heads: int = 4, ffn: int = 1024, kernel: int = 5):
+    def __init__(
+        self,
+        n_mels: int = 80,
+        channels: int = 256,
+        out_channels: int = 256,
+        layers: int = 4,
+        heads: int = 4,
+        ffn: int = 1024,
+        kernel: int = 5,
+    ):
         super().__init__()
         self.front = nn.Sequential(
-            nn.Conv1d(n_mels, channels, kernel, padding=kernel // 2), nn.GELU(),
-            nn.Conv1d(channels, channels, kernel, padding=kernel // 2), nn.GELU(),
+            nn.Conv1d(n_mels, channels, kernel, padding=kernel // 2),
+            nn.GELU(),
+            nn.Conv1d(channels, channels, kernel, padding=kernel // 2),
+            nn.GELU(),
         )
         self.layers = nn.ModuleList(_TransformerLayer(channels, heads, ffn) for _ in range(layers))
         self.norm = nn.LayerNorm(channels)
@@ -115,7 +125,7 @@ class _WN(nn.Module):
         out = torch.zeros_like(x)
         g = self.cond(cond)
         for i in range(self.n_layers):
-            z = self.in_layers[i](x) + g[:, 2 * h * i: 2 * h * (i + 1)]
+            z = self.in_layers[i](x) + g[:, 2 * h * i : 2 * h * (i + 1)]
             acts = torch.tanh(z[:, :h]) * torch.sigmoid(z[:, h:])
             rs = self.res_skip[i](acts)
             if i < self.n_layers - 1:
@@ -140,11 +150,11 @@ class _Coupling(nn.Module):
         return self.post(self.enc(self.pre(x0) * mask, mask, cond)) * mask
 
     def forward(self, x, mask, cond):
-        x0, x1 = x[:, : self.half], x[:, self.half:]
+        x0, x1 = x[:, : self.half], x[:, self.half :]
         return torch.cat([x0, self._shift(x0, mask, cond) + x1 * mask], dim=1)
 
     def inverse(self, x, mask, cond):
-        x0, x1 = x[:, : self.half], x[:, self.half:]
+        x0, x1 = x[:, : self.half], x[:, self.half :]
         return torch.cat([x0, (x1 - self._shift(x0, mask, cond)) * mask], dim=1)
 
 
@@ -152,8 +162,15 @@ class FlowDecoder(nn.Module):
     """VITS residual coupling flows. Training runs forward; conversion runs `inverse`:
     z [B, C, T], mask [B, 1, T], conditioning [B, cond_channels, T] -> latent [B, C, T]."""
 
-    def __init__(self, channels: int = 192, hidden: int = 192, kernel: int = 5, layers: int = 4,
-                 flows: int = 4, cond_channels: int = 704):
+    def __init__(
+        self,
+        channels: int = 192,
+        hidden: int = 192,
+        kernel: int = 5,
+        layers: int = 4,
+        flows: int = 4,
+        cond_channels: int = 704,
+    ):
         super().__init__()
         self.flows = nn.ModuleList(_Coupling(channels, hidden, kernel, layers, cond_channels) for _ in range(flows))
 
@@ -193,7 +210,7 @@ class _ResBlock(nn.Module):
         )
 
     def forward(self, x):
-        for c1, c2 in zip(self.convs1, self.convs2):
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
             x = x + c2(F.leaky_relu(c1(F.leaky_relu(x, 0.1)), 0.1))
         return x
 
@@ -206,14 +223,21 @@ class HiFiGAN(nn.Module):
     weight-norm keys (weight_g / weight_v) are mapped on load and folded before export.
     """
 
-    def __init__(self, n_mels: int = 80, channels: int = 512, upsample_rates=(8, 8, 2, 2),
-                 upsample_kernels=(16, 16, 4, 4), resblock_kernels=(3, 7, 11), resblock_dilations=(1, 3, 5)):
+    def __init__(
+        self,
+        n_mels: int = 80,
+        channels: int = 512,
+        upsample_rates=(8, 8, 2, 2),
+        upsample_kernels=(16, 16, 4, 4),
+        resblock_kernels=(3, 7, 11),
+        resblock_dilations=(1, 3, 5),
+    ):
         super().__init__()
         self.kernels = len(resblock_kernels)
         self.conv_pre = weight_norm(nn.Conv1d(n_mels, channels, 7, padding=3))
         self.ups, self.resblocks = nn.ModuleList(), nn.ModuleList()
         ch = channels
-        for u, k in zip(upsample_rates, upsample_kernels):
+        for u, k in zip(upsample_rates, upsample_kernels, strict=True):
             self.ups.append(weight_norm(nn.ConvTranspose1d(ch, ch // 2, k, u, padding=(k - u) // 2)))
             ch //= 2
             self.resblocks.extend(_ResBlock(ch, rk, tuple(resblock_dilations)) for rk in resblock_kernels)
@@ -223,7 +247,7 @@ class HiFiGAN(nn.Module):
         x = self.conv_pre(mel)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, 0.1))
-            blocks = self.resblocks[i * self.kernels: (i + 1) * self.kernels]
+            blocks = self.resblocks[i * self.kernels : (i + 1) * self.kernels]
             x = sum(block(x) for block in blocks) / self.kernels
         # The original uses leaky_relu's default slope (0.01) here, not 0.1.
         return torch.tanh(self.conv_post(F.leaky_relu(x)))

@@ -31,13 +31,16 @@ from .chain import STAGES, Settings, conditioning, copy_synthesis, looped, parse
 log = logging.getLogger(__name__)
 
 
-def reference_run(specs: dict[str, ComponentSpec], e2e: dict[str, Any], threads: int = 0
-                  ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def reference_run(
+    specs: dict[str, ComponentSpec], e2e: dict[str, Any], threads: int = 0
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The arrays of the reference .npz and its sidecar record."""
     settings = Settings.from_config(e2e)
     roles = parse_roles(e2e["roles"])
-    runners = {role: renamed(torch_eager.open_runner(specs[comp], "fp32", None, threads, "cpu"), names)
-               for role, (comp, names) in roles.items()}
+    runners = {
+        role: renamed(torch_eager.open_runner(specs[comp], "fp32", None, threads, "cpu"), names)
+        for role, (comp, names) in roles.items()
+    }
     speech, about = speech_inputs(e2e.get("inputs") or [], settings)
     seconds = list(e2e.get("seconds", [1, 5, 10]))
     hop = settings.mel.hop
@@ -47,17 +50,28 @@ def reference_run(specs: dict[str, ComponentSpec], e2e: dict[str, Any], threads:
     extra = conditioning(settings, frames, int(z_channels))
     arrays: dict[str, np.ndarray] = {f"extra/{k}": v for k, v in extra.items()}
     for i, audio in enumerate(speech):
-        arrays[f"speech/{i}/audio"], arrays[f"speech/{i}/fp32"] = audio, copy_synthesis(runners["vocoder"], audio, settings)[0]
+        arrays[f"speech/{i}/audio"], arrays[f"speech/{i}/fp32"] = (
+            audio,
+            copy_synthesis(runners["vocoder"], audio, settings)[0],
+        )
     for s in seconds:
         point = f"{s:g}s"
         audio = looped(speech, s, settings)
         out, _ = svc(runners, audio, extra, settings)
         arrays[f"chain/{point}/input"] = audio
         arrays.update({f"chain/{point}/{stage}": out[stage] for stage in STAGES})
-    record = {"stage": "chain_reference", "model": next(iter(specs.values())).model, "created": now(),
-              "inputs": about, "synthetic": not e2e.get("inputs"), "sample_rate": settings.sr,
-              "points": [f"{s:g}s" for s in seconds], "frames": frames, "seed": settings.seed,
-              "versions": versions("torch", "numpy", "soxr", "soundfile")}
+    record = {
+        "stage": "chain_reference",
+        "model": next(iter(specs.values())).model,
+        "created": now(),
+        "inputs": about,
+        "synthetic": not e2e.get("inputs"),
+        "sample_rate": settings.sr,
+        "points": [f"{s:g}s" for s in seconds],
+        "frames": frames,
+        "seed": settings.seed,
+        "versions": versions("torch", "numpy", "soxr", "soundfile"),
+    }
     return arrays, record
 
 
@@ -76,8 +90,11 @@ def main(argv: list[str] | None = None) -> None:
         sr = record["sample_rate"]
         write_wav(a.input_wav, arrays["speech/0/audio"], sr)
         write_wav(a.reference_wav, arrays["speech/0/fp32"], sr)
-        record.update(sha256=sha256_file(a.out), bytes=Path(a.out).stat().st_size,
-                      wavs={"input": a.input_wav, "reference": a.reference_wav})
+        record.update(
+            sha256=sha256_file(a.out),
+            bytes=Path(a.out).stat().st_size,
+            wavs={"input": a.input_wav, "reference": a.reference_wav},
+        )
         write_json(sidecar_path(a.out), record)
         log.info("chain reference: %d input file(s), points %s", len(record["inputs"]), record["points"])
 

@@ -41,7 +41,7 @@ class Reference:
     points: dict[str, dict[str, np.ndarray]]
 
     @classmethod
-    def load(cls, path: str | Path) -> "Reference":
+    def load(cls, path: str | Path) -> Reference:
         a = read_npz(path)
         count = len({k.split("/")[1] for k in a if k.startswith("speech/")})
         points: dict[str, dict[str, np.ndarray]] = {}
@@ -49,13 +49,22 @@ class Reference:
             if key.startswith("chain/"):
                 _, point, name = key.split("/")
                 points.setdefault(point, {})[name] = value
-        return cls([a[f"speech/{i}/audio"] for i in range(count)], [a[f"speech/{i}/fp32"] for i in range(count)],
-                   {"speaker": a["extra/speaker"], "noise": a["extra/noise"]},
-                   dict(sorted(points.items(), key=lambda kv: float(kv[0].rstrip("s")))))
+        return cls(
+            [a[f"speech/{i}/audio"] for i in range(count)],
+            [a[f"speech/{i}/fp32"] for i in range(count)],
+            {"speaker": a["extra/speaker"], "noise": a["extra/noise"]},
+            dict(sorted(points.items(), key=lambda kv: float(kv[0].rstrip("s")))),
+        )
 
 
-def resolve(specs: dict[str, ComponentSpec], roles: Roles, choices: dict[str, list[str]], artifacts: Artifacts,
-            threads: int, cache: dict[str, tuple[Runner, str]] | None = None) -> tuple[dict[str, Infer], dict[str, str]]:
+def resolve(
+    specs: dict[str, ComponentSpec],
+    roles: Roles,
+    choices: dict[str, list[str]],
+    artifacts: Artifacts,
+    threads: int,
+    cache: dict[str, tuple[Runner, str]] | None = None,
+) -> tuple[dict[str, Infer], dict[str, str]]:
     """Per role, the first choice that can run here; Unavailable lists every reason if one cannot.
     `cache` keeps opened runners between calls (the chain search tries many assignments)."""
     cache = {} if cache is None else cache
@@ -91,7 +100,9 @@ def score_chain(runners: dict[str, Infer], ref: Reference, point: str, settings:
     expected = ref.points[point]
     out, _ = svc(runners, expected["input"], ref.extra, settings)
     if out["audio"].size != expected["audio"].size:
-        raise Unavailable(f"the chain returned {out['audio'].size} samples where PyTorch gives {expected['audio'].size}")
+        raise Unavailable(
+            f"the chain returned {out['audio'].size} samples where PyTorch gives {expected['audio'].size}"
+        )
     stages = {st: tensor_error(expected[st], out[st]) for st in STAGES if st != "audio"}
     stages["audio"] = tensor_error(log_mel(expected["audio"], settings.mel), log_mel(out["audio"], settings.mel))
     return {"metrics": audio_metrics(expected["audio"].ravel(), out["audio"].ravel(), settings.sr), "stages": stages}
@@ -101,12 +112,16 @@ def score_copy(vocoder: Infer, ref: Reference, settings: Settings) -> tuple[dict
     """Real speech resynthesised by the assignment's vocoder: against PyTorch fp32's resynthesis and against
     the speech itself, per file and on average; plus the first file's resynthesis, to listen to."""
     files, first = [], None
-    for speech, fp32 in zip(ref.speech, ref.fp32):
+    for speech, fp32 in zip(ref.speech, ref.fp32, strict=True):
         out, _ = copy_synthesis(vocoder, speech, settings)
         first = out if first is None else first
         n = min(out.size, speech.size)
-        files.append({"vs_fp32": audio_metrics(fp32, out, settings.sr),
-                      "vs_speech": perceptual(speech[:n], out[:n], settings.sr)})
+        files.append(
+            {
+                "vs_fp32": audio_metrics(fp32, out, settings.sr),
+                "vs_speech": perceptual(speech[:n], out[:n], settings.sr),
+            }
+        )
     mean = {}
     for key in COPY_SCORES:
         values = [f["vs_fp32"].get(key) for f in files]
@@ -127,8 +142,9 @@ def verdict(chain: dict[str, Any], copy: dict[str, Any], gates: dict[str, dict[s
     return ("failed", "; ".join(problems)) if problems else ("passed", "")
 
 
-def time_chain(runners: dict[str, Infer], ref: Reference, point: str, settings: Settings, policy: Policy
-               ) -> tuple[list[float], dict[str, Any]]:
+def time_chain(
+    runners: dict[str, Infer], ref: Reference, point: str, settings: Settings, policy: Policy
+) -> tuple[list[float], dict[str, Any]]:
     """Latency of the whole SVC chain (features included) at one audio length, timed like the components."""
     audio = ref.points[point]["input"]
     return measure(lambda: svc(runners, audio, ref.extra, settings), lambda: None, policy)

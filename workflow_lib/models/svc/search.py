@@ -19,7 +19,8 @@ import argparse
 import json
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ... import cli, selection
 from ...config import spec_from_json
@@ -57,9 +58,12 @@ def culprit(entry: dict[str, Any], roles: dict, gates: dict[str, Any], movable: 
     return order[0] if order else None
 
 
-def back_off(ladders: dict[str, list[dict[str, Any]]], evaluate: Callable[[dict[str, dict]], dict[str, Any]],
-             pick_culprit: Callable[[dict[str, Any], set[str]], str | None], budget: float
-             ) -> tuple[dict[str, int] | None, list[dict[str, Any]], str]:
+def back_off(
+    ladders: dict[str, list[dict[str, Any]]],
+    evaluate: Callable[[dict[str, dict]], dict[str, Any]],
+    pick_culprit: Callable[[dict[str, Any], set[str]], str | None],
+    budget: float,
+) -> tuple[dict[str, int] | None, list[dict[str, Any]], str]:
     """From every component's first rung, evaluate; on failure move the culprit one rung down; repeat.
 
     Returns the rung of each component in the passing assignment (None if none passed), every
@@ -76,15 +80,18 @@ def back_off(ladders: dict[str, list[dict[str, Any]]], evaluate: Callable[[dict[
         back = pick_culprit(entry, {c for c in ladders if position[c] < len(ladders[c]) - 1})
         if back is None:
             return None, tried, "every component that adds error is back at PyTorch fp32 and the chain still fails"
-        entry.update(backed_off=back, why_lost=f"{entry['reason']}; backed off {back} from "
-                                               f"{ladders[back][position[back]]['choice']}")
+        entry.update(
+            backed_off=back,
+            why_lost=f"{entry['reason']}; backed off {back} from {ladders[back][position[back]]['choice']}",
+        )
         position[back] += 1
         if time.perf_counter() - t0 > budget:
             return None, tried, f"time budget of {budget:g} s spent (e2e.search.budget_seconds)"
 
 
-def chain_search(specs, e2e: dict[str, Any], ranked: dict[str, Any], reference: str, timing: dict[str, Any],
-                 device: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def chain_search(
+    specs, e2e: dict[str, Any], ranked: dict[str, Any], reference: str, timing: dict[str, Any], device: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """(per component the chosen entry and why, the search record) on one device kind."""
     settings = Settings.from_config(e2e)
     roles = parse_roles(e2e["roles"])
@@ -100,8 +107,10 @@ def chain_search(specs, e2e: dict[str, Any], ranked: dict[str, Any], reference: 
 
     def evaluate(assignment: dict[str, dict[str, Any]]) -> dict[str, Any]:
         choices = {c: [f"{e['choice']}@{device}"] for c, e in assignment.items()}
-        artifacts = {c: {f"{e['choice']}@{device}": {"artifact": e["source"], "marker": e["marker"]}}
-                     for c, e in assignment.items()}
+        artifacts = {
+            c: {f"{e['choice']}@{device}": {"artifact": e["source"], "marker": e["marker"]}}
+            for c, e in assignment.items()
+        }
         entry: dict[str, Any] = {"assignment": {c: e["choice"] for c, e in assignment.items()}}
         try:
             runners, _ = resolve(specs, roles, choices, artifacts, threads, runners_cache)
@@ -112,9 +121,16 @@ def chain_search(specs, e2e: dict[str, Any], ranked: dict[str, Any], reference: 
             status, why = verdict(chain, copy_cache[vocoder], gates)
             ms, how = time_chain(runners, ref, point, settings, policy)
             s = stats(ms)
-            entry.update(p50_ms=s["p50_ms"], rel_ci=how["rel_ci"], rtf=s["p50_ms"] / 1e3 / float(point.rstrip("s")),
-                         chain=chain["metrics"], stages=chain["stages"], copy_synthesis=copy_cache[vocoder]["mean"],
-                         fidelity=status, reason=why)
+            entry.update(
+                p50_ms=s["p50_ms"],
+                rel_ci=how["rel_ci"],
+                rtf=s["p50_ms"] / 1e3 / float(point.rstrip("s")),
+                chain=chain["metrics"],
+                stages=chain["stages"],
+                copy_synthesis=copy_cache[vocoder]["mean"],
+                fidelity=status,
+                reason=why,
+            )
         except Unavailable as e:
             entry.update(fidelity="failed", reason=f"could not run: {e}")
         log.info("chain search %s: %s -> %s %s", device, entry["assignment"], entry["fidelity"], entry["reason"])
@@ -122,9 +138,16 @@ def chain_search(specs, e2e: dict[str, Any], ranked: dict[str, Any], reference: 
 
     t0 = time.perf_counter()
     position, tried, stopped = back_off(ladders, evaluate, lambda e, movable: culprit(e, roles, gates, movable), budget)
-    record = {"device": device, "point": point, "gates": gates, "budget_seconds": budget,
-              "seconds": round(time.perf_counter() - t0, 2), "stopped": stopped, "tried": tried,
-              "winner": len(tried) - 1 if position else None}
+    record = {
+        "device": device,
+        "point": point,
+        "gates": gates,
+        "budget_seconds": budget,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "stopped": stopped,
+        "tried": tried,
+        "winner": len(tried) - 1 if position else None,
+    }
     if position:
         reason = f"chain search: the fastest assignment tried whose chain passes ({stopped})"
         chosen = {c: ladders[c][position[c]] for c in specs}
@@ -157,14 +180,24 @@ def main(argv: list[str] | None = None) -> None:
             for c, chosen in picks.items():
                 components[c][device] = chosen
             searches.append(record)
-        manifest = {"model": ranked["model"], "created": now(), "point": a.point,
-                    "rule": "per component, candidates as in " + selection.RULE + "; decided on the whole chain: "
-                            "the fastest assignment tried whose chain passes e2e.fidelity", "components": components,
-                    "search": searches}
+        manifest = {
+            "model": ranked["model"],
+            "created": now(),
+            "point": a.point,
+            "rule": "per component, candidates as in " + selection.RULE + "; decided on the whole chain: "
+            "the fastest assignment tried whose chain passes e2e.fidelity",
+            "components": components,
+            "search": searches,
+        }
         selection.bundle(manifest, {c: json.loads(s) for c, s in a.specs.items()}, a.out)
         for record in searches:
-            log.info("chain search on %s: %d assignments tried in %.1f s; %s", record["device"], len(record["tried"]),
-                     record["seconds"], record["stopped"])
+            log.info(
+                "chain search on %s: %d assignments tried in %.1f s; %s",
+                record["device"],
+                len(record["tried"]),
+                record["seconds"],
+                record["stopped"],
+            )
 
     cli.run("search", run, p, argv)
 
