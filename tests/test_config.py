@@ -21,7 +21,7 @@ def test_demo_config_is_valid_and_complete():
         "vocoder",
     ]
     flow = specs[("svc_demo", "flow_decoder")]
-    assert flow.method == "inverse" and flow.shapes("max")["cond"] == (4, 704, 1024)
+    assert flow.method == "inverse" and flow.shapes("max")["cond"] == (2, 704, 512)
     vocoder = specs[("svc_demo", "vocoder")]
     assert vocoder.checkpoint == "results/packages/svc_demo/vocoder.pth.tar"  # the real HiFi-GAN, placed in the run
     assert vocoder.variants == ("fp32", "fp16", "int8") and vocoder.gate("int8") == {"min_pesq": 4.0, "min_stoi": 0.98}
