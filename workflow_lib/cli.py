@@ -23,6 +23,9 @@ from .errors import WorkflowError, plain
 from .io import now, write_json
 from .paths import Paths
 
+# Loggers that narrate every rewrite at INFO (hundreds of lines per export): warnings only.
+CHATTY = ("onnxscript", "onnx_ir")
+
 
 def parser(description: str, spec: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
@@ -57,6 +60,8 @@ def run(
     stage: str, main: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser, argv: list[str] | None = None
 ) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in CHATTY:
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     log = logging.getLogger(f"workflow_lib.{stage}")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
