@@ -16,6 +16,7 @@ rule bench_component:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
     threads: TIMING_CORES
     resources:
+        timing=1,
         mem_mb=8000,
         runtime=60,
         **gpu_resources_if(lambda wc: uses_gpu(wc.backend)),
@@ -44,6 +45,7 @@ rule bench_e2e:
         PATHS.device_log("bench", "{model}", "e2e.{assignment}"),
     threads: TIMING_CORES
     resources:
+        timing=1,
         mem_mb=12000,
         runtime=60,
         **gpu_resources_if(e2e_uses_gpu),

@@ -59,7 +59,9 @@ BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min
                                                "target_rel_ci", "max_seconds", "threads", "points")}
 # Timing jobs run on bench.threads cores of their own, every other compute job on one of its own
 # (workflow_lib/slots.py): cores / TIMING_CORES timing jobs run side by side without sharing a core,
-# and non-timing jobs fill the cores no timing job holds.
+# and non-timing jobs fill the cores no timing job holds. Each timing job also takes one unit of
+# the `timing` resource: `--resources timing=1` times one job at a time (see BENCHMARKS.md for
+# what running side by side costs on a small VM).
 TIMING_CORES = config["bench"]["threads"] or workflow.cores
 # Datacenter TensorRT builds on the GPU it targets; TensorRT-RTX builds ahead of time on CPU.
 _FLAVOUR = config["tensorrt"]["flavour"]

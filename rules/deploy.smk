@@ -43,6 +43,7 @@ rule search_deploy:
         PATHS.device_log("deploy", "{model}"),
     threads: TIMING_CORES
     resources:
+        timing=1,
         mem_mb=12000,
         runtime=60,
         **gpu_resources_if(lambda wc: host()["cuda"]),
