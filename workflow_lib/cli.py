@@ -16,11 +16,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import slots
 from .config import ComponentSpec, spec_from_json
 from .errors import WorkflowError, plain
-from .io import now, write_json
+from .io import now, sha256_file, write_json
 from .paths import Paths
 
 # Loggers that narrate every rewrite at INFO (hundreds of lines per export): warnings only.
@@ -97,6 +98,20 @@ def run(
     if record is not None:
         record.unlink(missing_ok=True)  # this stage works now: forget its old failure
     log.info("%s done in %.1f s", stage, time.perf_counter() - t0)
+
+
+def made_from(stage: str, variant: str, spec: ComponentSpec, src: str | Path) -> dict[str, Any]:
+    """What every graph artifact's sidecar opens with: which stage made which variant of which component,
+    when, and from which parent bytes."""
+    return {
+        "stage": stage,
+        "variant": variant,
+        "model": spec.model,
+        "component": spec.component,
+        "created": now(),
+        "input": str(src),
+        "input_sha256": sha256_file(src),
+    }
 
 
 def graph_stage(description: str, stage: str, make: Callable[..., dict], argv: list[str] | None = None) -> None:

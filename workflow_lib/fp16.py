@@ -18,7 +18,7 @@ from onnxconverter_common import float16
 from . import cli, onnxio, parity
 from .config import ComponentSpec
 from .errors import ParityError
-from .io import atomic_path, now, sha256_file, versions, write_json
+from .io import atomic_path, sha256_file, versions, write_json
 from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
@@ -154,13 +154,7 @@ def make(
             )
     kept = manual | set(search["auto_fp32_ops"] if search else ())
     meta = {
-        "stage": "fp16",
-        "variant": "fp16",
-        "model": spec.model,
-        "component": spec.component,
-        "created": now(),
-        "input": str(src),
-        "input_sha256": sha256_file(src),
+        **cli.made_from("fp16", "fp16", spec, src),
         "onnx_sha256": sha256_file(out),
         "keep_io_types": True,
         "fp32_ops": list(spec.fp32_ops),

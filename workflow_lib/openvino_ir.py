@@ -17,7 +17,7 @@ from typing import Any
 
 from . import cli
 from .config import ComponentSpec
-from .io import now, sha256_file, versions, write_json
+from .io import sha256_file, versions, write_json
 from .paths import ir_weights, sidecar_path
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,7 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
         os.replace(ir_weights(tmp_xml), out_bin)
         os.replace(tmp_xml, out_xml)
     meta = {
-        "stage": "openvino_ir",
-        "variant": variant,
-        "model": spec.model,
-        "component": spec.component,
-        "created": now(),
-        "input": str(src),
-        "input_sha256": sha256_file(src),
+        **cli.made_from("openvino_ir", variant, spec, src),
         "xml_sha256": sha256_file(out_xml),
         "bin_sha256": sha256_file(out_bin),
         "bin_bytes": out_bin.stat().st_size,

@@ -42,7 +42,7 @@ from . import cli, host, parity
 from .config import ComponentSpec
 from .errors import StageError
 from .fidelity import gate
-from .io import atomic_path, now, sha256_file, versions, write_json
+from .io import atomic_path, sha256_file, versions, write_json
 from .paths import sidecar_path
 from .samples import read_samples
 
@@ -332,13 +332,7 @@ def make(
             shutil.copyfile(chosen["path"], tmp)
     status = "passed" if chosen["verdict"] == "passed" else "failed"
     meta = {
-        "stage": "quantize",
-        "variant": "int8",
-        "model": spec.model,
-        "component": spec.component,
-        "created": now(),
-        "input": str(src),
-        "input_sha256": sha256_file(src),
+        **cli.made_from("quantize", "int8", spec, src),
         "onnx_sha256": sha256_file(out),
         "calibration": str(calibration),
         "calibration_sha256": sha256_file(calibration),

@@ -17,7 +17,7 @@ import onnx
 
 from . import cli, onnxio, parity
 from .config import ComponentSpec
-from .io import atomic_path, now, sha256_file, versions, write_json
+from .io import atomic_path, sha256_file, versions, write_json
 from .paths import sidecar_path
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,8 @@ def make(
     tool = settings.get("tool", "onnxsim")
     model = onnx.load(str(src))
     meta: dict[str, Any] = {
-        "stage": "simplify",
-        "variant": "fp32",
-        "model": spec.model,
-        "component": spec.component,
+        **cli.made_from("simplify", "fp32", spec, src),
         "tool": tool,
-        "created": now(),
-        "input": str(src),
-        "input_sha256": sha256_file(src),
         "nodes_before": len(model.graph.node),
         "versions": versions("onnx", "onnxsim", "onnxslim", "onnxruntime"),
     }
