@@ -17,6 +17,15 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))  # tinymodels importable in-process and, via PYTHONPATH, in jobs
 
 TOL = {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 2e-2, "rtol": 2e-2}}
+# Timing settings that measure exactly five runs per point, for tests of what a benchmark records.
+FIVE_RUNS = {
+    "warmup": 1,
+    "min_iterations": 5,
+    "max_seconds": 0.0,
+    "max_iterations": 5,
+    "threads": 1,
+    "points": ["min", "opt", "max"],
+}
 SPEECH = [str(REPO / "config/audio/arctic_a0007.wav"), str(REPO / "config/audio/arctic_a0009.wav")]
 
 
@@ -226,60 +235,30 @@ def synthetic_csv(
     return str(path)
 
 
-def chromium_dom(url: str, profile: Path, timeout: int = 120) -> str:
-    """The DOM of a page after headless Chromium ran its scripts; skips the test where Chromium is missing."""
+def _chromium(profile: Path, *args: str, timeout: int, check: bool = False) -> subprocess.CompletedProcess:
+    """Headless Chromium with a throwaway profile and no background traffic; skips the test where it is missing."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    proc = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--autoplay-policy=no-user-gesture-required",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            url,
-        ],
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
+    flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    return subprocess.run(
+        [chromium, *flags, f"--user-data-dir={profile}", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=check,
     )
-    return proc.stdout
+
+
+def chromium_dom(url: str, profile: Path, timeout: int = 120) -> str:
+    """The DOM of a page after headless Chromium ran its scripts (audio may autoplay, 10 s of virtual time)."""
+    args = ["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=10000", "--dump-dom", url]
+    return _chromium(profile, *args, timeout=timeout).stdout
 
 
 def chromium_screenshot(url: str, png: Path, profile: Path, size: str = "1280,4000", timeout: int = 120) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--window-size={size}",
-            f"--screenshot={png}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=True,
-    )
+    _chromium(profile, f"--window-size={size}", f"--screenshot={png}", url, timeout=timeout, check=True)
 
 
 def has_runnable_gpu() -> tuple[bool, str]:

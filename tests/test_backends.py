@@ -5,21 +5,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import export_tiny_conv
+from conftest import FIVE_RUNS, export_tiny_conv
 
 from workflow_lib import bench, fp16, openvino_ir, validate
 from workflow_lib.backends import registry
 from workflow_lib.errors import ConfigError
 from workflow_lib.runconfig import specs_from_config
-
-SETTINGS = {
-    "warmup": 1,
-    "min_iterations": 5,
-    "max_seconds": 0.0,
-    "max_iterations": 5,
-    "threads": 1,
-    "points": ["min", "opt", "max"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +43,7 @@ def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, 
         assert why and isinstance(why, str)
         meta_marker = {"status": "passed"}  # even a passed marker cannot make it run here
         with pytest.raises(registry.Unavailable):
-            bench.benchmark(spec, backend, variant, SETTINGS, path, meta_marker)
+            bench.benchmark(spec, backend, variant, FIVE_RUNS, path, meta_marker)
         return
     runner = b.open_runner(spec, variant, path, 1)
     feeds = spec.make_inputs(spec.point("max"))
@@ -68,7 +59,7 @@ def test_bench_writes_no_rows_for_an_unvalidated_artifact(artifacts):
     spec, d, files = artifacts
     for marker in ({"status": "failed", "reason": "max_abs 0.3"}, {"status": "skipped", "reason": "no GPU"}, None):
         with pytest.raises(registry.Unavailable, match="not validated here"):
-            bench.benchmark(spec, "onnxruntime", "fp32", SETTINGS, files[("onnx", "fp32")], marker)
+            bench.benchmark(spec, "onnxruntime", "fp32", FIVE_RUNS, files[("onnx", "fp32")], marker)
 
 
 def test_openvino_ir_matches_pytorch_at_three_shapes(artifacts):
@@ -83,7 +74,7 @@ def test_openvino_ir_matches_pytorch_at_three_shapes(artifacts):
 
 def test_torch_compile_samples_exclude_compile_time(artifacts):
     spec, d, files = artifacts
-    rows, samples, runners = bench.benchmark(spec, "torch_compile", "fp32", SETTINGS, files[("checkpoint", "fp32")])
+    rows, samples, runners = bench.benchmark(spec, "torch_compile", "fp32", FIVE_RUNS, files[("checkpoint", "fp32")])
     record = runners["cpu"]
     assert record["parity"]["ok"] and set(record["parity"]["points"]) == {"min", "opt", "max"}
     compiles = record["runner"]["compiles"]

@@ -6,21 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from conftest import chromium_screenshot, export_tiny_conv, synthetic_csv
+from conftest import FIVE_RUNS, chromium_screenshot, export_tiny_conv, synthetic_csv
 from markupsafe import escape
 
 from workflow_lib import bench, plots, report, results, speedups, timing, validate
 from workflow_lib.io import read_json, write_json
 from workflow_lib.paths import samples_path
-
-SETTINGS = {
-    "warmup": 1,
-    "min_iterations": 5,
-    "max_seconds": 0.0,
-    "max_iterations": 5,
-    "threads": 1,
-    "points": ["min", "opt", "max"],
-}
 
 
 def test_stats_on_known_samples():
@@ -110,7 +101,7 @@ def measured(tmp_path_factory):
                 variant,
                 *extra,
                 "--settings",
-                json.dumps(SETTINGS),
+                json.dumps(FIVE_RUNS),
                 "--out",
                 str(csv),
             ]

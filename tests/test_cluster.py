@@ -10,7 +10,7 @@ import pytest
 from conftest import TESTS, seeded, tiny_byo_component, write_config
 from safetensors.torch import save_file
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 def _can_run_slurm() -> str | None:

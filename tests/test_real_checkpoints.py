@@ -24,7 +24,7 @@ from workflow_lib.config import component_spec
 from workflow_lib.errors import CheckpointError
 from workflow_lib.loader import load_component
 
-pytestmark = pytest.mark.real
+pytestmark = [pytest.mark.real, pytest.mark.slow]
 PESTO_ENCODER = {
     "n_chan_input": 1,
     "n_chan_layers": [40, 30, 30, 10, 3],
