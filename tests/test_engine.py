@@ -156,3 +156,21 @@ def test_an_int8_graph_the_builder_refuses_is_recorded_not_crashed(exported):
     assert (d / "net.int8.engine").stat().st_size == 0
     ok, why = registry.get("tensorrt").available("int8", str(d / "net.int8.engine"))
     assert not ok and why.startswith("the int8 engine was not built") and "DequantizeLinear" in why
+
+
+def test_a_symmetric_int8_graph_builds_an_int8_engine(exported):
+    """With `quantize.activation: int8` (symmetric activations, float biases) the QDQ graph is what explicit
+    quantization takes: the builder makes an engine from it, on this CPU-only host for TensorRT-RTX."""
+    import numpy as np
+
+    from workflow_lib import quantize, samples
+
+    spec, d, cfg = exported
+    rng = np.random.default_rng(0)
+    samples.write_samples(d / "cal.npz", [{"x": rng.normal(size=(1, 8, 16)).astype(np.float32)} for _ in range(2)])
+    quantize.make(spec, d / "net.onnx", d / "q.onnx", {"search_seconds": 0, "activation": "int8"}, str(d / "cal.npz"))
+    q = onnx.load(str(d / "q.onnx"))
+    assert {n.op_type for n in q.graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
+    meta = engine.build_engine(spec, d / "q.onnx", d / "net.int8.engine", "int8", cfg)
+    assert meta["built"] is True, meta.get("reason")
+    assert meta["settings"]["precision"] == "int8" and (d / "net.int8.engine").stat().st_size > 0
