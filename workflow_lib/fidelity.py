@@ -29,6 +29,11 @@ def snr_db(reference: np.ndarray, signal: np.ndarray) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(max(float(np.sum(ref**2)), EPS) / noise))
 
 
+def nsr(snr: float) -> float:
+    """Noise-to-signal power ratio from an SNR in dB: 0 when identical; unlike dB, these add along a chain."""
+    return 10 ** (-snr / 10)
+
+
 def lsd_db(reference: np.ndarray, signal: np.ndarray, sr: int, floor_db: float = 80.0) -> float:
     """Log-spectral distance on mel spectra: per frame RMS of the dB difference, averaged over frames.
 

@@ -40,7 +40,6 @@ class Reference:
         self.outputs: dict[str, Outputs] = {}
         for path in cached:
             self.outputs.update(read_outputs(path))
-        self.computed = 0
 
     def __call__(self, feeds: Feeds) -> Outputs:
         key = feeds_key(feeds)
@@ -50,7 +49,6 @@ class Reference:
 
                 self.pytorch = torch_eager.open_runner(self.spec, "fp32", None, 0, "cpu")
             self.outputs[key] = self.pytorch(feeds)
-            self.computed += 1
         return self.outputs[key]
 
 
@@ -58,7 +56,7 @@ def reference(spec: ComponentSpec, cached: list[str | Path] = ()) -> Reference:
     return Reference(spec, [p for p in cached if p])
 
 
-def onnxruntime(path: str, threads: int = 0) -> Infer:
+def onnxruntime(path: str | Path, threads: int = 0) -> ort.OrtRunner:
     """ONNX Runtime on the CPU: how the graph stages check the graph they are about to write."""
     return ort.OrtRunner(str(path), threads, "cpu")
 

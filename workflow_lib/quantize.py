@@ -39,9 +39,10 @@ import numpy as np
 import onnx
 
 from . import cli, host, parity
+from .backends.runner import Runner
 from .config import ComponentSpec
 from .errors import StageError
-from .fidelity import gate
+from .fidelity import gate, nsr
 from .io import atomic_path, sha256_file, versions, write_json
 from .paths import sidecar_path
 from .samples import read_samples
@@ -79,16 +80,6 @@ class _Reader:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.it, None)
-
-
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 class Search:
@@ -133,18 +124,14 @@ class Search:
             extra_options={"ActivationSymmetric": symmetric, "QuantizeBias": not symmetric},
         )
 
-    def outputs(self, path: Path, first: bool = False) -> list[list[np.ndarray]]:
-        session = _session(path, self.threads)
-        return [
-            [np.asarray(o, np.float32) for o in session.run(None, feeds)]
-            for feeds in (self.samples[:1] if first else self.samples)
-        ]
+    def outputs(self, runner: Runner, first: bool = False) -> list[list[np.ndarray]]:
+        return [runner(feeds) for feeds in (self.samples[:1] if first else self.samples)]
 
     def error(self, metrics: dict[str, Any]) -> float:
         """How much worse than fp32, bigger is worse: LSD for audio, noise-to-signal ratio for tensors."""
         if self.spec.output_kind == "audio" and metrics.get("lsd_db") is not None:
             return float(metrics["lsd_db"])
-        return 0.0 if metrics["snr_db"] == float("inf") else 10 ** (-metrics["snr_db"] / 10)
+        return nsr(metrics["snr_db"])
 
     def score(self, metrics: dict[str, Any]) -> float:
         """Fidelity, bigger is better: PESQ for audio where it could be computed, SNR otherwise."""
@@ -152,13 +139,13 @@ class Search:
             return float(metrics["pesq"])
         return float(metrics["snr_db"])
 
-    def p50_ms(self, path: Path, runs: int = 3) -> float:
-        session = _session(path, self.threads)
-        session.run(None, self.opt_feeds)
+    def p50_ms(self, runner: Runner, runs: int = 3) -> float:
+        step = runner.prepare(self.opt_feeds)
+        step()
         times = []
         for _ in range(runs):
             t = time.perf_counter()
-            session.run(None, self.opt_feeds)
+            step()
             times.append((time.perf_counter() - t) * 1e3)
         return float(np.median(times))
 
@@ -166,21 +153,22 @@ class Search:
         """The error with only `block` in INT8, judged on the first sample (a ranking, not a verdict)."""
         path = self.work / "alone.onnx"
         self.build([b for b in self.groups if b != block], path)
-        outputs = self.outputs(path, first=True)
+        outputs = self.outputs(parity.onnxruntime(path, self.threads), first=True)
         return self.error(parity.sample_metrics(self.spec, self.refs[:1], outputs, perceptual_scores=False))
 
     def candidate(self, float_blocks: list[str], why: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         path = self.work / f"candidate{len(self.candidates)}.onnx"
         self.build(float_blocks, path)
-        metrics = parity.sample_metrics(self.spec, self.refs, self.outputs(path))
+        runner = parity.onnxruntime(path, self.threads)
+        metrics = parity.sample_metrics(self.spec, self.refs, self.outputs(runner))
         verdict, reason = gate(metrics, self.limits)
         c = {
             "index": len(self.candidates),
             "float_blocks": list(float_blocks),
             "float_nodes": sum(len(self.groups[b]) for b in float_blocks),
             "quantized_nodes": sum(len(v) for b, v in self.groups.items() if b not in float_blocks),
-            "p50_ms": round(self.p50_ms(path), 3),
+            "p50_ms": round(self.p50_ms(runner), 3),
             "metrics": metrics,
             "score": self.score(metrics),
             "error": self.error(metrics),
@@ -276,14 +264,13 @@ def search(
         # a list of [block, error], worst first: JSON objects lose their order when written sorted
         record["contributions"] = sorted(([b, e] for b, e in contributions.items()), key=lambda be: -be[1])
         order = [b for b, _ in record["contributions"]][: len(groups) - 1]  # at least one block stays quantized
-        contribution_of = dict(contributions)
         kept, best, stale = [], first["error"], 0
         for b in order:
             if time.perf_counter() - t0 > budget:
                 record["budget_exhausted"] = True
                 break
             kept.append(b)
-            c = s.candidate(kept, f"keep {b} float too (contribution {contribution_of[b]:.3g})")
+            c = s.candidate(kept, f"keep {b} float too (contribution {contributions[b]:.3g})")
             if c["verdict"] == "passed":
                 record["stopped"] = "gate passed"
                 break
@@ -293,7 +280,7 @@ def search(
                 record["stopped"] = f"nothing left to gain: no better for {PATIENCE} steps"
                 break
         else:
-            record["stopped"] = record["stopped"] or "every block but one tried"
+            record["stopped"] = "every block but one tried"
     elif first["verdict"] == "passed":
         record["stopped"] = "gate passed with every node quantized"
     else:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...dsp import MelSettings, f0_track, log_mel, read_audio
 from ...errors import ConfigError
+from ...fidelity import nsr
 from ...io import sha256_file
 
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
@@ -198,8 +199,8 @@ def added_noise(stages: dict[str, dict[str, float]]) -> dict[str, float]:
     Noise-to-signal ratios add (roughly) along a chain, so the role whose output is much noisier
     than what it was fed is the one to back off first.
     """
-    nsr = {s: 0.0 if m["snr_db"] == float("inf") else 10 ** (-m["snr_db"] / 10) for s, m in stages.items()}
-    return {role: max(0.0, nsr[PRODUCES[role]] - max((nsr[s] for s in FED_BY[role]), default=0.0)) for role in ROLES}
+    n = {s: nsr(m["snr_db"]) for s, m in stages.items()}
+    return {role: max(0.0, n[PRODUCES[role]] - max((n[s] for s in FED_BY[role]), default=0.0)) for role in ROLES}
 
 
 def synth_tone(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
