@@ -1,6 +1,5 @@
 rule chain_reference:
-    """PyTorch fp32's run of a model's chain on the input speech: what every assignment is scored against,
-    and each component's calibration samples."""
+    """PyTorch fp32's run of a model's chain on the input speech: what every assignment is scored against."""
     input:
         ckpts=lambda wc: [SPECS[(wc.model, c)].checkpoint for c in components(wc.model)],
         speech=lambda wc: e2e_of(wc.model).get("inputs") or [],

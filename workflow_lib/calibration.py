@@ -21,9 +21,8 @@ import numpy as np
 from . import cli
 from .config import ComponentSpec
 from .errors import StageError
-from .io import now, read_npz, sha256_file, write_json
-from .paths import sidecar_path
-from .samples import Feeds, write_samples
+from .io import read_npz
+from .samples import Feeds, write_calibration
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +78,8 @@ def make(spec: ComponentSpec, out: str | Path, settings: dict[str, Any]) -> dict
     from .backends import torch_eager
 
     pytorch = torch_eager.open_runner(spec, "fp32", None, 0, "cpu")
-    write_samples(out, samples, [pytorch(s) for s in samples])
-    meta = {
-        "stage": "calibration",
-        "model": spec.model,
-        "component": spec.component,
-        "created": now(),
-        "source": source,
-        "representative": representative,
-        "samples": len(samples),
-        "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
-        "bytes": Path(out).stat().st_size,
-        "sha256": sha256_file(out),
-    }
-    write_json(sidecar_path(out), meta)
+    outputs = [pytorch(s) for s in samples]
+    meta = write_calibration(out, spec.model, spec.component, samples, outputs, source, representative)
     log.info("%s: %d calibration samples from %s", spec.label, len(samples), source)
     return meta
 

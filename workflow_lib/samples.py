@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .io import read_npz, write_npz
+from .io import now, read_npz, sha256_file, write_json, write_npz
+from .paths import sidecar_path
 
 Feeds = dict[str, np.ndarray]
 Outputs = list[np.ndarray]
@@ -42,6 +44,36 @@ def write_samples(path: str | Path, samples: list[Feeds], outputs: list[Outputs]
     for i, outs in enumerate(outputs or []):
         arrays.update({f"outputs/{i}/{j}": out for j, out in enumerate(outs)})
     write_npz(path, arrays)
+
+
+def write_calibration(
+    path: str | Path,
+    model: str,
+    component: str,
+    samples: list[Feeds],
+    outputs: list[Outputs],
+    source: str,
+    representative: bool,
+    **about: Any,
+) -> dict[str, Any]:
+    """A calibration set with PyTorch fp32's outputs on it, and its sidecar: where the samples came from,
+    whether they are what the component sees in use, their shapes, size and sha256."""
+    write_samples(path, samples, outputs)
+    meta = {
+        "stage": "calibration",
+        "model": model,
+        "component": component,
+        "created": now(),
+        "source": source,
+        "representative": representative,
+        **about,
+        "samples": len(samples),
+        "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
+        "bytes": Path(path).stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    write_json(sidecar_path(path), meta)
+    return meta
 
 
 def feeds_key(feeds: Feeds) -> str:

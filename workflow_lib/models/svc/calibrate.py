@@ -17,17 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from ... import cli
 from ...backends import torch_eager
 from ...config import ComponentSpec, spec_from_json
 from ...dsp import log_mel
-from ...io import now, sha256_file, write_json
-from ...paths import sidecar_path
-from ...samples import Feeds, write_samples
-from .chain import Settings, calibration_upstream, conditioning, parse_roles, renamed, speech_inputs, svc
+from ...samples import Feeds, write_calibration
+from .chain import (
+    Settings,
+    calibration_upstream,
+    conditioning,
+    parse_roles,
+    renamed,
+    speech_inputs,
+    svc,
+    z_channels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +53,11 @@ def capture(
     runners = {
         r: renamed(torch_eager.open_runner(specs[roles[r][0]], "fp32", None, threads, "cpu"), roles[r][1]) for r in ran
     }
-    flow_comp, flow_names = roles["flow"]
     needs_flow = role == "flow" or "flow" in ran  # the speaker and noise only matter from the flow on
-    z_channels = (
-        int(next(i for i in specs[flow_comp].inputs if i.name == flow_names["z"]).shape[1]) if needs_flow else 0
-    )
+    z = z_channels(specs, roles) if needs_flow else 0
     samples = []
     for audio in speech:
-        extra = conditioning(settings, audio.size // settings.mel.hop, z_channels) if needs_flow else {}
+        extra = conditioning(settings, audio.size // settings.mel.hop, z) if needs_flow else {}
         _, feeds = svc(runners, audio, extra, settings, until=role)
         samples.append({names[k]: v for k, v in feeds[role].items()})
     return samples, about, [roles[r][0] for r in ran]
@@ -70,26 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
         samples, about, ran = capture(specs, a.e2e, a.component, a.threads)
-        own = torch_eager.open_runner(specs[a.component], "fp32", None, a.threads, "cpu")
-        write_samples(a.out, samples, [own(s) for s in samples])
-        write_json(
-            sidecar_path(a.out),
-            {
-                "stage": "calibration",
-                "model": next(iter(specs.values())).model,
-                "component": a.component,
-                "created": now(),
-                "source": "the chain on the input speech ("
-                + (f"PyTorch fp32 of {', '.join(ran)} upstream" if ran else "features of the speech, nothing upstream")
-                + ")",
-                "representative": True,
-                "inputs": about,
-                "samples": len(samples),
-                "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
-                "bytes": Path(a.out).stat().st_size,
-                "sha256": sha256_file(a.out),
-            },
-        )
+        spec = specs[a.component]
+        own = torch_eager.open_runner(spec, "fp32", None, a.threads, "cpu")
+        upstream = f"PyTorch fp32 of {', '.join(ran)} upstream" if ran else "features of the speech, nothing upstream"
+        source = f"the chain on the input speech ({upstream})"
+        outputs = [own(s) for s in samples]
+        write_calibration(a.out, spec.model, a.component, samples, outputs, source, True, inputs=about)
         log.info(
             "%s: %d calibration samples from the chain (%s upstream)",
             a.component,

@@ -153,6 +153,12 @@ def calibration_upstream(role: str) -> list[str]:
     return [] if role == "vocoder" else upstream(role)
 
 
+def z_channels(specs: dict[str, Any], roles: Roles) -> int:
+    """Channels of the flow's noise input `z`, which the chain draws itself."""
+    comp, names = roles["flow"]
+    return int(next(i for i in specs[comp].inputs if i.name == names["z"]).shape[1])
+
+
 def speech_inputs(files: list[str], settings: Settings) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
     """The configured speech at the chain's rate, and what each file was; the tone when none is configured."""
     import logging

@@ -1,12 +1,10 @@
 """Stage: PyTorch fp32's run of the voice-conversion chain on the input speech, done once per model.
 
 It is what every assignment is scored against (the e2e jobs and the chain search read it
-instead of re-running PyTorch each), and it holds each component's calibration samples: the
-tensors PyTorch fp32 fed that component when the SVC chain ran on each input file. The
-vocoder's come from the copy-synthesis chain instead: the real log-mels of the input speech,
-which is what a pretrained vocoder is made for (the demo's seeded upstream components feed it
-mels no trained model would produce, and its perceptual gate means nothing on those). The input speech comes from
-`e2e.inputs` (any format, rate and channel count; resampled and downmixed); only when no
+instead of re-running PyTorch each): the chain's conditioning (speaker, noise), each speech
+file resynthesised by the vocoder (copy synthesis), and every stage's output at each
+`e2e.seconds` length. Calibration sets are the chain_calibration stage's (calibrate.py).
+The input speech comes from `e2e.inputs` (any format, rate and channel count; resampled and downmixed); only when no
 file is configured a synthetic sung tone stands in, and the sidecar says so.
 """
 
@@ -26,7 +24,18 @@ from ...config import ComponentSpec, spec_from_json
 from ...dsp import write_wav
 from ...io import now, sha256_file, versions, write_json, write_npz
 from ...paths import sidecar_path
-from .chain import STAGES, Settings, conditioning, copy_synthesis, looped, parse_roles, renamed, speech_inputs, svc
+from .chain import (
+    STAGES,
+    Settings,
+    conditioning,
+    copy_synthesis,
+    looped,
+    parse_roles,
+    renamed,
+    speech_inputs,
+    svc,
+    z_channels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +54,7 @@ def reference_run(
     seconds = list(e2e.get("seconds", [1, 5, 10]))
     hop = settings.mel.hop
     frames = max([int(round(s * settings.sr)) // hop for s in seconds] + [a.size // hop for a in speech])
-    flow_comp, flow_names = roles["flow"]
-    z_channels = next(i for i in specs[flow_comp].inputs if i.name == flow_names["z"]).shape[1]
-    extra = conditioning(settings, frames, int(z_channels))
+    extra = conditioning(settings, frames, z_channels(specs, roles))
     arrays: dict[str, np.ndarray] = {f"extra/{k}": v for k, v in extra.items()}
     for i, audio in enumerate(speech):
         arrays[f"speech/{i}/audio"], arrays[f"speech/{i}/fp32"] = (
