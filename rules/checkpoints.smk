@@ -31,8 +31,7 @@ rule package_checkpoint:
     params:
         source=lambda wc: spec_of(wc).raw["checkpoint_source"],
         # the file's identity without importing the package: a new package version reruns this
-        version=lambda wc: json.dumps(sorted(importlib.metadata.packages_distributions().get(
-            spec_of(wc).raw["checkpoint_source"][len(PACKAGE_PREFIX):].split("/")[0], []))),
+        version=lambda wc: json.dumps(package_distributions(spec_of(wc).raw["checkpoint_source"]), sort_keys=True),
         code=get_code("checkpoints"),
     log:
         PATHS.log("packages", "{model}", "{component}.{suffix}"),

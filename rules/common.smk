@@ -1,4 +1,3 @@
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -12,15 +11,14 @@ from snakemake.utils import validate
 from workflow_lib import variants as graph_variants
 from workflow_lib.backends import registry as backends
 from workflow_lib.codehash import code_hash
-from workflow_lib.config import PACKAGE_PREFIX
+from workflow_lib.config import PACKAGE_PREFIX, package_distributions
 from workflow_lib.errors import ConfigError
-from workflow_lib.io import read_json, sha256_json, versions
+from workflow_lib.io import read_json, sha256_json
 from workflow_lib.models.svc.chain import calibration_upstream, check_roles, parse_roles
 from workflow_lib.paths import DEVICE_RESULTS_ENV, Paths, ir_weights, samples_path
 from workflow_lib.plots import PLOTS
-from workflow_lib.results import RUNTIMES
+from workflow_lib.results import runtime_versions
 from workflow_lib.runconfig import specs_from_config
-from workflow_lib.slots import SLOT_DIR_ENV
 
 
 validate(config, "../config/schema.yaml")

@@ -9,7 +9,7 @@ checkpoint probe_host:
         # re-probe on another machine, another GPU class, or other runtime versions
         machine=platform.node(),
         gpu_class=config["cluster"]["gpu_class"] or "",
-        runtimes=json.dumps(versions(*RUNTIMES), sort_keys=True),
+        runtimes=runtime_versions(),
         code=get_code("probe"),
     log:
         PATHS.device_log("probe"),

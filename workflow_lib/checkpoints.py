@@ -11,14 +11,13 @@ sidecar records the file's sha256 and the package's version.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from . import cli
-from .config import PACKAGE_PREFIX, package_file
+from .config import PACKAGE_PREFIX, package_distributions, package_file
 from .io import atomic_path, link_or_copy, now, sha256_file, versions, write_json
 from .paths import sidecar_path
 
@@ -51,15 +50,14 @@ def write_seeded(cls: str, kwargs: dict[str, Any], seed: int, out: str | Path) -
 def place_package_file(source: str, out: str | Path) -> dict[str, Any]:
     """Hard-link (or copy) a package's file to `out`; what it is and where it came from."""
     path = package_file(source)
-    package = source[len(PACKAGE_PREFIX) :].split("/")[0]
-    dists = importlib.metadata.packages_distributions().get(package, [])
+    package = source[len(PACKAGE_PREFIX) :].partition("/")[0]
     with atomic_path(out, suffix=Path(out).suffix) as tmp:
         tmp.unlink()
         how = link_or_copy(path, tmp)
     return {
         "source": source,
         "package": package,
-        "distribution": {d: importlib.metadata.version(d) for d in dists},
+        "distribution": package_distributions(source),
         "placed_by": how,
         "bytes": Path(out).stat().st_size,
     }
@@ -75,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(a: argparse.Namespace) -> None:
         info = place_package_file(a.package, a.out) if a.package else write_seeded(a.cls, a.kwargs, a.seed, a.out)
-        write_json(sidecar_path(a.out), {"stage": "checkpoint", "created": now(), "sha256": sha256_file(a.out), **info})
-        log.info("%s -> %s (sha256 %s)", a.package or f"{a.cls} seed {a.seed}", a.out, sha256_file(a.out)[:16])
+        sha256 = sha256_file(a.out)
+        write_json(sidecar_path(a.out), {"stage": "checkpoint", "created": now(), "sha256": sha256, **info})
+        log.info("%s -> %s (sha256 %s)", a.package or f"{a.cls} seed {a.seed}", a.out, sha256[:16])
 
     cli.run("checkpoints", run, p, argv)
 

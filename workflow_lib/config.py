@@ -9,6 +9,7 @@ change to one key reruns only the stages that read it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -194,6 +195,19 @@ def package_file(source: str) -> Path:
         f"'{source}': package '{package}' has no file '{member}' "
         f"(looked in {', '.join(spec.submodule_search_locations)})"
     )
+
+
+def package_distributions(source: str) -> dict[str, str]:
+    """The distributions (name -> version) that install the package `pkg:<package>/...` names: what a
+    package checkpoint's identity follows. Looked up by the import name first (cheap, and right
+    for most packages); only otherwise through the map of every installed distribution."""
+    package = source[len(PACKAGE_PREFIX) :].partition("/")[0]
+    try:
+        dist = importlib.metadata.distribution(package)
+        return {dist.metadata["Name"]: dist.version}
+    except importlib.metadata.PackageNotFoundError:
+        dists = importlib.metadata.packages_distributions().get(package, [])
+        return {d: importlib.metadata.version(d) for d in sorted(dists)}
 
 
 def component_spec(
