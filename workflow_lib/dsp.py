@@ -9,6 +9,7 @@ only meaningful when fed the features it was trained on.
 
 from __future__ import annotations
 
+import functools
 import io
 import wave
 from dataclasses import dataclass
@@ -52,15 +53,20 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
 
 
+@functools.lru_cache(maxsize=8)
 def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Slaney-normalised triangular mel filters [n_mels, n_fft // 2 + 1], as librosa.filters.mel makes them."""
+    """Slaney-normalised triangular mel filters [n_mels, n_fft // 2 + 1], as librosa.filters.mel makes them.
+
+    Made once per setting (read-only): the timed chain computes its log-mel on every run."""
     fmax = sr / 2 if fmax is None else fmax
     fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
     widths = np.diff(edges)
     ramps = np.subtract.outer(edges, fft_freqs)
     weights = np.maximum(0, np.minimum(-ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]))
-    return (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
+    filters = (weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
+    filters.flags.writeable = False
+    return filters
 
 
 def _frames(x: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:

@@ -125,8 +125,8 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
         recorded: dict[str, list] = {}
 
         def recording(feeds):
-            recorded[feeds_key(feeds)] = reference(feeds)
-            return recorded[feeds_key(feeds)]
+            outputs = recorded[feeds_key(feeds)] = reference(feeds)
+            return outputs
 
         result = parity.check(spec, recording, parity.onnxruntime(tmp), "fp32")
         if not result["ok"]:

@@ -38,14 +38,15 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
         # .bin first: an .xml at the final path always has its weights beside it.
         os.replace(ir_weights(tmp_xml), out_bin)
         os.replace(tmp_xml, out_xml)
+    ops = model.get_ops()
     meta = {
         **cli.made_from("openvino_ir", variant, spec, src),
         "xml_sha256": sha256_file(out_xml),
         "bin_sha256": sha256_file(out_bin),
         "bin_bytes": out_bin.stat().st_size,
         "convert_seconds": round(seconds, 3),
-        "ops": len(model.get_ops()),
-        "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops()),
+        "ops": len(ops),
+        "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in ops),
         "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
         "versions": versions("openvino", "onnx"),
     }

@@ -99,11 +99,10 @@ def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def fp16_rows(sidecars: list[str]) -> list[dict[str, Any]]:
+def fp16_rows(sidecars: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per fp16 graph: how much stayed fp32, set by hand (fp32_ops) or found by the search."""
     rows = []
-    for path in sidecars:
-        m = read_json(path)
+    for m in sidecars:
         search = m.get("search") or {}
         rows.append(
             {
@@ -120,11 +119,10 @@ def fp16_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def int8_rows(sidecars: list[str], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
+def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
     """Per INT8 graph: the gate, what stayed float and why, the search, and what it was calibrated on."""
     rows = []
-    for path in sidecars:
-        m = read_json(path)
+    for m in sidecars:
         search = m["search"]
         chosen = search["candidates"][search["chosen"]]
         cal = calibrations.get(f"{m['model']}/{m['component']}", {})
@@ -269,10 +267,10 @@ def render(
 ) -> dict:
     fidelity, wavs = e2e_audio(bench_csvs, references or [])
     audio = {name: read_wav(path) for name, path in wavs.items()}
-    by_stage: dict[str, list[str]] = {}
-    for path in graphs or []:
-        by_stage.setdefault(read_json(path).get("stage"), []).append(path)
-    int8_meta = {m["component"]: m for m in (read_json(p) for p in by_stage.get("quantize", []))}
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for meta in (read_json(p) for p in graphs or []):
+        by_stage.setdefault(meta.get("stage"), []).append(meta)
+    int8_meta = {m["component"]: m for m in by_stage.get("quantize", [])}
     cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations or [])}
     data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio, int8=int8_meta)
     images = {name: save_png(plot.draw(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
