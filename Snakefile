@@ -32,7 +32,7 @@ onerror:
     # A failed run (with --keep-going: after all other jobs) still gets a report that shows
     # what failed and why, next to everything that did complete.
     shell(
-        "mkdir -p {PATHS.device}/logs && python -m workflow_lib.report --partial {PATHS.device} "
+        "mkdir -p {PATHS.device}/logs && python -m workflow_lib.stages.report --partial {PATHS.device} "
         "--engine-dir {PATHS.engines} --config-hash {CONFIG_HASH} > {PATHS.device}/logs/report_partial.log 2>&1 || true"
     )
 

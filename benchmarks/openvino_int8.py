@@ -25,12 +25,13 @@ from pathlib import Path
 import onnx
 import yaml
 
-from workflow_lib import parity, quantize
-from workflow_lib.backends.ov import OpenVinoRunner
-from workflow_lib.config import component_spec
-from workflow_lib.paths import sidecar_path
-from workflow_lib.samples import read_samples
-from workflow_lib.timing import Policy, measure, stats
+from workflow_lib.analysis import parity
+from workflow_lib.core.paths import sidecar_path
+from workflow_lib.core.samples import read_samples
+from workflow_lib.core.spec import component_spec
+from workflow_lib.core.timing import Policy, measure, stats
+from workflow_lib.runtimes.ov import OpenVinoRunner
+from workflow_lib.stages import quantize
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = Policy(warmup=2, warmup_seconds=1.0, min_iterations=10, max_iterations=200, max_seconds=5.0)

@@ -4,7 +4,7 @@ of itself, each on a slot of its own cores (workflow_lib/slots.py), compared by 
     .venv/bin/python benchmarks/slots.py [--threads 1] [--repeats 3] [--backend onnxruntime]
 
 Exports the demo's content encoder and flow decoder at their demo size (seeded weights) into a temp
-dir, then runs `python -m workflow_lib.bench` for one of them: alone (one slot), and two at once
+dir, then runs `python -m workflow_lib.stages.bench` for one of them: alone (one slot), and two at once
 (both components, each on its own slot). With --threads 1 on a 2-core machine that is the whole
 machine split in two. Prints each run's median and CI per shape point and whether the side-by-side
 median lies within the alone run's CI.
@@ -37,9 +37,9 @@ SETTINGS = {
 
 def prepare(d: Path) -> dict[str, str]:
     """component -> spec JSON, with its checkpoint written and its fp32 graph exported."""
-    from workflow_lib import export
-    from workflow_lib.checkpoints import write_seeded
-    from workflow_lib.config import component_spec
+    from workflow_lib.core.spec import component_spec
+    from workflow_lib.stages import export
+    from workflow_lib.stages.checkpoints import write_seeded
 
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]["svc_demo"]["components"]
     specs = {}
@@ -60,7 +60,7 @@ def bench(d: Path, comp: str, spec: str, backend: str, threads: int, tag: str) -
     cmd = [
         sys.executable,
         "-m",
-        "workflow_lib.bench",
+        "workflow_lib.stages.bench",
         "--spec",
         spec,
         "--backend",
@@ -81,7 +81,7 @@ def bench(d: Path, comp: str, spec: str, backend: str, threads: int, tag: str) -
 
 
 def row(csv: Path) -> dict:
-    from workflow_lib.timing import median_ci
+    from workflow_lib.core.timing import median_ci
 
     raw = pl.read_parquet(csv.with_name(csv.name.replace(".csv", ".samples.parquet")))["sample_ms"].to_numpy()
     lo, hi = median_ci(raw)

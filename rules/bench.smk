@@ -21,7 +21,7 @@ rule bench_component:
         runtime=60,
         **gpu_resources_if(lambda wc: uses_gpu(wc.backend)),
     shell:
-        "python -m workflow_lib.bench --spec {params.spec:q} --backend {wildcards.backend} "
+        "python -m workflow_lib.stages.bench --spec {params.spec:q} --backend {wildcards.backend} "
         "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} "
         "--settings {params.timing:q} --out {output.csv} --threads {threads} > {log} 2>&1"
 
@@ -40,7 +40,7 @@ rule bench_e2e:
         chain=get_chain_settings,
         args=get_e2e_args,
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
-        code=get_code("models.svc.e2e"),
+        code=code_hash("workflow_lib.models.svc.e2e"),
     log:
         PATHS.device_log("bench", "{model}", "e2e.{assignment}"),
     threads: TIMING_CORES
@@ -73,6 +73,6 @@ rule bench_summary:
         PATHS.device_log("bench", "summary"),
     localrule: True
     shell:
-        "python -m workflow_lib.summary --csvs {input.csvs} --flops {input.flops} --bootstrap {params.bootstrap} "
+        "python -m workflow_lib.stages.summary --csvs {input.csvs} --flops {input.flops} --bootstrap {params.bootstrap} "
         "--roofline {params.roofline:q} --host {input.host} --unrunnable {params.unrunnable:q} "
         "--out {output.csv} --unavailable {output.unavailable} > {log} 2>&1"

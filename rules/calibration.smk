@@ -14,7 +14,7 @@ rule chain_reference:
     params:
         specs=get_chain_specs,
         e2e=get_chain_reference_settings,
-        code=get_code("models.svc.reference"),
+        code=code_hash("workflow_lib.models.svc.reference"),
     log:
         PATHS.log("chain_reference", "{model}"),
     threads: 1
@@ -41,7 +41,7 @@ rule chain_calibration:
         specs=lambda wc: json.dumps({c: SPECS[(wc.model, c)].slice("chain")
                                      for c in [*chain_upstream(wc.model, wc.component), wc.component]}, sort_keys=True),
         e2e=get_chain_calibration_settings,
-        code=get_code("models.svc.calibrate"),
+        code=code_hash("workflow_lib.models.svc.calibrate"),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
     threads: 1
@@ -73,4 +73,4 @@ rule calibration:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m workflow_lib.calibration --spec {params.spec:q} --out {output.npz} --threads {threads} > {log} 2>&1"
+        "python -m workflow_lib.stages.calibration --spec {params.spec:q} --out {output.npz} --threads {threads} > {log} 2>&1"

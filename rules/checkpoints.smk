@@ -17,7 +17,7 @@ rule seed_checkpoint:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m workflow_lib.checkpoints --cls {params.cls} --kwargs {params.kwargs:q} --seed {params.seed} "
+        "python -m workflow_lib.stages.checkpoints --cls {params.cls} --kwargs {params.kwargs:q} --seed {params.seed} "
         "--out {output.ckpt} > {log} 2>&1"
 
 
@@ -40,4 +40,4 @@ rule package_checkpoint:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m workflow_lib.checkpoints --package {params.source} --out {output.ckpt} > {log} 2>&1"
+        "python -m workflow_lib.stages.checkpoints --package {params.source} --out {output.ckpt} > {log} 2>&1"

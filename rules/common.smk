@@ -8,17 +8,17 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from workflow_lib import variants as graph_variants
-from workflow_lib.backends import registry as backends
-from workflow_lib.codehash import code_hash
-from workflow_lib.config import PACKAGE_PREFIX, package_distributions
-from workflow_lib.errors import ConfigError
-from workflow_lib.io import read_json, sha256_json
+from workflow_lib.core import variants as graph_variants
+from workflow_lib.runtimes import registry as backends
+from workflow_lib.core.codehash import code_hash
+from workflow_lib.core.spec import PACKAGE_PREFIX, package_distributions
+from workflow_lib.core.errors import ConfigError
+from workflow_lib.core.files import read_json, sha256_json
 from workflow_lib.models.svc.chain import calibration_upstream, check_roles, parse_roles
-from workflow_lib.paths import DEVICE_RESULTS_ENV, Paths, ir_weights, samples_path
-from workflow_lib.plots import PLOTS
-from workflow_lib.results import runtime_versions
-from workflow_lib.runconfig import specs_from_config
+from workflow_lib.core.paths import DEVICE_RESULTS_ENV, Paths, ir_weights, samples_path
+from workflow_lib.analysis.plots import PLOTS
+from workflow_lib.analysis.results import runtime_versions
+from workflow_lib.plan.config import specs_from_config
 
 
 validate(config, "../config/schema.yaml")
@@ -87,7 +87,7 @@ wildcard_constraints:
 
 def get_code(stage, *extra):
     """Hash of the stage module and every workflow_lib module it imports: a param, so any fix reruns it."""
-    return code_hash(f"workflow_lib.{stage}", *extra)
+    return code_hash(f"workflow_lib.stages.{stage}", *extra)
 
 
 def components(model):

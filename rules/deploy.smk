@@ -17,7 +17,7 @@ rule select_deploy:
         PATHS.device_log("deploy", "{model}"),
     localrule: True
     shell:
-        "python -m workflow_lib.deploy --csvs {input.csvs} --markers {input.markers} --specs {params.specs:q} "
+        "python -m workflow_lib.stages.deploy --csvs {input.csvs} --markers {input.markers} --specs {params.specs:q} "
         "--point {params.point} --bootstrap {params.bootstrap} --out {output.bundle} > {log} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule search_deploy:
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
         point=config["deploy"]["point"],
         bootstrap=config["bench"]["bootstrap"],
-        code=get_code("models.svc.search"),
+        code=code_hash("workflow_lib.models.svc.search"),
     log:
         PATHS.device_log("deploy", "{model}"),
     threads: TIMING_CORES

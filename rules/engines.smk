@@ -19,5 +19,5 @@ rule build_engine:
         runtime=60,
         **(GPU_RESOURCES if BUILD_NEEDS_GPU else {}),
     shell:
-        "python -m workflow_lib.engine --spec {params.spec:q} --variant {wildcards.variant} "
+        "python -m workflow_lib.stages.engine --spec {params.spec:q} --variant {wildcards.variant} "
         "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} --threads {threads} > {log} 2>&1"

@@ -18,5 +18,5 @@ rule export_onnx:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.export --spec {params.spec:q} --out {output.onnx} --reference-out {output.reference} "
+        "python -m workflow_lib.stages.export --spec {params.spec:q} --out {output.onnx} --reference-out {output.reference} "
         "--threads {threads} > {log} 2>&1"

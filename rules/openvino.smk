@@ -18,5 +18,5 @@ rule openvino_ir:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.openvino_ir --spec {params.spec:q} --variant {wildcards.variant} --onnx {input.onnx} "
+        "python -m workflow_lib.stages.openvino_ir --spec {params.spec:q} --variant {wildcards.variant} --onnx {input.onnx} "
         "--out {output.xml} --threads {threads} > {log} 2>&1"

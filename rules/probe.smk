@@ -18,5 +18,5 @@ checkpoint probe_host:
         runtime=10,
         **(GPU_RESOURCES if config["cluster"]["gpu_class"] else {}),
     shell:
-        "python -m workflow_lib.probe --config {params.tensorrt:q} --backends {params.backends} "
+        "python -m workflow_lib.stages.probe --config {params.tensorrt:q} --backends {params.backends} "
         "--variants {params.variants} --out {output} > {log} 2>&1"

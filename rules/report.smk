@@ -1,5 +1,5 @@
 rule report:
-    """One self-contained HTML page; the PNG plots (one per entry of workflow_lib.plots.PLOTS) also go to `snakemake --report`."""
+    """One self-contained HTML page; the PNG plots (one per entry of workflow_lib.analysis.plots.PLOTS) also go to `snakemake --report`."""
     input:
         unpack(get_report_inputs),
     output:
@@ -17,7 +17,7 @@ rule report:
         PATHS.device_log("report"),
     localrule: True
     shell:
-        "python -m workflow_lib.report --summary {input.summary} --unavailable {input.unavailable} --host {input.host} "
+        "python -m workflow_lib.stages.report --summary {input.summary} --unavailable {input.unavailable} --host {input.host} "
         "--bench {input.bench} --markers {input.markers} --engines {input.engines} --bundles {input.bundles} "
         "--graphs {input.graphs} --calibrations {input.calibrations} --references {input.references} "
         "--config-hash {params.config_hash} --out {output.html} --plots {params.plots} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule validate_cpu:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m workflow_lib.validate --spec {params.spec:q} --backend {wildcards.backend} "
+        "python -m workflow_lib.stages.validate --spec {params.spec:q} --backend {wildcards.backend} "
         "--variant {wildcards.variant} --artifact {input.artifact} {params.calibration} --reference {input.reference} "
         "--out {output.marker} "
         "--threads {threads} > {log} 2>&1"

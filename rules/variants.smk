@@ -22,5 +22,5 @@ rule graph_variant:
         mem_mb=lambda wc: graph_variants.get(wc.variant).resources["mem_mb"],
         runtime=lambda wc: graph_variants.get(wc.variant).resources["runtime"],
     shell:
-        "python -m workflow_lib.{params.stage} --spec {params.spec:q} --parent {input.parent} --out {output.onnx} "
+        "python -m workflow_lib.stages.{params.stage} --spec {params.spec:q} --parent {input.parent} --out {output.onnx} "
         "--settings {params.settings:q} {params.calibration} --reference {input.reference} --threads {threads} > {log} 2>&1"

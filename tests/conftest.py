@@ -174,8 +174,8 @@ def export_tiny_conv(d: Path, **extra):
     from safetensors.torch import save_file
     from tinymodels import TinyConv
 
-    from workflow_lib import export
-    from workflow_lib.config import component_spec
+    from workflow_lib.core.spec import component_spec
+    from workflow_lib.stages import export
 
     seeded(0)
     save_file(TinyConv().state_dict(), str(d / "w.safetensors"))
@@ -196,7 +196,8 @@ def synthetic_csv(
     model: str = "m",
 ) -> str:
     """A bench CSV as the stage writes it, from known timings: {device: p50 ms}, 50 samples each, seeded by the path."""
-    from workflow_lib import results, timing
+    from workflow_lib.analysis import results
+    from workflow_lib.core import timing
 
     rng = np.random.default_rng(sum(map(ord, str(path))))
     rows, samples = [], {}
@@ -262,7 +263,7 @@ def chromium_screenshot(url: str, png: Path, profile: Path, size: str = "1280,40
 
 
 def has_runnable_gpu() -> tuple[bool, str]:
-    from workflow_lib import trt
+    from workflow_lib.runtimes import trt
 
     try:
         fl = trt.load("auto")

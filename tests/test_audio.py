@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import SPEECH, TESTS, seeded
 
-from workflow_lib import dsp, fidelity
-from workflow_lib.errors import StageError
+from workflow_lib.analysis import fidelity
+from workflow_lib.core import dsp
+from workflow_lib.core.errors import StageError
 
 SR = 22050
 
@@ -101,8 +102,8 @@ def _official_layout_checkpoint(path, channels=32):
 
 
 def test_the_official_checkpoint_layout_loads_with_no_missing_keys(tmp_path):
-    from workflow_lib.config import component_spec
-    from workflow_lib.loader import load
+    from workflow_lib.core.spec import component_spec
+    from workflow_lib.runtimes.loader import load
 
     state = _official_layout_checkpoint(tmp_path / "g.pth.tar")
     assert {k.split(".")[0] for k in state} == {"conv_pre", "ups", "resblocks", "conv_post"}
@@ -126,8 +127,8 @@ def test_the_official_checkpoint_layout_loads_with_no_missing_keys(tmp_path):
 
 def test_a_package_checkpoint_is_found_without_importing_the_package(tmp_path, monkeypatch):
     """Packages that ship weights often import audio libraries at import time; finding the file must not."""
-    from workflow_lib.config import checkpoint_path, package_file
-    from workflow_lib.errors import ConfigError
+    from workflow_lib.core.errors import ConfigError
+    from workflow_lib.core.spec import checkpoint_path, package_file
 
     pkg = tmp_path / "site" / "boom"
     (pkg / "data").mkdir(parents=True)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import FIVE_RUNS, export_tiny_conv
 
-from workflow_lib import bench, fp16, openvino_ir, validate
-from workflow_lib.backends import registry
-from workflow_lib.errors import ConfigError
-from workflow_lib.runconfig import specs_from_config
+from workflow_lib.core.errors import ConfigError
+from workflow_lib.plan.config import specs_from_config
+from workflow_lib.runtimes import registry
+from workflow_lib.stages import bench, fp16, openvino_ir, validate
 
 
 @pytest.fixture(scope="module")

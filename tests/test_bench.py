@@ -9,9 +9,11 @@ import torch
 from conftest import FIVE_RUNS, chromium_screenshot, export_tiny_conv, synthetic_csv
 from markupsafe import escape
 
-from workflow_lib import bench, plots, report, results, speedups, timing, validate
-from workflow_lib.io import read_json, write_json
-from workflow_lib.paths import samples_path
+from workflow_lib.analysis import plots, results, speedups
+from workflow_lib.core import timing
+from workflow_lib.core.files import read_json, write_json
+from workflow_lib.core.paths import samples_path
+from workflow_lib.stages import bench, report, validate
 
 
 def test_stats_on_known_samples():

@@ -2,22 +2,22 @@
 
 import shutil
 
-from workflow_lib import codehash
+from workflow_lib.core import codehash
 
 STAGES = [
-    "export",
-    "simplify",
-    "fp16",
-    "quantize",
-    "engine",
-    "openvino_ir",
-    "validate",
-    "bench",
+    "stages.export",
+    "stages.simplify",
+    "stages.fp16",
+    "stages.quantize",
+    "stages.engine",
+    "stages.openvino_ir",
+    "stages.validate",
+    "stages.bench",
     "models.svc.e2e",
-    "summary",
-    "deploy",
-    "report",
-    "checkpoints",
+    "stages.summary",
+    "stages.deploy",
+    "stages.report",
+    "stages.checkpoints",
 ]
 
 
@@ -30,19 +30,19 @@ def test_editing_a_helper_changes_exactly_the_stages_that_import_it(tmp_path):
     shutil.copytree(codehash.ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
     before = _hashes(root)
     assert before == _hashes(codehash.ROOT)  # contents and relative paths only: location does not matter
-    with open(root / "onnxio.py", "a") as f:
+    with open(root / "runtimes" / "onnxio.py", "a") as f:
         f.write("\n# a fix\n")
     after = _hashes(root)
     changed = {s for s in STAGES if before[s] != after[s]}
-    assert changed == {"export", "simplify", "fp16"}
-    with open(root / "backends" / "ov.py", "a") as f:
+    assert changed == {"stages.export", "stages.simplify", "stages.fp16"}
+    with open(root / "runtimes" / "ov.py", "a") as f:
         f.write("\n# a fix\n")
     changed = {s for s in STAGES if after[s] != _hashes(root)[s]}
     # the stages that open backends through the registry (deploy and report read its table)
-    assert changed == {"validate", "bench", "models.svc.e2e", "deploy", "report"}
+    assert changed == {"stages.validate", "stages.bench", "models.svc.e2e", "stages.deploy", "stages.report"}
 
 
 def test_imports_inside_functions_and_registry_strings_count(tmp_path):
-    files = {p.name for p in codehash.closure("workflow_lib.bench")}
+    files = {p.name for p in codehash.closure("workflow_lib.stages.bench")}
     assert {"timing.py", "results.py", "torch_compile.py", "tensorrt.py", "trt.py"} <= files
     assert "report.py" not in files and "export.py" not in files

@@ -3,10 +3,10 @@
 import pytest
 from conftest import REPO, snakemake, tiny_byo_component, write_config
 
-from workflow_lib.config import component_spec
-from workflow_lib.errors import ConfigError
+from workflow_lib.core.errors import ConfigError
+from workflow_lib.core.spec import component_spec
 from workflow_lib.models.svc.chain import check_roles
-from workflow_lib.runconfig import specs_from_config
+from workflow_lib.plan.config import specs_from_config
 
 
 def test_demo_config_is_valid_and_complete():

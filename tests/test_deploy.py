@@ -5,8 +5,9 @@ import json
 import pytest
 from conftest import export_tiny_conv, synthetic_csv
 
-from workflow_lib import openvino_ir, selection, validate
-from workflow_lib.io import write_json
+from workflow_lib.analysis import selection
+from workflow_lib.core.files import write_json
+from workflow_lib.stages import openvino_ir, validate
 
 
 def _marker(path, backend, variant, status, component="net"):

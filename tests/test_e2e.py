@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from conftest import tiny_svc_config
 
-from workflow_lib.checkpoints import write_seeded
-from workflow_lib.config import component_spec
-from workflow_lib.errors import ConfigError
-from workflow_lib.io import write_npz
+from workflow_lib.core.errors import ConfigError
+from workflow_lib.core.files import write_npz
+from workflow_lib.core.spec import component_spec
 from workflow_lib.models.svc import calibrate, chain, e2e, reference
-from workflow_lib.runconfig import specs_from_config
+from workflow_lib.plan.config import specs_from_config
+from workflow_lib.stages.checkpoints import write_seeded
 
 
 def _renamed_config(tmp_path):

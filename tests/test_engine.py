@@ -8,9 +8,11 @@ from conftest import has_runnable_gpu, seeded, tiny_byo_component
 from onnx import TensorProto, helper
 from safetensors.torch import save_file
 
-from workflow_lib import engine, export, paths, trt, validate
-from workflow_lib.config import component_spec
-from workflow_lib.io import read_json
+from workflow_lib.core import paths
+from workflow_lib.core.files import read_json
+from workflow_lib.core.spec import component_spec
+from workflow_lib.runtimes import trt
+from workflow_lib.stages import engine, export, validate
 
 TRT_CFG = {"flavour": "auto", "workspace_mb": 256, "optimization_level": 0, "compute_capabilities": ["SM86"]}
 
@@ -59,7 +61,7 @@ def test_touched_unchanged_checkpoint_hits_cache_and_changed_weights_miss(export
 
 def _race(args):
     spec_json, onnx_path, out, cfg = args
-    from workflow_lib.config import spec_from_json
+    from workflow_lib.core.spec import spec_from_json
 
     return engine.build_engine(spec_from_json(spec_json), onnx_path, out, "fp32", cfg)["cache"]["hit"]
 
@@ -143,8 +145,9 @@ def test_an_int8_graph_the_builder_refuses_is_recorded_not_crashed(exported):
     gives that as the reason it cannot run."""
     import numpy as np
 
-    from workflow_lib import quantize, samples
-    from workflow_lib.backends import registry
+    from workflow_lib.core import samples
+    from workflow_lib.runtimes import registry
+    from workflow_lib.stages import quantize
 
     spec, d, cfg = exported
     rng = np.random.default_rng(0)
@@ -163,7 +166,8 @@ def test_a_symmetric_int8_graph_builds_an_int8_engine(exported):
     quantization takes: the builder makes an engine from it, on this CPU-only host for TensorRT-RTX."""
     import numpy as np
 
-    from workflow_lib import quantize, samples
+    from workflow_lib.core import samples
+    from workflow_lib.stages import quantize
 
     spec, d, cfg = exported
     rng = np.random.default_rng(0)

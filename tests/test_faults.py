@@ -11,9 +11,9 @@ import pytest
 from conftest import REPO, TESTS, seeded, snakemake, tiny_byo_component, write_config
 from safetensors.torch import save_file
 
-from workflow_lib import export
-from workflow_lib.config import component_spec
-from workflow_lib.errors import StageError
+from workflow_lib.core.errors import StageError
+from workflow_lib.core.spec import component_spec
+from workflow_lib.stages import export
 
 
 def test_unexportable_op_names_op_component_and_stage(tmp_path):

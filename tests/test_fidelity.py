@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from conftest import chromium_dom
 
-from workflow_lib import dsp, fidelity, report
-from workflow_lib.io import write_json
-from workflow_lib.results import E2E_COLUMNS, write_results
-from workflow_lib.speedups import summarize
-from workflow_lib.timing import stats
+from workflow_lib.analysis import fidelity
+from workflow_lib.analysis.results import E2E_COLUMNS, write_results
+from workflow_lib.analysis.speedups import summarize
+from workflow_lib.core import dsp
+from workflow_lib.core.files import write_json
+from workflow_lib.core.timing import stats
+from workflow_lib.stages import report
 
 SR = 22050
 
@@ -133,7 +135,7 @@ def test_report_marks_failed_fidelity_and_embeds_playable_audio(tmp_path):
 def test_audio_components_get_audio_metrics_in_their_marker(tmp_path):
     from conftest import export_tiny_conv
 
-    from workflow_lib import fp16, validate
+    from workflow_lib.stages import fp16, validate
 
     spec = export_tiny_conv(tmp_path, output_kind="audio", sample_rate=16000)
     fp16.make(spec, tmp_path / "net.onnx", tmp_path / "voc16.onnx")

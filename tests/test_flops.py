@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from torch import nn
 
-from workflow_lib import flops, host
-from workflow_lib.config import component_spec
-from workflow_lib.results import write_results
-from workflow_lib.speedups import summarize
-from workflow_lib.timing import stats
+from workflow_lib.analysis.results import write_results
+from workflow_lib.analysis.speedups import summarize
+from workflow_lib.core import host
+from workflow_lib.core.spec import component_spec
+from workflow_lib.core.timing import stats
+from workflow_lib.runtimes import flops
 
 
 class ConvLinear(nn.Module):

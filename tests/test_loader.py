@@ -6,9 +6,9 @@ from conftest import tiny_byo_component
 from safetensors.torch import save_file
 from tinymodels import TinyConv
 
-from workflow_lib.config import component_spec
-from workflow_lib.errors import CheckpointError
-from workflow_lib.loader import load_component, read_state_dict
+from workflow_lib.core.errors import CheckpointError
+from workflow_lib.core.spec import component_spec
+from workflow_lib.runtimes.loader import load_component, read_state_dict
 
 
 def _spec(path, **extra):
@@ -103,8 +103,8 @@ def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
 
 
 def test_method_wrapper_exposes_inverse():
-    from workflow_lib.loader import MethodWrapper
     from workflow_lib.models.svc.modules import FlowDecoder
+    from workflow_lib.runtimes.loader import MethodWrapper
 
     torch.manual_seed(0)
     flow = FlowDecoder(channels=8, hidden=8, kernel=3, layers=2, flows=2, cond_channels=4).eval()
@@ -150,12 +150,12 @@ def test_pickled_objects_are_refused_with_the_conversion_command_and_plain_text(
     _lightning_checkpoint(tmp_path / "w.ckpt")
     with pytest.raises(CheckpointError) as info:
         load_component(_spec(tmp_path / "w.ckpt", state_dict_key="checkpoint.state_dict", select_prefix="model.net_a."))
-    assert "python -m workflow_lib.convert --trust-pickle" in str(info.value) and "\x1b" not in str(info.value)
+    assert "python -m workflow_lib.stages.convert --trust-pickle" in str(info.value) and "\x1b" not in str(info.value)
 
 
 def test_convert_command_makes_a_loadable_safetensors_with_provenance(tmp_path):
-    from workflow_lib import convert
-    from workflow_lib.io import read_json, sha256_file
+    from workflow_lib.core.files import read_json, sha256_file
+    from workflow_lib.stages import convert
 
     state = _lightning_checkpoint(tmp_path / "w.ckpt")
     with pytest.raises(SystemExit):  # without --trust-pickle nothing is unpickled
@@ -178,7 +178,7 @@ def test_convert_command_makes_a_loadable_safetensors_with_provenance(tmp_path):
 
 
 def test_non_strict_load_is_recorded_and_most_missing_fails(tmp_path):
-    from workflow_lib.loader import load
+    from workflow_lib.runtimes.loader import load
 
     state = dict(_reference_state())
     del state["net.2.bias"]
@@ -196,7 +196,7 @@ def test_stage_errors_name_the_component_and_the_inputs(tmp_path, monkeypatch):
     """A class typo and inputs that do not fit the module: both say which component, the latter which shapes."""
     import json
 
-    from workflow_lib import export
+    from workflow_lib.stages import export
 
     monkeypatch.chdir(tmp_path)
     save_file(dict(_reference_state()), str(tmp_path / "w.safetensors"))

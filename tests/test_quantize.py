@@ -7,9 +7,10 @@ import pytest
 from conftest import export_tiny_conv, seeded, tiny_byo_component
 from safetensors.torch import save_file
 
-from workflow_lib import calibration, export, quantize, samples, simplify, validate
-from workflow_lib.config import component_spec
-from workflow_lib.io import read_json
+from workflow_lib.core import samples
+from workflow_lib.core.files import read_json
+from workflow_lib.core.spec import component_spec
+from workflow_lib.stages import calibration, export, quantize, simplify, validate
 
 
 def _outlier_chain(tmp_path, gate):

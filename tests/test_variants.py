@@ -6,9 +6,9 @@ import textwrap
 import pytest
 from conftest import planned_jobs, probed, repo_copy, snakemake, tiny_byo_component, write_config
 
-from workflow_lib import variants
-from workflow_lib.backends import registry
-from workflow_lib.paths import Paths
+from workflow_lib.core import variants
+from workflow_lib.core.paths import Paths
+from workflow_lib.runtimes import registry
 
 
 def test_every_variant_is_made_from_a_known_parent_by_a_stage_and_run_by_known_backends():
@@ -16,7 +16,7 @@ def test_every_variant_is_made_from_a_known_parent_by_a_stage_and_run_by_known_b
 
     for v in variants.VARIANTS.values():
         assert v.parent is None or v.parent in variants.VARIANTS, v.name
-        assert importlib.util.find_spec(f"workflow_lib.{v.stage}") is not None, v.stage
+        assert importlib.util.find_spec(f"workflow_lib.stages.{v.stage}") is not None, v.stage
         assert set(v.consumers) <= set(registry.REGISTRY), v.name
     assert variants.DERIVED == ("fp32", "fp16", "int8")
     assert registry.get("openvino").variants == ["fp32", "int8"]
@@ -36,7 +36,7 @@ def test_paths_and_choices_come_from_the_tables():
 
 
 def test_a_component_gate_replaces_the_variant_default():
-    from workflow_lib.config import component_spec
+    from workflow_lib.core.spec import component_spec
 
     cfg = tiny_byo_component("w.safetensors")
     cfg["tolerance"]["int8"] = {"min_snr_db": 12.0}
@@ -54,9 +54,9 @@ NEW_STAGE = '''
 import shutil
 from pathlib import Path
 
-from . import cli
-from .io import now, sha256_file, write_json
-from .paths import sidecar_path
+from ..core import cli
+from ..core.files import now, sha256_file, write_json
+from ..core.paths import sidecar_path
 
 
 def make(spec, src, out, settings, calibration=None, reference=None):
@@ -83,8 +83,8 @@ def test_a_new_variant_is_one_table_entry_and_one_stage_module(workdir, tmp_path
     """No rule, path, schema or registry edit: the copied package gets the entry and the module, and the
     workflow plans and runs the new variant's graph, its marker and its benchmark."""
     copy = repo_copy(tmp_path)
-    (copy / "workflow_lib" / "copy_variant.py").write_text(textwrap.dedent(NEW_STAGE))
-    with open(copy / "workflow_lib" / "variants.py", "a") as f:
+    (copy / "workflow_lib" / "stages" / "copy_variant.py").write_text(textwrap.dedent(NEW_STAGE))
+    with open(copy / "workflow_lib" / "core" / "variants.py", "a") as f:
         f.write(NEW_ENTRY)
     snakefile = copy / "Snakefile"
     from conftest import seeded

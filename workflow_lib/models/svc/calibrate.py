@@ -19,21 +19,12 @@ import json
 import logging
 from typing import Any
 
-from ... import cli
-from ...backends import torch_eager
-from ...config import ComponentSpec, spec_from_json
-from ...dsp import log_mel
-from ...samples import Feeds, write_calibration
-from .chain import (
-    Settings,
-    calibration_upstream,
-    conditioning,
-    parse_roles,
-    renamed,
-    speech_inputs,
-    svc,
-    z_channels,
-)
+from ...core import cli
+from ...core.dsp import log_mel
+from ...core.samples import Feeds, write_calibration
+from ...core.spec import ComponentSpec, spec_from_json
+from ...runtimes import torch_eager
+from .chain import Settings, calibration_upstream, conditioning, parse_roles, renamed, speech_inputs, svc, z_channels
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ...dsp import MelSettings, f0_track, log_mel, read_audio
-from ...errors import ConfigError
-from ...fidelity import nsr
-from ...io import sha256_file
+from ...analysis.fidelity import nsr
+from ...core.dsp import MelSettings, f0_track, log_mel, read_audio
+from ...core.errors import ConfigError
+from ...core.files import sha256_file
 
 ROLES = ("content", "pitch", "flow", "projection", "vocoder")
 # The tensor names the chain feeds each role; a model whose inputs are named otherwise maps

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import cli
-from ...backends import registry as backends
-from ...config import spec_from_json
-from ...dsp import write_wav
-from ...errors import Unavailable
-from ...host import cpu_name, gpu_name
-from ...io import now, read_json
-from ...results import E2E_COLUMNS, runtime_versions, write_results
-from ...timing import Policy, stats
+from ...analysis.results import E2E_COLUMNS, runtime_versions, write_results
+from ...core import cli
+from ...core.dsp import write_wav
+from ...core.errors import Unavailable
+from ...core.files import now, read_json
+from ...core.host import cpu_name, gpu_name
+from ...core.spec import spec_from_json
+from ...core.timing import Policy, stats
+from ...runtimes import registry as backends
 from .chain import STAGES, Settings, parse_roles
 from .scoring import Artifacts, Reference, resolve, score_chain, score_copy, time_chain, verdict
 

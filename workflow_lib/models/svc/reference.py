@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ... import cli
-from ...backends import torch_eager
-from ...config import ComponentSpec, spec_from_json
-from ...dsp import write_wav
-from ...io import now, sha256_file, versions, write_json, write_npz
-from ...paths import sidecar_path
+from ...core import cli
+from ...core.dsp import write_wav
+from ...core.files import now, sha256_file, versions, write_json, write_npz
+from ...core.paths import sidecar_path
+from ...core.spec import ComponentSpec, spec_from_json
+from ...runtimes import torch_eager
 from .chain import (
     STAGES,
     Settings,

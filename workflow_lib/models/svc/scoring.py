@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ...backends import registry as backends
-from ...backends.runner import Runner
-from ...config import ComponentSpec
-from ...dsp import log_mel
-from ...errors import Unavailable
-from ...fidelity import audio_metrics, gate, perceptual, tensor_error
-from ...io import read_json, read_npz
-from ...timing import Policy, measure
+from ...analysis.fidelity import audio_metrics, gate, perceptual, tensor_error
+from ...core.dsp import log_mel
+from ...core.errors import Unavailable
+from ...core.files import read_json, read_npz
+from ...core.spec import ComponentSpec
+from ...core.timing import Policy, measure
+from ...runtimes import registry as backends
+from ...runtimes.runner import Runner
 from .chain import ROLES, STAGES, Infer, Roles, Settings, copy_synthesis, renamed, svc
 
 # artifacts[component][choice] = {"artifact": path, "marker": path or None}

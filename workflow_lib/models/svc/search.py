@@ -22,12 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ... import cli, selection
-from ...config import spec_from_json
-from ...errors import Unavailable
-from ...fidelity import gate
-from ...io import now
-from ...timing import Policy, stats
+from ...analysis import selection
+from ...analysis.fidelity import gate
+from ...core import cli
+from ...core.errors import Unavailable
+from ...core.files import now
+from ...core.spec import spec_from_json
+from ...core.timing import Policy, stats
 from .chain import Settings, added_noise, parse_roles
 from .scoring import Reference, resolve, score_chain, score_copy, time_chain, verdict
 

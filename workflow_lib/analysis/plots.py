@@ -1,0 +1,277 @@
+"""The report's plots, as a registry: name -> the function that draws it, its caption, and the
+report section it belongs to.
+
+The report rule declares one PNG output per entry, the report stage draws them all, and
+the HTML template places each under its section with its caption (so does `snakemake
+--report`, from the same captions): a new plot is one function and one entry. matplotlib is
+imported only when a plot is drawn: the Snakefile reads PLOTS while it builds the DAG.
+"""
+
+from __future__ import annotations
+
+import base64
+import io as _io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..core.files import atomic_path
+from ..core.spec import POINTS
+
+
+@dataclass
+class PlotData:
+    summary: pl.DataFrame  # speedups.summarize() of every benchmark CSV
+    bench: pl.DataFrame  # per-component rows with a numeric `length`
+    fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)  # assignment -> e2e sidecar's fidelity record
+    audio: dict[str, tuple[Any, int]] = field(
+        default_factory=dict
+    )  # "input" / "reference" / assignment -> (samples, rate)
+    int8: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> the int8 variant's sidecar
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: Path) -> str:
+    """Write the figure as a PNG file (atomically) and return it base64-encoded for embedding."""
+    plt = _pyplot()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    with atomic_path(path, suffix=".png") as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _empty(message: str):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def point_order(point: str) -> float:
+    """Shape points in min, opt, max order; e2e audio lengths ('1s', '10s') by duration."""
+    return float(POINTS.index(point)) if point in POINTS else float(point.rstrip("s"))
+
+
+def speedup_plot(data: PlotData):
+    """Speedup over PyTorch fp32 at the opt point, per component and backend, with 95 % CI bars."""
+    plt, summary = _pyplot(), data.summary
+    df = summary.filter(
+        (pl.col("component") != "e2e")
+        & (pl.col("point") == "opt")
+        & pl.col("speedup").is_not_null()
+        & ~((pl.col("backend") == "pytorch") & (pl.col("variant") == "fp32"))
+    )
+    if df.is_empty():
+        return _empty("No speedups: only the PyTorch fp32 baseline was measured.")
+    comps = sorted(set(df["component"]))
+    labels = sorted(set(df["label"]))
+    fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(comps)), 4))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        sub = {r["component"]: r for r in df.filter(pl.col("label") == label).iter_rows(named=True)}
+        xs = [c for c in range(len(comps)) if comps[c] in sub]
+        ys = [sub[comps[c]]["speedup"] for c in xs]
+        err = [
+            [sub[comps[c]]["speedup"] - sub[comps[c]]["ci_low"] for c in xs],
+            [sub[comps[c]]["ci_high"] - sub[comps[c]]["speedup"] for c in xs],
+        ]
+        ax.bar([x + i * width for x in xs], ys, width, yerr=err, capsize=3, label=label)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(comps))], comps, rotation=15)
+    ax.set_ylabel("speedup vs PyTorch fp32 (x)")
+    ax.set_title("Speedup at the opt shape (bars: 95 % bootstrap CI)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def latency_plot(data: PlotData):
+    """p50 latency against sequence length (time dim) per component and backend."""
+    plt, df = _pyplot(), data.bench
+    if df.is_empty():
+        return _empty("No per-component timings were measured.")
+    comps = sorted(set(df["component"]))
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.2 * len(comps), 3.2), squeeze=False)
+    for ax, comp in zip(axes[0], comps, strict=True):
+        sub = df.filter(pl.col("component") == comp)
+        for label in sorted(set(sub["label"])):
+            line = sub.filter(pl.col("label") == label).sort("length")
+            ax.plot(line["length"].to_list(), line["p50_ms"].to_list(), marker="o", label=label)
+        ax.set_title(comp, fontsize=9)
+        ax.set_xlabel("sequence length (time dim)", fontsize=8)
+        ax.set_yscale("log")
+    axes[0][0].set_ylabel("p50 latency (ms)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def e2e_plot(data: PlotData):
+    """Real-time factor of each end-to-end assignment per audio length."""
+    plt, df = _pyplot(), data.summary.filter(pl.col("component") == "e2e")
+    if df.is_empty():
+        return _empty("No end-to-end chain was measured.")
+    points = sorted(set(df["point"]), key=point_order)
+    labels = sorted(set(df["label"]))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        sub = {r["point"]: r for r in df.filter(pl.col("label") == label).iter_rows(named=True)}
+        xs = [j for j, p in enumerate(points) if p in sub]
+        ax.bar([x + i * width for x in xs], [sub[points[x]]["rtf"] for x in xs], width, label=label)
+    ax.axhline(1.0, color="red", linewidth=0.8, linestyle="--", label="real time")
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(points))], [f"{p} audio" for p in points])
+    ax.set_ylabel("real-time factor (lower is faster)")
+    ax.set_title("End-to-end voice conversion")
+    ax.legend(fontsize=8)
+    return fig
+
+
+AUDIO_FIRST = ("input", "reference")  # the speech itself, then PyTorch fp32's resynthesis of it
+
+
+def audio_order(names) -> list[str]:
+    """The input speech, PyTorch fp32's resynthesis, then the assignments by name: how plots and players list audio."""
+    return sorted(names, key=lambda n: (AUDIO_FIRST.index(n) if n in AUDIO_FIRST else len(AUDIO_FIRST), n))
+
+
+def propagation_plot(data: PlotData):
+    """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (first audio length)."""
+    plt = _pyplot()
+    lines = {
+        name: (rec.get("stage_order"), rec["points"][min(rec["points"], key=point_order)]["stages"])
+        for name, rec in sorted(data.fidelity.items())
+        if rec.get("points")
+    }
+    lines = {k: v for k, v in lines.items() if any(m["snr_db"] != float("inf") for m in v[1].values())}
+    if not lines:
+        return _empty("No end-to-end assignment differs from PyTorch fp32 (or none was measured).")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, (order, stages) in lines.items():  # the chain's own stage order, as the record keeps it
+        names = order or list(stages)
+        ax.plot(names, [min(stages[s]["snr_db"], 200.0) for s in names], marker="o", label=name)
+    ax.set_ylabel("SNR vs PyTorch fp32 (dB; audio: of its log-mel)")
+    ax.set_title("Where error enters the chain (higher is closer)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def spectrogram_plot(data: PlotData):
+    """Mel spectrograms of the reference audio and each assignment's output, side by side."""
+    plt = _pyplot()
+    from ..core.dsp import mel_db
+
+    clips = {k: v for k, v in data.audio.items() if len(v[0])}
+    if not clips:
+        return _empty("No end-to-end audio was produced.")
+    names = audio_order(clips)
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], names, strict=True):
+        samples, rate = clips[name]
+        ax.imshow(mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("frame", fontsize=7)
+    axes[0][0].set_ylabel("mel band", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def int8_plot(data: PlotData):
+    """Per component, every INT8 candidate the search tried: latency against fidelity, the gate, the one shipped."""
+    plt = _pyplot()
+    comps = {c: m for c, m in sorted(data.int8.items()) if (m.get("search") or {}).get("candidates")}
+    if not comps:
+        return _empty("No INT8 variant was made.")
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.4 * len(comps), 3.2), squeeze=False)
+    for ax, (comp, meta) in zip(axes[0], comps.items(), strict=True):
+        search = meta["search"]
+        cands = search["candidates"]
+        audio = any(c["metrics"].get("pesq") is not None for c in cands)
+        metric, limit = (
+            ("PESQ vs fp32", meta["gate"].get("min_pesq"))
+            if audio
+            else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
+        )
+        front = set(search["pareto"])
+        for c in cands:
+            color = "tab:green" if c["verdict"] == "passed" else "tab:red"
+            ax.scatter(c["p50_ms"], c["score"], color=color, marker="o" if c["index"] in front else "x", zorder=3)
+            ax.annotate(
+                str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
+        chosen = cands[search["chosen"]]
+        ax.scatter(
+            chosen["p50_ms"], chosen["score"], s=160, facecolors="none", edgecolors="black", zorder=4, label="shipped"
+        )
+        if limit is not None:
+            ax.axhline(limit, color="gray", linestyle="--", linewidth=0.8, label="gate")
+        ax.set_title(comp, fontsize=9)
+        ax.set_xlabel("p50 ms at opt (ONNX Runtime)", fontsize=7)
+        ax.set_ylabel(metric, fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class Plot:
+    draw: Callable[[PlotData], Any]
+    section: str  # the report section it is shown in
+    caption: str
+
+
+PLOTS: dict[str, Plot] = {
+    "speedup": Plot(
+        speedup_plot,
+        "speedup",
+        "Speedup of each backend and graph variant over PyTorch fp32 at the opt "
+        "shape, per component; error bars are bootstrap 95 % confidence intervals of the ratio of medians.",
+    ),
+    "latency": Plot(
+        latency_plot,
+        "latency",
+        "p50 latency against sequence length (the time dim at the min, opt and "
+        "max point), per component and series, log scale.",
+    ),
+    "int8_search": Plot(
+        int8_plot,
+        "int8",
+        "Every INT8 candidate the search tried, per component: p50 latency at the "
+        "opt shape (ONNX Runtime) against fidelity on the calibration samples (PESQ for audio outputs, "
+        "SNR otherwise). Green passed the gate (dashed), red failed; circles are the Pareto front, "
+        "numbers count the nodes kept float; the ringed point shipped.",
+    ),
+    "e2e_rtf": Plot(
+        e2e_plot,
+        "e2e",
+        "Real-time factor (chain latency / audio duration) of each end-to-end "
+        "assignment per audio length; below the dashed line is faster than real time.",
+    ),
+    "spectrograms": Plot(
+        spectrogram_plot,
+        "e2e",
+        "Mel spectrograms of the input speech, PyTorch fp32's "
+        "resynthesis of it and each assignment's (copy-synthesis through the assignment's vocoder).",
+    ),
+    "error_propagation": Plot(
+        propagation_plot,
+        "e2e",
+        "SNR of each stage of the voice-conversion chain against "
+        "PyTorch fp32 on the same speech, noise and speaker (the audio on its log-mel, where phase does not count): "
+        "where error enters and how it grows.",
+    ),
+}

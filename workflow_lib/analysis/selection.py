@@ -1,0 +1,201 @@
+"""What could ship, per component and device, and the bundle that ships it.
+
+`rank` reads a model's component benchmarks and validation markers and lists, per component
+and device, the candidates that may ship: validated (a passed marker, inline parity, or the
+reference itself) and really faster than PyTorch eager (the 95 % bootstrap CI of the speedup
+lies above 1), fastest first; every other series is listed with the reason it may not ship.
+The deployment stage ships each component's first candidate; a model with a chain has its
+candidates tried together by the chain search instead. `bundle` writes the manifest and
+hard-links (or copies) the chosen files beside it, so the folder is what you ship.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ..core import variants
+from ..core.errors import StageError
+from ..core.files import link_or_copy, read_json, sha256_file, write_json
+from ..core.paths import ir_weights, sidecar_path
+from ..runtimes import registry as backends
+from .speedups import summarize
+
+RULE = (
+    "fastest validated backend whose speedup 95 % CI over PyTorch fp32 on the same device lies above 1; "
+    "otherwise PyTorch eager"
+)
+
+
+def device_kind(device: str) -> str:
+    return device.split(":")[0]
+
+
+def _validation(
+    backend: str, variant: str, markers: dict[tuple[str, str, str], dict], component: str
+) -> tuple[bool, str, str | None]:
+    """(validated, how or why not, marker path)."""
+    b = backends.get(backend)
+    if b.checks_inline(variant):
+        return True, "parity checked in the benchmark job", None
+    if b.validation == "reference":
+        return True, "reference", None
+    m = markers.get((component, backend, variant))
+    if m is None:
+        return False, "no validation marker", None
+    if m.get("status") != "passed":
+        return False, f"validation {m.get('status')}: {m.get('reason', '')}".rstrip(": "), m["path"]
+    return True, "validation passed", m["path"]
+
+
+def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int = 2000) -> dict[str, Any]:
+    """Per component and device kind: `candidates` (may ship, fastest first), `reference`, `others` (why not)."""
+    table, unavailable = summarize(csvs, resamples)
+    marker_by = {
+        (m["component"], m["backend"], m["variant"]): {**m, "path": path}
+        for path, m in ((p, read_json(p)) for p in markers)
+    }
+    sources = {
+        (m.get("component"), m.get("backend"), m.get("variant")): m.get("artifact")
+        for m in (read_json(sidecar_path(c)) for c in csvs)
+    }
+    table = table.filter(pl.col("component") != "e2e")
+    if table.height and point not in set(table["point"]):
+        raise StageError(f"deploy.point '{point}' was not benchmarked (bench.points has {sorted(set(table['point']))})")
+    ranked: dict[str, dict[str, Any]] = {}
+    for comp in sorted(set(table["component"]) if table.height else []):
+        rows = table.filter((pl.col("component") == comp) & (pl.col("point") == point))
+        ranked[comp] = {}
+        for device in sorted(set(rows.filter(pl.col("backend") == backends.REFERENCE)["device"])):
+            entries = []
+            for r in rows.filter(pl.col("device") == device).iter_rows(named=True):
+                ok, why, marker = _validation(r["backend"], r["variant"], marker_by, comp)
+                entries.append(
+                    {
+                        "choice": f"{r['backend']}.{r['variant']}",
+                        "backend": r["backend"],
+                        "variant": r["variant"],
+                        "precision": variants.get(r["variant"]).precision,
+                        "label": r["label"],
+                        "p50_ms": r["p50_ms"],
+                        "speedup": r["speedup"],
+                        "ci": [r["ci_low"], r["ci_high"]],
+                        "validated": ok,
+                        "validation": why,
+                        "marker": marker,
+                        "source": sources.get((comp, r["backend"], r["variant"])),
+                        "device": device,
+                    }
+                )
+            ranked[comp][device_kind(device)] = _split(entries)
+            ranked[comp][device_kind(device)]["not_measured"] = [
+                {"choice": f"{u['backend']}.{u['variant']}", "reason": u.get("reason")}
+                for u in unavailable
+                if u.get("component") == comp
+            ]
+    return {"model": table["model"][0] if table.height else None, "point": point, "components": ranked}
+
+
+def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    reference = next(c for c in entries if c["backend"] == backends.REFERENCE and c["variant"] == "fp32")
+    candidates, others = [], []
+    for c in sorted(entries, key=lambda c: c["p50_ms"]):
+        if c is reference:
+            continue
+        if not c["validated"]:
+            others.append({**c, "why_not": c["validation"]})
+        elif c["ci"][0] is None or c["ci"][0] <= 1.0:
+            low, high = c["ci"]
+            others.append(
+                {
+                    **c,
+                    "why_not": "speedup CI "
+                    + (f"{low:.2f}-{high:.2f} does not lie above 1" if low is not None else "unknown"),
+                }
+            )
+        else:
+            candidates.append(c)
+    return {"candidates": candidates, "reference": reference, "others": others}
+
+
+def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The manifest's record for one component and device: the choice, why, and every alternative with why not."""
+    alternatives = [
+        {
+            **c,
+            "why_not": f"slower than {chosen['choice']}"
+            if c["p50_ms"] >= chosen["p50_ms"]
+            else "not chosen (see the search)",
+        }
+        for c in entry["candidates"]
+        if c is not chosen
+    ]
+    if entry["reference"] is not chosen:
+        alternatives.append({**entry["reference"], "why_not": "baseline (PyTorch eager)"})
+    alternatives += entry["others"]
+    return {
+        **chosen,
+        "reason": reason,
+        "alternatives": sorted(alternatives, key=lambda c: c["p50_ms"]),
+        "not_measured": entry["not_measured"],
+    }
+
+
+def fastest(entry: dict[str, Any]) -> dict[str, Any]:
+    """Per component on its own: the first candidate, else PyTorch eager."""
+    if entry["candidates"]:
+        return pick(entry, entry["candidates"][0], "fastest validated backend with a speedup CI above 1")
+    return pick(entry, entry["reference"], "no validated backend is faster than PyTorch eager with a CI above 1")
+
+
+def _files(source: str) -> list[Path]:
+    """An artifact and the files that must travel with it (OpenVINO's weights beside its .xml)."""
+    return [Path(source), Path(ir_weights(source))] if source.endswith(".xml") else [Path(source)]
+
+
+def _suffix(path: Path) -> str:
+    return ".pth.tar" if path.name.endswith(".pth.tar") else path.suffix
+
+
+def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: str | Path) -> dict[str, Any]:
+    """Write the manifest and hard-link (or copy) each chosen artifact beside it; atomic as a directory."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for comp, per_device in manifest["components"].items():
+            for kind, chosen in per_device.items():
+                files = []
+                for src in _files(chosen["source"]):
+                    rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}{_suffix(src)}"
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    link_or_copy(src, tmp / rel)
+                    files.append(
+                        {"file": str(rel), "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size}
+                    )
+                chosen.update(file=files[0]["file"], files=files)
+                if chosen["marker"]:  # the evidence travels with the artifact
+                    rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}.validation.json"
+                    shutil.copyfile(chosen["marker"], tmp / rel)
+                    chosen["marker"] = str(rel)
+                if backends.get(chosen["backend"]).artifact == "checkpoint":  # a checkpoint needs its module to load
+                    chosen["module"] = {k: specs[comp].get(k) for k in ("class", "kwargs", "method")}
+                chosen["io"] = {
+                    "inputs": specs[comp]["inputs"],
+                    "outputs": specs[comp].get("outputs"),
+                    "dims": specs[comp].get("dims"),
+                }
+        write_json(tmp / "manifest.json", manifest)
+        os.chmod(tmp, 0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return manifest

@@ -1,1 +1,0 @@
-"""Backends: one module per runtime, and the registry (`registry.py`) that lists them."""

@@ -1,0 +1,111 @@
+"""Inputs and PyTorch's outputs on disk: calibration sets, and the reference outputs later stages
+compare with instead of running PyTorch again.
+
+A calibration set holds `inputs/<sample>/<input name>` and, where it was computed, PyTorch fp32's
+`outputs/<sample>/<output index>` for each sample. Reference outputs are keyed by the hash of
+the inputs they answer. Written with fixed zip timestamps, so the same arrays are the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .files import now, read_npz, sha256_file, write_json, write_npz
+from .paths import sidecar_path
+
+Feeds = dict[str, np.ndarray]
+Outputs = list[np.ndarray]
+
+
+def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
+    """`<sample>/<input>` keys -> one dict of inputs per sample, in sample order."""
+    samples: dict[int, Feeds] = {}
+    for key, array in arrays.items():
+        index, _, name = key.partition("/")
+        samples.setdefault(int(index), {})[name] = array
+    return [samples[i] for i in sorted(samples)]
+
+
+def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def read_samples(path: str | Path) -> list[Feeds]:
+    """The samples of a calibration set, in order; each a dict of the component's inputs."""
+    return grouped(_section(read_npz(path), "inputs/"))
+
+
+def write_samples(path: str | Path, samples: list[Feeds], outputs: list[Outputs] | None = None) -> None:
+    arrays = {f"inputs/{i}/{name}": array for i, feeds in enumerate(samples) for name, array in feeds.items()}
+    for i, outs in enumerate(outputs or []):
+        arrays.update({f"outputs/{i}/{j}": out for j, out in enumerate(outs)})
+    write_npz(path, arrays)
+
+
+def write_calibration(
+    path: str | Path,
+    model: str,
+    component: str,
+    samples: list[Feeds],
+    outputs: list[Outputs],
+    source: str,
+    representative: bool,
+    **about: Any,
+) -> dict[str, Any]:
+    """A calibration set with PyTorch fp32's outputs on it, and its sidecar: where the samples came from,
+    whether they are what the component sees in use, their shapes, size and sha256."""
+    write_samples(path, samples, outputs)
+    meta = {
+        "stage": "calibration",
+        "model": model,
+        "component": component,
+        "created": now(),
+        "source": source,
+        "representative": representative,
+        **about,
+        "samples": len(samples),
+        "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
+        "bytes": Path(path).stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    write_json(sidecar_path(path), meta)
+    return meta
+
+
+def feeds_key(feeds: Feeds) -> str:
+    """Identity of a set of inputs: names, dtypes, shapes and bytes."""
+    h = hashlib.sha1()
+    for name in sorted(feeds):
+        a = np.ascontiguousarray(feeds[name])
+        h.update(f"{name}|{a.dtype}|{a.shape}|".encode() + a.tobytes())
+    return h.hexdigest()
+
+
+def _ordered(arrays: dict[str, np.ndarray]) -> Outputs:
+    return [arrays[k] for k in sorted(arrays, key=int)]
+
+
+def read_outputs(path: str | Path) -> dict[str, Outputs]:
+    """Reference outputs by the key of the inputs they answer: from a reference-outputs file, or from the
+    samples of a calibration set that stored PyTorch's outputs."""
+    arrays = read_npz(path)
+    if any(k.startswith("inputs/") for k in arrays):
+        inputs, outputs = grouped(_section(arrays, "inputs/")), _section(arrays, "outputs/")
+        return {
+            feeds_key(feeds): _ordered(_section(outputs, f"{i}/"))
+            for i, feeds in enumerate(inputs)
+            if any(k.startswith(f"{i}/") for k in outputs)
+        }
+    by_key: dict[str, dict[str, np.ndarray]] = {}
+    for k, v in arrays.items():
+        key, _, j = k.partition("/")
+        by_key.setdefault(key, {})[j] = v
+    return {key: _ordered(outs) for key, outs in by_key.items()}
+
+
+def write_outputs(path: str | Path, outputs: dict[str, Outputs]) -> None:
+    write_npz(path, {f"{key}/{j}": out for key, outs in outputs.items() for j, out in enumerate(outs)})

@@ -1,0 +1,173 @@
+"""Stage: per-component latency of one backend and graph variant, one process per backend.
+
+ONNX Runtime's spinning worker threads slow other frameworks in the same process, so each
+benchmark job measures exactly one backend, on a slot of `bench.threads` cores of its own
+(slots.py). A backend whose artifact did not pass validation produces a CSV with no rows
+and a sidecar saying why: no number is ever invented. Backends validated inline
+(torch.compile, and PyTorch fp16) are checked against PyTorch fp32 here, before any timing;
+compile time is kept out of the samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+from collections.abc import Callable
+from typing import Any
+
+from ..analysis import parity
+from ..analysis.results import label, runtime_versions, write_results
+from ..core import cli, variants
+from ..core.errors import Unavailable
+from ..core.files import now, read_json
+from ..core.host import cpu_name, cpu_peak_gflops, gpu_name
+from ..core.spec import ComponentSpec
+from ..core.timing import Policy, Samples, measure, stats
+from ..runtimes import registry as backends
+from ..runtimes.runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+def benchmark(
+    spec: ComponentSpec,
+    backend: str,
+    variant: str,
+    settings: dict[str, Any],
+    artifact: str | None = None,
+    marker: dict[str, Any] | None = None,
+    reference: str | None = None,
+) -> tuple[list[dict], Samples, dict[str, Any]]:
+    """Rows (one per device and dim point), their raw samples, and what the runners recorded.
+
+    Raises Unavailable with the reason when the backend cannot be timed here.
+    """
+    b = backends.get(backend)
+    b.check_validated(marker)
+    threads = int(settings.get("threads", 0))
+    policy = Policy.from_settings(settings)
+    versions_json = runtime_versions()
+    rows, samples, runners = [], {}, {}
+    check = parity.reference(spec, [reference]) if b.checks_inline(variant) else None
+    for device in b.devices(variant, artifact):
+        runner = b.open_runner(spec, variant, artifact, threads, device)
+        gpu = gpu_name() if device == "cuda" else None
+        where = device if device == "cpu" else f"cuda:{gpu}"
+        record = runners.setdefault(where, {})
+        if check is not None:
+            result = parity.check(spec, check, runner, variant)
+            record["parity"] = result
+            if not result["ok"]:
+                raise Unavailable(parity.describe_failure(spec, result, f"{backend} {variant} on {where}"))
+        peak = (
+            cpu_peak_gflops(threads) if device == "cpu" else {"gflops": None, "source": "set roofline.gpu_peak_gflops"}
+        )
+        env = {
+            "threads": threads,
+            "cpu": cpu_name(),
+            "gpu": gpu,
+            "versions": versions_json,
+            "created": now(),
+            "peak_gflops": peak["gflops"],
+            "peak_source": peak["source"],
+        }
+        for point in settings.get("points", ["min", "opt", "max"]):
+            dims = spec.point(point)
+            feeds = spec.make_inputs(dims)
+            step = runner.prepare(feeds)
+            ms, how = _timed(runner, step, policy, record, point)
+            s = stats(ms)
+            batch = int(dims.get("batch", 1))
+            rows.append(
+                {
+                    "model": spec.model,
+                    "component": spec.component,
+                    "backend": backend,
+                    "variant": variant,
+                    "precision": variants.get(variant).precision,
+                    "device": where,
+                    "label": label(backend, variant, device),
+                    "point": point,
+                    "dims": json.dumps(dims, sort_keys=True),
+                    "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}),
+                    "batch": batch,
+                    "warmup": how["warmup_runs"],
+                    **s,
+                    "rel_ci": how["rel_ci"],
+                    "stop": how["stop"],
+                    "throughput": batch / (s["p50_ms"] / 1e3),
+                    **env,
+                }
+            )
+            samples[(where, point)] = ms
+            log.info(
+                "%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)",
+                spec.label,
+                backend,
+                variant,
+                where,
+                point,
+                s["p50_ms"],
+                s["iterations"],
+                s["cv"],
+            )
+        record["runner"] = runner.info
+    return rows, samples, runners
+
+
+def _timed(
+    runner: Runner, step: Callable[[], Any], policy: Policy, record: dict[str, Any], point: str
+) -> tuple[list[float], dict[str, Any]]:
+    """Samples of one point; if a runner compiled during them (a late recompile), time again, warm."""
+    graphs = runner.info.get("graphs")
+    timed = measure(step, runner.sync, policy, runner.timer)
+    if runner.info.get("graphs") != graphs:
+        record.setdefault("retimed_after_compile", []).append(point)
+        timed = measure(step, runner.sync, policy, runner.timer)
+    return timed
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--backend", choices=list(backends.REGISTRY), required=True)
+    p.add_argument("--variant", choices=list(variants.DERIVED), required=True)
+    p.add_argument("--artifact", help="what the backend consumes (checkpoint, ONNX, IR, engine)")
+    p.add_argument("--marker", help="validation marker gating the artifact")
+    p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz), for backends checked inline")
+    p.add_argument("--settings", required=True, type=json.loads, help="bench config section as JSON")
+    p.add_argument("--out", required=True)
+
+    def run(a: argparse.Namespace) -> None:
+        marker = read_json(a.marker) if a.marker else None
+        meta = {
+            "stage": "bench",
+            "model": a.spec.model,
+            "component": a.spec.component,
+            "backend": a.backend,
+            "variant": a.variant,
+            "artifact": a.artifact,
+            "settings": a.settings,
+            "created": now(),
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "cores": sorted(os.sched_getaffinity(0)),
+        }
+        try:
+            rows, samples, runners = benchmark(
+                a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference
+            )
+            meta.update(status="measured", rows=len(rows), runners=runners)
+        except Unavailable as e:
+            rows, samples = [], {}
+            meta.update(status="unavailable", reason=str(e))
+            log.warning("%s %s %s: not measured: %s", a.spec.label, a.backend, a.variant, e)
+        write_results(rows, samples, a.out, meta)
+
+    cli.run("bench", run, p, argv)
+
+
+if __name__ == "__main__":
+    main()

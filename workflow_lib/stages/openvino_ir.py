@@ -1,0 +1,74 @@
+"""Stage: a graph variant -> OpenVINO IR (.xml + .bin), for the OpenVINO backend.
+
+The IR is converted once here so validation and benchmarks load the same files a user
+would ship, and conversion time is not paid in every job. Weights stay in the graph's
+own precision (no fp16 compression); the INT8 QDQ graph becomes FakeQuantize layers that
+OpenVINO's CPU plugin runs in INT8. Parity is checked by the validation marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core import cli
+from ..core.files import sha256_file, versions, write_json
+from ..core.paths import ir_weights, sidecar_path
+from ..core.spec import ComponentSpec
+
+log = logging.getLogger(__name__)
+
+
+def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: str) -> dict[str, Any]:
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    out_bin = Path(ir_weights(out_xml))
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    model = ov.convert_model(str(src))
+    with tempfile.TemporaryDirectory(prefix=f".{out_xml.stem}.", dir=out_xml.parent) as tmp:
+        tmp_xml = Path(tmp) / out_xml.name
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+        seconds = time.perf_counter() - t0
+        # .bin first: an .xml at the final path always has its weights beside it.
+        os.replace(ir_weights(tmp_xml), out_bin)
+        os.replace(tmp_xml, out_xml)
+    ops = model.get_ops()
+    meta = {
+        **cli.made_from("openvino_ir", variant, spec, src),
+        "xml_sha256": sha256_file(out_xml),
+        "bin_sha256": sha256_file(out_bin),
+        "bin_bytes": out_bin.stat().st_size,
+        "convert_seconds": round(seconds, 3),
+        "ops": len(ops),
+        "fake_quantize": sum(op.get_type_name() == "FakeQuantize" for op in ops),
+        "inputs": [{"name": i.get_any_name(), "shape": str(i.get_partial_shape())} for i in model.inputs],
+        "versions": versions("openvino", "onnx"),
+    }
+    write_json(sidecar_path(out_xml), meta)
+    log.info(
+        "%s: OpenVINO IR in %.2f s, %d ops, %.1f MB -> %s",
+        spec.label,
+        seconds,
+        meta["ops"],
+        meta["bin_bytes"] / 1e6,
+        out_xml,
+    )
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--out", required=True, help="the .xml path; the .bin goes beside it")
+    p.add_argument("--variant", required=True)
+    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out, a.variant), p, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Stage: what this host can run, decided once per run.
+
+A Snakemake checkpoint runs this before any validation or benchmark is planned; the DAG is
+then re-evaluated with what it found, so no job is planned whose only possible outcome here
+is "unavailable" (on a CPU-only host: no TensorRT or ONNX Runtime CUDA marker, no PyTorch
+fp16 benchmark). What cannot run, and exactly why, is recorded here and shown in the report.
+On a cluster this runs as a GPU job when a GPU class is configured, so it probes the nodes
+that run the GPU jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ..analysis.results import RUNTIMES
+from ..core import cli
+from ..core.errors import Unavailable
+from ..core.files import now, versions, write_json
+from ..core.host import device_info, has_vnni
+from ..runtimes import registry
+
+log = logging.getLogger(__name__)
+
+
+def probe(config: dict, backends: list[str], variants: list[str]) -> dict:
+    runs: dict[str, dict] = {}
+    for name in backends:
+        b = registry.get(name)
+        for variant in b.variants:
+            if variant not in variants:
+                continue
+            try:
+                runs[f"{name}.{variant}"] = {"backend": name, "variant": variant, "devices": b.probe(variant, config)}
+            except Unavailable as e:
+                runs[f"{name}.{variant}"] = {"backend": name, "variant": variant, "devices": [], "reason": str(e)}
+    info = device_info()
+    return {
+        "created": now(),
+        "host": info,
+        "vnni": has_vnni(),
+        "cuda": bool(info.get("gpu")),
+        "versions": versions(*RUNTIMES),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__, spec=False)
+    p.add_argument("--config", required=True, type=json.loads, help="the tensorrt section (flavour, targets)")
+    p.add_argument("--backends", nargs="+", required=True)
+    p.add_argument("--variants", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+
+    def run(a: argparse.Namespace) -> None:
+        record = probe(a.config, a.backends, a.variants)
+        write_json(a.out, record)
+        for key, r in record["runs"].items():
+            log.info("%s: %s", key, ", ".join(r["devices"]) if r["devices"] else f"not here: {r['reason']}")
+
+    cli.run("probe", run, p, argv)
+
+
+if __name__ == "__main__":
+    main()

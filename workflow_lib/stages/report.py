@@ -1,0 +1,430 @@
+"""Stage: one self-contained HTML report (plots and audio embedded) for deciding what to ship.
+
+Tables come from polars, plots from the plot registry (also written as PNG files for
+`snakemake --report`), the page from a jinja2 template that places each plot under its
+section with its caption. Skipped validations and series that could not run are shown with
+their reasons, grouped by backend and reason, never hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+from glob import glob
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
+
+from ..analysis.plots import PLOTS, PlotData, audio_order, point_order, save_png
+from ..analysis.results import RUNTIMES
+from ..analysis.speedups import FLOATS, read_flops, summarize
+from ..core import cli, variants
+from ..core.dsp import read_wav
+from ..core.files import atomic_path, now, read_json, versions
+from ..core.paths import Paths, sidecar_path
+from ..runtimes import registry as backends
+
+log = logging.getLogger(__name__)
+
+
+def _bench_table(csvs: list[str]) -> pl.DataFrame:
+    frames = []
+    for csv in csvs:
+        df = pl.read_csv(csv, infer_schema_length=0)
+        if df.is_empty() or "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
+            continue
+        df = df.with_columns(pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
+        frames.append(
+            df.select(
+                "model",
+                "component",
+                "label",
+                "device",
+                "point",
+                "length",
+                pl.col("p50_ms").cast(pl.Float64),
+                pl.col("iterations").cast(pl.Int64),
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "label": pl.Utf8})
+
+
+def _length(dims_json: str) -> float:
+    """The sequence length of a point: its `time` dim, else its largest symbolic dim."""
+    dims = json.loads(dims_json)
+    return float(dims.get("time", max(dims.values(), default=1)))
+
+
+def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
+    """Per marker and point: the elementwise error (allclose gates), or the scores on the calibration
+    samples (fidelity gates)."""
+    rows = []
+    for path in markers:
+        m = read_json(path)
+        result = m.get("parity") or {}
+        base = {k: m.get(k) for k in ("model", "component", "backend", "variant", "status", "gate")} | {
+            "reason": m.get("reason", "")
+        }
+        if result.get("gate") == "fidelity":
+            metrics = result.get("metrics") or {}
+            rows.append(
+                base
+                | {
+                    "point": f"{result.get('samples', 0)} calibration samples",
+                    "shapes": "-",
+                    "scores": {
+                        k: metrics.get(k) for k in ("snr_db", "pesq", "stoi", "lsd_db") if metrics.get(k) is not None
+                    },
+                }
+            )
+            continue
+        points = result.get("points", {})
+        if not points:
+            rows.append(base | {"point": "-", "shapes": "-", "max_abs": None, "max_rel": None})
+        for which, p in points.items():
+            outs = p.get("outputs", {})
+            rows.append(
+                base
+                | {
+                    "point": which,
+                    "shapes": json.dumps(p["shapes"]),
+                    "max_abs": max((o.get("max_abs", float("nan")) for o in outs.values()), default=None),
+                    "max_rel": max((o.get("max_rel", float("nan")) for o in outs.values()), default=None),
+                }
+            )
+    return rows
+
+
+def fp16_rows(sidecars: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fp16 graph: how much stayed fp32, set by hand (fp32_ops) or found by the search."""
+    rows = []
+    for m in sidecars:
+        search = m.get("search") or {}
+        rows.append(
+            {
+                "model": m["model"],
+                "component": m["component"],
+                "nodes_fp32": m.get("nodes_fp32"),
+                "nodes": m.get("nodes"),
+                "manual": ", ".join(m.get("fp32_ops", [])),
+                "auto": ", ".join(search.get("auto_fp32_ops", [])),
+                "search_seconds": search.get("seconds"),
+                "trials": len(search.get("trials", [])),
+            }
+        )
+    return rows
+
+
+def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
+    """Per INT8 graph: the gate, what stayed float and why, the search, and what it was calibrated on."""
+    rows = []
+    for m in sidecars:
+        search = m["search"]
+        chosen = search["candidates"][search["chosen"]]
+        cal = calibrations.get(f"{m['model']}/{m['component']}", {})
+        rows.append(
+            {
+                "model": m["model"],
+                "component": m["component"],
+                "status": m["status"],
+                "reason": m["reason"],
+                "gate": ", ".join(f"{k} {v:g}" for k, v in sorted(m["gate"].items())),
+                "float_blocks": chosen["float_blocks"],
+                "float_nodes": chosen["float_nodes"],
+                "quantized_nodes": chosen["quantized_nodes"],
+                "p50_ms": chosen["p50_ms"],
+                "all_int8_p50_ms": search["candidates"][0]["p50_ms"],
+                "scores": {
+                    k: v
+                    for k, v in chosen["metrics"].items()
+                    if k in ("snr_db", "pesq", "stoi", "lsd_db") and v is not None
+                },
+                "candidates": len(search["candidates"]),
+                "seconds": search["seconds"],
+                "stopped": search["stopped"],
+                "contributions": (search.get("contributions") or [])[:5],
+                "calibration": cal.get("source", "?"),
+                "representative": cal.get("representative"),
+                "samples": cal.get("samples"),
+                "reduce_range": m["settings"]["reduce_range"],
+                "activation": m["settings"]["activation"],
+            }
+        )
+    return rows
+
+
+def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for path in sidecars:
+        m = read_json(path)
+        rows.append(
+            {
+                "model": m["model"],
+                "component": m["component"],
+                "variant": m["variant"],
+                "built": m.get("built", True),
+                "reason": m.get("reason", ""),
+                "size_mb": m["engine_bytes"] / 1e6,
+                "build_seconds": m["build_seconds"],
+                "cache": "hit (reused)" if m["cache"]["hit"] else "built",
+                "flavour": f"{m['flavour']} {m['flavour_version']}",
+                "targets": ", ".join(m["targets"]) if isinstance(m["targets"], list) else m["targets"],
+            }
+        )
+    return rows
+
+
+def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per model, component and device: what ships and the runners-up; and the chain searches."""
+    rows, searches = [], []
+    for path in manifests:
+        m = read_json(path)
+        for comp, per_device in sorted(m["components"].items()):
+            for _, chosen in sorted(per_device.items()):
+                rows.append(
+                    {
+                        "model": m.get("model"),
+                        "component": comp,
+                        "device": chosen["device"],
+                        "choice": chosen["choice"],
+                        "p50_ms": chosen["p50_ms"],
+                        "speedup": chosen["speedup"],
+                        "ci": chosen["ci"],
+                        "reason": chosen["reason"],
+                        "file": f"{Path(path).parent.name}/{chosen.get('file', '')}",
+                        "alternatives": chosen["alternatives"],
+                        "not_measured": chosen.get("not_measured", []),
+                    }
+                )
+        for record in m.get("search", []):
+            searches.append({"model": m.get("model"), **record})
+    return rows, searches
+
+
+def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
+    """What did not run, grouped by backend (or assignment) and reason: one row per reason, not per component."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for u in unavailable:
+        what = u.get("backend") or f"e2e {u.get('assignment')}"
+        g = groups.setdefault(
+            (what, u.get("reason") or ""),
+            {"what": what, "reason": u.get("reason") or "", "variants": set(), "components": set()},
+        )
+        if u.get("variant"):
+            g["variants"].add(u["variant"])
+        if u.get("component"):
+            g["components"].add(u["component"])
+    return [
+        {**g, "variants": sorted(g["variants"]), "components": sorted(g["components"])}
+        for _, g in sorted(groups.items())
+    ]
+
+
+def e2e_audio(bench_csvs: list[str], references: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Per e2e assignment, its sidecar's fidelity record and its WAV; plus the input speech and fp32's resynthesis
+    (from the chain reference's sidecar)."""
+    records, wavs = {}, {}
+    for path in references:
+        for which, wav in read_json(path).get("wavs", {}).items():
+            wavs.setdefault(which, wav)
+    for csv in bench_csvs:
+        meta = read_json(sidecar_path(csv))
+        if meta.get("stage") != "e2e" or meta.get("status") != "measured":
+            continue
+        records[meta["assignment"]] = meta.get("fidelity", {})
+        if Path(meta.get("wav", "")).is_file():
+            wavs[meta["assignment"]] = meta["wav"]
+    return records, wavs
+
+
+def _players(wavs: dict[str, str], audio: dict[str, tuple]) -> list[dict[str, str]]:
+    return [
+        {"name": n, "src": "data:audio/wav;base64," + base64.b64encode(Path(wavs[n]).read_bytes()).decode()}
+        for n in audio_order(wavs)
+        if len(audio[n][0])
+    ]
+
+
+def render(
+    summary: pl.DataFrame,
+    unavailable: list[dict],
+    bench_csvs: list[str],
+    markers: list[str],
+    engines: list[str],
+    out_html: str | Path,
+    plot_dir: str | Path,
+    config_hash: str,
+    failures: list[dict] | None = None,
+    manifests: list[str] | None = None,
+    graphs: list[str] | None = None,
+    calibrations: list[str] | None = None,
+    references: list[str] | None = None,
+    host: dict | None = None,
+) -> dict:
+    fidelity, wavs = e2e_audio(bench_csvs, references or [])
+    audio = {name: read_wav(path) for name, path in wavs.items()}
+    by_stage: dict[str, list[dict[str, Any]]] = {}
+    for meta in (read_json(p) for p in graphs or []):
+        by_stage.setdefault(meta.get("stage"), []).append(meta)
+    int8_meta = {m["component"]: m for m in by_stage.get("quantize", [])}
+    cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations or [])}
+    data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio, int8=int8_meta)
+    images = {name: save_png(plot.draw(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
+    plots: dict[str, list[dict[str, str]]] = {}
+    for name, plot in PLOTS.items():
+        plots.setdefault(plot.section, []).append({"name": name, "image": images[name], "caption": plot.caption})
+    accuracy = accuracy_rows(markers)
+    failures = failures or []
+    ship, searches = ship_rows(manifests or [])
+    e2e = summary.filter(pl.col("component") == "e2e")
+    context = {
+        "created": now(),
+        "config_hash": config_hash,
+        "host": host or {},
+        "versions": versions("onnx", *RUNTIMES, "snakemake", "polars"),
+        "models": sorted({r["model"] for r in accuracy + failures} | {r["model"] for r in ship}),
+        "components": sorted({r["component"] for r in accuracy + failures}),
+        "series": sorted(set(summary.filter(pl.col("component") != "e2e")["label"])),
+        "registry": [
+            {"name": b.name, "artifact": b.artifact, "variants": ", ".join(b.variants), "description": b.description}
+            for b in backends.REGISTRY.values()
+        ],
+        "variant_table": [
+            {
+                "name": v.name,
+                "precision": v.precision,
+                "parent": v.parent or "checkpoint",
+                "stage": v.stage,
+                "gate": f"{v.gate} ({', '.join(f'{k} {x:g}' for k, x in v.default_gate.items())})",
+                "consumers": ", ".join(v.consumers),
+                "description": v.description,
+            }
+            for v in variants.VARIANTS.values()
+        ],
+        "assignments": sorted(set(e2e["label"])),
+        "devices": sorted(set(summary["device"])) if summary.height else [],
+        "speedups": sorted(
+            summary.filter(pl.col("speedup").is_not_null() & (pl.col("component") != "e2e")).to_dicts(),
+            key=lambda r: (r["component"], point_order(r["point"]), r["label"]),
+        ),
+        "e2e_rows": sorted(e2e.to_dicts(), key=lambda r: (point_order(r["point"]), r["label"])),
+        "chains": {r["label"]: r["chain"].replace(";", "; ") for r in e2e.iter_rows(named=True) if r.get("chain")},
+        "ship": ship,
+        "searches": searches,
+        "players": _players(wavs, audio),
+        "copy": {name: rec.get("copy_synthesis", {}).get("mean", {}) for name, rec in sorted(fidelity.items())},
+        "failed_fidelity": sorted({r["label"] for r in e2e.iter_rows(named=True) if r.get("fidelity") == "failed"}),
+        "peaks": {
+            r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
+            for r in summary.iter_rows(named=True)
+            if r.get("peak_gflops") and r["component"] != "e2e"
+        },
+        "accuracy": accuracy,
+        "engines": engine_rows(engines),
+        "fp16": fp16_rows(by_stage.get("fp16", [])),
+        "int8": int8_rows(by_stage.get("quantize", []), cal),
+        "unavailable": unavailable_groups(unavailable),
+        "skipped": [r for r in accuracy if r["status"] == "skipped"],
+        "failures": failures,
+        "plots": plots,
+        "counts": {
+            s: len({(r["component"], r["backend"], r["variant"]) for r in accuracy if r["status"] == s})
+            for s in ("passed", "skipped", "failed")
+        },
+    }
+    env = Environment(loader=PackageLoader("workflow_lib", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["num"] = lambda v, fmt="{:.3g}": (
+        "–" if v is None or isinstance(v, Undefined) or v != v else fmt.format(v)
+    )
+    html = env.get_template("report.html.j2").render(**context)
+    with atomic_path(out_html, suffix=".html") as tmp:
+        tmp.write_text(html)
+    return context
+
+
+def read_summary(path: str | Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema_length=0).with_columns([pl.col(c).cast(pl.Float64) for c in FLOATS])
+
+
+def _found(pattern: str) -> list[str]:
+    return sorted(glob(pattern))
+
+
+def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dict:
+    """After a failed (--keep-going) run: the report from whatever exists, failures shown first."""
+    csvs = [
+        p
+        for p in _found(paths.bench_csv("*", "*", "*", "*")) + _found(paths.e2e_csv("*", "*"))
+        if sidecar_path(p).is_file()
+    ]
+    flops = read_flops(_found(paths.graph("export", "*", "*") + ".json"))
+    summary, unavailable = summarize(csvs, resamples, flops)
+    failures = [read_json(p) for p in _found(paths.failure("*", "*"))]
+    host = read_json(paths.host) if Path(paths.host).is_file() else None
+    return render(
+        summary,
+        unavailable,
+        csvs,
+        _found(paths.marker("*", "*", "*", "*")),
+        _found(paths.engine("*", "*", "*") + ".json"),
+        f"{paths.report_dir}/index.html",
+        paths.report_dir,
+        config_hash,
+        failures,
+        _found(paths.deploy("*") + "/manifest.json"),
+        _found(paths.graph("*", "*", "*") + ".json"),
+        _found(paths.calibration("*", "*") + ".json"),
+        _found(paths.chain_reference("*") + ".json"),
+        host,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = cli.parser(__doc__, spec=False)
+    p.add_argument("--partial", metavar="RESULTS", help="render from whatever exists under RESULTS (after failures)")
+    p.add_argument("--engine-dir", default="results/engines", help="with --partial: where engines are")
+    p.add_argument("--summary")
+    p.add_argument("--unavailable")
+    p.add_argument("--host", help="the host probe's record")
+    p.add_argument("--bench", nargs="*", default=[])
+    p.add_argument("--markers", nargs="*", default=[])
+    p.add_argument("--engines", nargs="*", default=[], help="engine sidecar JSON files")
+    p.add_argument("--bundles", nargs="*", default=[], help="deployment bundle directories (manifest.json inside)")
+    p.add_argument("--graphs", nargs="*", default=[], help="graph variant sidecars (the fp16 and int8 searches)")
+    p.add_argument("--calibrations", nargs="*", default=[], help="calibration set sidecars")
+    p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
+    p.add_argument("--config-hash", required=True)
+    p.add_argument("--out")
+    p.add_argument("--plots", help="directory for the PNG plots")
+
+    def run(a: argparse.Namespace) -> None:
+        if a.partial:
+            ctx = render_partial(Paths(a.partial, a.engine_dir), a.config_hash)
+            log.warning("partial report: %d failed component stage(s) shown", len(ctx["failures"]))
+            return
+        ctx = render(
+            read_summary(a.summary),
+            read_json(a.unavailable),
+            a.bench,
+            a.markers,
+            a.engines,
+            a.out,
+            a.plots,
+            a.config_hash,
+            manifests=[f"{b}/manifest.json" for b in a.bundles],
+            graphs=a.graphs,
+            calibrations=a.calibrations,
+            references=a.references,
+            host=read_json(a.host) if a.host else None,
+        )
+        log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
+
+    cli.run("report", run, p, argv)
+
+
+if __name__ == "__main__":
+    main()
