@@ -3,6 +3,9 @@
 # benchmark CSVs -> what to ship (per component, or on the whole chain) -> one HTML report.
 # All logic lives in the workflow_lib package; rules only declare files and call it.
 
+import glob
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.20")
@@ -15,17 +18,14 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/checkpoints.smk"
-include: "rules/probe.smk"
-include: "rules/export.smk"
-include: "rules/variants.smk"
-include: "rules/calibration.smk"
-include: "rules/engines.smk"
-include: "rules/openvino.smk"
-include: "rules/validate.smk"
-include: "rules/bench.smk"
-include: "rules/deploy.smk"
-include: "rules/report.smk"
+
+
+# One rule file per stage (checkpoints, probe, export, variants, calibration, engines, openvino, validate,
+# bench, deploy, report, ...), each holding rules only: a backend whose artifact kind is new brings its own.
+for _rules in sorted(glob.glob(os.path.join(workflow.basedir, "rules", "*.smk"))):
+    if os.path.basename(_rules) != "common.smk":
+
+        include: _rules
 
 
 onerror:
@@ -33,7 +33,7 @@ onerror:
     # what failed and why, next to everything that did complete.
     shell(
         "mkdir -p {PATHS.device}/logs && python -m workflow_lib.stages.report --partial {PATHS.device} "
-        "--engine-dir {PATHS.engines} --config-hash {CONFIG_HASH} > {PATHS.device}/logs/report_partial.log 2>&1 || true"
+        "--engine-dir {PATHS.engines} --config-hash {CONFIG_HASH} > {PARTIAL_LOG} 2>&1 || true"
     )
 
 

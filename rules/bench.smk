@@ -5,7 +5,7 @@ rule bench_component:
     output:
         csv=PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}"),
         samples=samples_path(PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}")),
-        meta=PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}") + ".json",
+        meta=sidecar(PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}")),
     params:
         spec=get_spec("bench"),
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
@@ -26,31 +26,31 @@ rule bench_component:
         "--settings {params.timing:q} --out {output.csv} --threads {threads} > {log} 2>&1"
 
 
-rule bench_e2e:
-    """The whole voice-conversion chain, audio in -> audio out, for one backend assignment."""
+rule bench_chain:
+    """A model's whole chain, input in -> output out, for one backend assignment: scored on the evaluation files, timed."""
     input:
-        unpack(get_e2e_inputs),
+        unpack(get_chain_bench_inputs),
     output:
-        csv=PATHS.e2e_csv("{model}", "{assignment}"),
-        samples=samples_path(PATHS.e2e_csv("{model}", "{assignment}")),
-        meta=PATHS.e2e_csv("{model}", "{assignment}") + ".json",
-        wav=report(PATHS.e2e_wav("{model}", "{assignment}"), caption="../report/e2e_wav.rst", category="Audio"),
+        csv=PATHS.chain_csv("{model}", "{assignment}"),
+        samples=samples_path(PATHS.chain_csv("{model}", "{assignment}")),
+        meta=sidecar(PATHS.chain_csv("{model}", "{assignment}")),
+        wav=report(PATHS.chain_wav("{model}", "{assignment}"), caption="../report/chain_wav.rst", category="Audio"),
     params:
-        specs=get_chain_specs,
-        chain=get_chain_settings,
-        args=get_e2e_args,
+        specs=lambda wc: get_specs("chain_bench", wc.model),
+        chain=lambda wc: get_chain_settings(wc.model),
+        args=get_chain_bench_args,
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
-        code=code_hash("workflow_lib.models.svc.e2e"),
+        code=lambda wc: chain_code("chain_bench", wc.model),
     log:
-        PATHS.device_log("bench", "{model}", "e2e.{assignment}"),
+        PATHS.device_log("bench", "{model}", "chain.{assignment}"),
     threads: TIMING_CORES
     resources:
         timing=1,
         mem_mb=12000,
         runtime=60,
-        **gpu_resources_if(e2e_uses_gpu),
+        **gpu_resources_if(chain_uses_gpu),
     shell:
-        "python -m workflow_lib.models.svc.e2e --specs {params.specs:q} --e2e {params.chain:q} "
+        "python -m workflow_lib.stages.chain_bench --specs {params.specs:q} --chain {params.chain:q} "
         "--reference {input.reference} --assignment {wildcards.assignment} {params.args} --timing {params.timing:q} "
         "--out {output.csv} --wav {output.wav} --threads {threads} > {log} 2>&1"
 
@@ -58,8 +58,8 @@ rule bench_e2e:
 rule bench_summary:
     """All benchmark CSVs in one table with speedups over PyTorch fp32 and bootstrap 95 % CIs."""
     input:
-        csvs=lambda wc: bench_csvs() + e2e_csvs(),
-        flops=[PATHS.graph("export", m, c) + ".json" for (m, c) in SPECS],
+        csvs=lambda wc: bench_csvs() + chain_csvs(),
+        flops=[sidecar(PATHS.graph("export", m, c)) for (m, c) in SPECS],
         host=PATHS.host,
     output:
         csv=report(PATHS.summary, caption="../report/summary.rst", category="Benchmarks"),
@@ -67,7 +67,7 @@ rule bench_summary:
     params:
         bootstrap=config["bench"]["bootstrap"],
         roofline=json.dumps(config["roofline"], sort_keys=True),
-        unrunnable=lambda wc: json.dumps([u for m in CHAINS for u in e2e_unrunnable(m)], sort_keys=True),
+        unrunnable=lambda wc: json.dumps([u for m in CHAINS for u in chain_unrunnable(m)], sort_keys=True),
         code=get_code("summary"),
     log:
         PATHS.device_log("bench", "summary"),

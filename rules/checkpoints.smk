@@ -2,7 +2,7 @@ rule seed_checkpoint:
     """Seeded random-init weights for components of models that ship no checkpoint files (the demo)."""
     output:
         ckpt=PATHS.checkpoint("{model}", "{component}"),
-        meta=PATHS.checkpoint("{model}", "{component}") + ".json",
+        meta=sidecar(PATHS.checkpoint("{model}", "{component}")),
     wildcard_constraints:
         model=pattern(SEEDED),
     params:
@@ -25,7 +25,7 @@ rule package_checkpoint:
     """A pretrained checkpoint shipped inside an installed package (pkg:<package>/<path>), placed under results/."""
     output:
         ckpt=PATHS.package_checkpoint("{model}", "{component}", ".{suffix}"),
-        meta=PATHS.package_checkpoint("{model}", "{component}", ".{suffix}") + ".json",
+        meta=sidecar(PATHS.package_checkpoint("{model}", "{component}", ".{suffix}")),
     wildcard_constraints:
         suffix="pth\\.tar|tar|pth|pt|ckpt|bin|safetensors",
     params:

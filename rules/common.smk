@@ -6,28 +6,27 @@ import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.logging import logger
 
+from workflow_lib.chains import harness
 from workflow_lib.core import variants as graph_variants
-from workflow_lib.runtimes import registry as backends
 from workflow_lib.core.codehash import code_hash
-from workflow_lib.core.spec import PACKAGE_PREFIX, package_distributions
 from workflow_lib.core.errors import ConfigError
 from workflow_lib.core.files import read_json, sha256_json
-from workflow_lib.models.svc.chain import calibration_upstream, check_roles, parse_roles
-from workflow_lib.core.paths import DEVICE_RESULTS_ENV, Paths, ir_weights, samples_path
+from workflow_lib.core.paths import DEVICE_RESULTS_ENV, GRAPH, Paths, manifest_path, samples_path, sidecar
+from workflow_lib.core.spec import PACKAGE_PREFIX, package_distributions
 from workflow_lib.analysis.plots import PLOTS
 from workflow_lib.analysis.results import runtime_versions
-from workflow_lib.plan.config import specs_from_config
+from workflow_lib.plan import config as plan
+from workflow_lib.runtimes import registry as backends
 
 
-validate(config, "../config/schema.yaml")
-
+# Older keys renamed (each with its deprecation message), the schema (config/schema.yaml plus what the
+# stages and chain plug-ins declare) applied with its defaults, then every check a schema cannot make.
+for _message in plan.normalise(config):
+    logger.warning(f"config (deprecated): {_message}")
 try:
-    SPECS = specs_from_config(config)
-    for _m, _mcfg in config["models"].items():
-        if _mcfg.get("e2e"):
-            check_roles(_m, _mcfg)
+    SPECS = plan.check(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
@@ -51,12 +50,13 @@ GPU_RESOURCES = {"gpu": 1} | {
 BACKENDS = config["backends"] or list(backends.REGISTRY)
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
-CHAINS = [m for m, c in config["models"].items() if c.get("e2e")]
-# Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them.
+CHAINS = [m for m, c in config["models"].items() if c.get("chain")]
+# Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them. Their cores come from
+# --threads alone (every stage's one source of its thread count).
 BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min_iterations", "max_iterations",
-                                               "target_rel_ci", "max_seconds", "threads", "points")}
+                                               "target_rel_ci", "max_seconds", "points")}
 # Timing jobs run on bench.threads cores of their own, every other compute job on one of its own
-# (workflow_lib/slots.py): cores / TIMING_CORES timing jobs run side by side without sharing a core,
+# (workflow_lib/core/slots.py): cores / TIMING_CORES timing jobs run side by side without sharing a core,
 # and non-timing jobs fill the cores no timing job holds. Each timing job also takes one unit of
 # the `timing` resource: `--resources timing=1` times one job at a time (see BENCHMARKS.md for
 # what running side by side costs on a small VM).
@@ -66,7 +66,8 @@ _FLAVOUR = config["tensorrt"]["flavour"]
 BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
     _FLAVOUR == "auto" and importlib.util.find_spec("tensorrt") is not None
 )
-BEST = "best"  # the e2e assignment that runs the deployment manifest's choices
+BEST = "best"  # the chain assignment that runs the deployment manifest's choices
+PARTIAL_LOG = PATHS.device_log("report_partial")  # the report rendered after a failed run
 
 for (_m, _c), _spec in SPECS.items():
     _source = _spec.raw["checkpoint_source"]
@@ -85,9 +86,10 @@ wildcard_constraints:
     assignment="[A-Za-z0-9_]+",
 
 
-def get_code(stage, *extra):
-    """Hash of the stage module and every workflow_lib module it imports: a param, so any fix reruns it."""
-    return code_hash(f"workflow_lib.stages.{stage}", *extra)
+def get_code(stage, *extra, plugins=()):
+    """Hash of the stage module, every workflow_lib module it imports and the plug-ins it runs: a param, so
+    any fix reruns it."""
+    return code_hash(f"workflow_lib.stages.{stage}", *extra, plugins=tuple(plugins))
 
 
 def components(model):
@@ -101,6 +103,11 @@ def spec_of(wildcards):
 def get_spec(stage, variant=None):
     """The component's spec with only what `stage` reads (and the gate of `variant`): a param."""
     return lambda wc: spec_of(wc).slice(stage, variant or getattr(wc, "variant", None))
+
+
+def get_specs(stage, model, names=None):
+    """Several components' slices as one JSON param."""
+    return json.dumps({c: SPECS[(model, c)].slice(stage) for c in names or components(model)}, sort_keys=True)
 
 
 def get_checkpoint(wildcards):
@@ -139,14 +146,14 @@ def variants_of(model, component):
     return SPECS[(model, component)].variants
 
 
-def combos(model, component):
+def series_of(model, component):
     """(backend, variant) series this config asks for: both tables, limited to `backends` and the component's variants."""
-    return [(b, v) for (b, v) in backends.combos() if b in BACKENDS and v in variants_of(model, component)]
+    return [(b, v) for (b, v) in backends.series() if b in BACKENDS and v in variants_of(model, component)]
 
 
-def combos_here(model, component):
+def series_here(model, component):
     """The series this host can run: the only ones that get validation and benchmark jobs."""
-    return [(b, v) for (b, v) in combos(model, component) if runs_here(b, v)]
+    return [(b, v) for (b, v) in series_of(model, component) if runs_here(b, v)]
 
 
 def get_artifact(model, component, backend, variant):
@@ -166,7 +173,7 @@ def needs_calibration(variant):
 
 def get_variant_inputs(wildcards):
     """A derived variant's stage reads its parent's graph, PyTorch's outputs the export stored (the parity
-    reference) and, for variants that calibrate, the component's calibration set."""
+    reference) and, for variants that calibrate, the component's sample set."""
     v = graph_variants.get(wildcards.variant)
     inputs = {"parent": PATHS.graph(v.parent, wildcards.model, wildcards.component),
               "reference": PATHS.reference_outputs(wildcards.model, wildcards.component)}
@@ -200,138 +207,132 @@ def get_bench_inputs(wildcards):
     return {k: v for k, v in inputs.items() if v}
 
 
+def made_artifacts():
+    """Every artifact a rule makes from a graph variant (an OpenVINO IR, a TensorRT engine, ...) for the backends
+    this config runs: the made kinds of the registry, wherever their backend runs the variant."""
+    return sorted({
+        get_artifact(m, c, b.name, v)
+        for b in backends.REGISTRY.values() if b.name in BACKENDS and b.artifact in backends.made_kinds()
+        for (m, c) in SPECS for v in variants_of(m, c) if v in b.variants
+    })
+
+
 # --- the end-to-end chain -----------------------------------------------------------------
 
-def e2e_of(model):
-    return config["models"][model]["e2e"]
+def chain_of(model):
+    return config["models"][model]["chain"]
 
 
-def get_chain_reference_settings(wildcards):
-    """What the reference run reads: the input speech, lengths, analysis, conditioning and roles; not the gates."""
-    e2e = e2e_of(wildcards.model)
-    return json.dumps({k: e2e[k] for k in ("inputs", "seconds", "mel", "speaker_dim", "noise_scale", "seed", "roles")
-                       if k in e2e}, sort_keys=True)
+def chain_files(model):
+    """The chain's input files (every role): what the reference and the sample sets read."""
+    return list(harness.splits_of(chain_of(model)).files)
 
 
-def get_chain_calibration_settings(wildcards):
-    """What a chain calibration reads: the speech, analysis, conditioning and roles."""
-    e2e = e2e_of(wildcards.model)
-    return json.dumps({k: e2e[k] for k in ("inputs", "mel", "speaker_dim", "noise_scale", "seed", "roles") if k in e2e},
-                      sort_keys=True)
+def get_chain_settings(model, *keys):
+    """The chain's section as a param: only `keys` (and the plug-in), or all but the assignments."""
+    chain = chain_of(model)
+    keep = {k: chain[k] for k in (*keys, "plugin") if k in chain} if keys else {
+        k: v for k, v in chain.items() if k != "assignments"}
+    return json.dumps(keep, sort_keys=True)
+
+
+def chain_code(stage, model):
+    return get_code(stage, plugins=[chain_of(model)["plugin"]])
 
 
 def chain_upstream(model, component):
-    """The components whose PyTorch runs produce a chain component's calibration samples."""
-    roles = parse_roles(e2e_of(model)["roles"])
+    """The components whose PyTorch runs produce a chain component's sample set."""
+    chain = harness.load(chain_of(model))
+    roles = harness.parse_roles(chain, chain_of(model)["roles"])
     role = next(r for r, (c, _) in roles.items() if c == component)
-    return [roles[r][0] for r in calibration_upstream(role)]
+    return [roles[r][0] for r in chain.upstream(role)]
 
 
-def get_chain_settings(wildcards):
-    """What the e2e and search jobs read of the chain (not the assignments: each job gets only its own)."""
-    return json.dumps({k: v for k, v in e2e_of(wildcards.model).items() if k != "assignments"}, sort_keys=True)
-
-
-def get_chain_specs(wildcards):
-    return json.dumps({c: SPECS[(wildcards.model, c)].slice("chain") for c in components(wildcards.model)},
-                      sort_keys=True)
-
-
-def e2e_choices(model, assignment):
-    """Per component, the backend.variant choices an assignment names that run here, in preference order."""
-    spec = e2e_of(model)["assignments"][assignment]
+def series_preferences(model, assignment):
+    """Per component, the backend.variant series an assignment names that run here, in preference order."""
+    spec = chain_of(model)["assignments"][assignment]
     out = {}
     for comp in components(model):
-        prefs = spec.get(comp, spec.get("default", "pytorch.fp32"))
-        out[comp] = [c for c in ([prefs] if isinstance(prefs, str) else prefs)
-                     if runs_here(*backends.parse_choice(c)[:2]) and backends.parse_choice(c)[0] in BACKENDS]
+        prefs = spec.get(comp, spec.get("default", f"{backends.REFERENCE}.{backends.REFERENCE_VARIANT}"))
+        out[comp] = [s for s in ([prefs] if isinstance(prefs, str) else prefs)
+                     if runs_here(*backends.parse_series(s)[:2]) and backends.parse_series(s)[0] in BACKENDS]
     return out
 
 
-def e2e_assignments(model):
-    """The model's assignments that can run here (every component has a choice this host runs), and `best`."""
+def chain_assignments(model):
+    """The model's assignments that can run here (every component has a series this host runs), and `best`."""
     if model not in CHAINS:
         return []
-    runnable = [a for a in e2e_of(model).get("assignments", {}) if all(e2e_choices(model, a).values())]
+    runnable = [a for a in chain_of(model).get("assignments", {}) if all(series_preferences(model, a).values())]
     return [*runnable, BEST]
 
 
-def e2e_unrunnable(model):
+def chain_unrunnable(model):
     """Assignments planned nowhere on this host, with why: shown in the report."""
     out = []
-    for a in e2e_of(model).get("assignments", {}) if model in CHAINS else {}:
-        missing = [c for c, chosen in e2e_choices(model, a).items() if not chosen]
+    for a in chain_of(model).get("assignments", {}) if model in CHAINS else {}:
+        missing = [c for c, chosen in series_preferences(model, a).items() if not chosen]
         if missing:
-            out.append({"model": model, "assignment": a, "reason": f"no choice for {', '.join(missing)} runs on this host"})
+            out.append({"model": model, "assignment": a, "reason": f"no series for {', '.join(missing)} runs on this host"})
     return out
 
 
-def get_e2e_artifacts(model, assignment):
-    """Per component and choice, the artifact and marker the chain may use: only those it names."""
+def get_chain_artifacts(model, assignment):
+    """Per component and series, the artifact and marker the chain may use: only those it names."""
     out = {}
-    for comp, choices in e2e_choices(model, assignment).items():
-        for choice in choices:
-            backend, variant, _ = backends.parse_choice(choice)
-            out.setdefault(comp, {})[choice] = {"artifact": get_artifact(model, comp, backend, variant),
+    for comp, choices in series_preferences(model, assignment).items():
+        for series in choices:
+            backend, variant, _ = backends.parse_series(series)
+            out.setdefault(comp, {})[series] = {"artifact": get_artifact(model, comp, backend, variant),
                                                 "marker": get_marker(model, comp, backend, variant)}
     return out
 
 
-def get_e2e_inputs(wildcards):
+def get_chain_bench_inputs(wildcards):
     inputs = {"reference": PATHS.chain_reference(wildcards.model)}
     if wildcards.assignment == BEST:
         return inputs | {"bundle": PATHS.deploy(wildcards.model)}
-    entries = get_e2e_artifacts(wildcards.model, wildcards.assignment).values()
+    entries = get_chain_artifacts(wildcards.model, wildcards.assignment).values()
     return inputs | {"artifacts": sorted({p for per in entries for e in per.values() for p in e.values() if p})}
 
 
-def get_e2e_args(wildcards, input):
+def get_chain_bench_args(wildcards, input):
     if wildcards.assignment == BEST:
-        return f"--manifest {input.bundle}/manifest.json"
-    return "--choices {} --artifacts {}".format(
-        shlex.quote(json.dumps(e2e_choices(wildcards.model, wildcards.assignment), sort_keys=True)),
-        shlex.quote(json.dumps(get_e2e_artifacts(wildcards.model, wildcards.assignment), sort_keys=True)))
+        return f"--manifest {manifest_path(input.bundle)}"
+    return "--series {} --artifacts {}".format(
+        shlex.quote(json.dumps(series_preferences(wildcards.model, wildcards.assignment), sort_keys=True)),
+        shlex.quote(json.dumps(get_chain_artifacts(wildcards.model, wildcards.assignment), sort_keys=True)))
 
 
-def e2e_uses_gpu(wildcards):
+def chain_uses_gpu(wildcards):
     if wildcards.assignment == BEST:
         return host()["cuda"]
-    return any(uses_gpu(backends.parse_choice(c)[0])
-               for choices in e2e_choices(wildcards.model, wildcards.assignment).values() for c in choices)
+    return any(uses_gpu(backends.parse_series(s)[0])
+               for choices in series_preferences(wildcards.model, wildcards.assignment).values() for s in choices)
 
 
 # --- what each model produces ----------------------------------------------------------------
 
 def bench_csvs(model=None):
-    return [PATHS.bench_csv(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in combos_here(m, c)]
+    return [PATHS.bench_csv(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in series_here(m, c)]
 
 
-def e2e_csvs():
-    return [PATHS.e2e_csv(m, a) for m in CHAINS for a in e2e_assignments(m)]
+def chain_csvs():
+    return [PATHS.chain_csv(m, a) for m in CHAINS for a in chain_assignments(m)]
 
 
 def validation_markers(model=None):
-    markers = [get_marker(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in combos_here(m, c)]
+    markers = [get_marker(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in series_here(m, c)]
     return [path for path in markers if path]
 
 
 def candidate_artifacts(model):
     """Every artifact a model's deployment may bundle: those of the series measured here."""
-    return sorted({get_artifact(model, c, b, v) for c in components(model) for (b, v) in combos_here(model, c)})
+    return sorted({get_artifact(model, c, b, v) for c in components(model) for (b, v) in series_here(model, c)})
 
 
 def graphs():
     return [PATHS.graph(v, m, c) for (m, c) in SPECS for v in ("export", *variants_of(m, c))]
-
-
-def engine_paths():
-    return [PATHS.engine(v, m, c) for (m, c) in SPECS for v in variants_of(m, c)
-            if "tensorrt" in BACKENDS and "tensorrt" in graph_variants.get(v).consumers]
-
-
-def openvino_paths():
-    return [PATHS.openvino(v, m, c) for (m, c) in SPECS for v in variants_of(m, c)
-            if "openvino" in BACKENDS and "openvino" in graph_variants.get(v).consumers]
 
 
 def deploy_dirs():
@@ -340,23 +341,22 @@ def deploy_dirs():
 
 def all_targets(wildcards):
     """Every artifact of every component, the deployment bundles, then the report that reads them."""
-    return graphs() + engine_paths() + openvino_paths() + validation_markers() + deploy_dirs() + [
-        f"{PATHS.report_dir}/index.html"]
+    return graphs() + made_artifacts() + validation_markers() + deploy_dirs() + [PATHS.report]
 
 
 def graph_sidecars():
-    return [PATHS.graph(v, m, c) + ".json" for (m, c) in SPECS for v in variants_of(m, c)]
+    return [sidecar(PATHS.graph(v, m, c)) for (m, c) in SPECS for v in variants_of(m, c)]
 
 
 def get_report_inputs(wildcards):
     """Everything the report shows: results, evidence, and the audio to listen to."""
     return {
         "summary": PATHS.summary, "unavailable": PATHS.unavailable, "host": PATHS.host,
-        "bench": bench_csvs() + e2e_csvs(), "markers": validation_markers(),
-        "engines": [f"{e}.json" for e in engine_paths()], "bundles": deploy_dirs(),
-        "wavs": [PATHS.e2e_wav(m, a) for m in CHAINS for a in e2e_assignments(m)],
+        "bench": bench_csvs() + chain_csvs(), "markers": validation_markers(),
+        "artifacts": [sidecar(a) for a in made_artifacts()], "bundles": deploy_dirs(),
+        "wavs": [PATHS.chain_wav(m, a) for m in CHAINS for a in chain_assignments(m)],
         "graphs": graph_sidecars(),
-        "calibrations": [PATHS.calibration(m, c) + ".json" for (m, c) in SPECS
+        "calibrations": [sidecar(PATHS.calibration(m, c)) for (m, c) in SPECS
                          if any(needs_calibration(v) for v in variants_of(m, c))],
-        "references": [PATHS.chain_reference(m) + ".json" for m in CHAINS],
+        "references": [sidecar(PATHS.chain_reference(m)) for m in CHAINS],
     }

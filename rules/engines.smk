@@ -3,8 +3,8 @@ rule build_engine:
     input:
         onnx=lambda wc: PATHS.graph(wc.variant, wc.model, wc.component),
     output:
-        engine=PATHS.engine("{variant}", "{model}", "{component}"),
-        meta=PATHS.engine("{variant}", "{model}", "{component}") + ".json",
+        engine=PATHS.artifact(backends.ENGINE, "{variant}", "{model}", "{component}"),
+        meta=sidecar(PATHS.artifact(backends.ENGINE, "{variant}", "{model}", "{component}")),
     params:
         spec=get_spec("engine"),
         tensorrt=json.dumps(config["tensorrt"], sort_keys=True),

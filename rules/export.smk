@@ -4,7 +4,7 @@ rule export_onnx:
         ckpt=get_checkpoint,
     output:
         onnx=PATHS.graph("export", "{model}", "{component}"),
-        meta=PATHS.graph("export", "{model}", "{component}") + ".json",
+        meta=sidecar(PATHS.graph("export", "{model}", "{component}")),
         reference=PATHS.reference_outputs("{model}", "{component}"),
     params:
         spec=get_spec("export", "fp32"),

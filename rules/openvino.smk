@@ -3,9 +3,9 @@ rule openvino_ir:
     input:
         onnx=lambda wc: PATHS.graph(wc.variant, wc.model, wc.component),
     output:
-        xml=PATHS.openvino("{variant}", "{model}", "{component}"),
-        bin=ir_weights(PATHS.openvino("{variant}", "{model}", "{component}")),
-        meta=PATHS.openvino("{variant}", "{model}", "{component}") + ".json",
+        xml=PATHS.artifact(backends.OPENVINO_IR, "{variant}", "{model}", "{component}"),
+        bin=str(backends.OPENVINO_IR.files(PATHS.artifact(backends.OPENVINO_IR, "{variant}", "{model}", "{component}"))[1]),
+        meta=sidecar(PATHS.artifact(backends.OPENVINO_IR, "{variant}", "{model}", "{component}")),
     params:
         spec=get_spec("openvino_ir"),
         code=get_code("openvino_ir"),
@@ -19,4 +19,4 @@ rule openvino_ir:
         runtime=30,
     shell:
         "python -m workflow_lib.stages.openvino_ir --spec {params.spec:q} --variant {wildcards.variant} --onnx {input.onnx} "
-        "--out {output.xml} --threads {threads} > {log} 2>&1"
+        "--out {output.xml} --weights {output.bin} --threads {threads} > {log} 2>&1"

@@ -5,7 +5,9 @@ checkpoint probe_host:
     params:
         backends=" ".join(BACKENDS),
         variants=" ".join(sorted({v for (m, c) in SPECS for v in variants_of(m, c)})),
-        tensorrt=json.dumps({k: config["tensorrt"][k] for k in ("flavour", "compute_capabilities")}, sort_keys=True),
+        # the config sections a backend's probe reads (the TensorRT flavour and its targets), under their own keys
+        probe=json.dumps({"tensorrt": {k: config["tensorrt"][k] for k in ("flavour", "compute_capabilities")}},
+                         sort_keys=True),
         # re-probe on another machine, another GPU class, or other runtime versions
         machine=platform.node(),
         gpu_class=config["cluster"]["gpu_class"] or "",
@@ -18,5 +20,5 @@ checkpoint probe_host:
         runtime=10,
         **(GPU_RESOURCES if config["cluster"]["gpu_class"] else {}),
     shell:
-        "python -m workflow_lib.stages.probe --config {params.tensorrt:q} --backends {params.backends} "
+        "python -m workflow_lib.stages.probe --config {params.probe:q} --backends {params.backends} "
         "--variants {params.variants} --out {output} > {log} 2>&1"

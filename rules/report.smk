@@ -3,11 +3,8 @@ rule report:
     input:
         unpack(get_report_inputs),
     output:
-        html=f"{PATHS.report_dir}/index.html",
-        **{
-            name: report(f"{PATHS.report_dir}/{name}.png", caption="../report/plots.rst", category="Plots")
-            for name in PLOTS
-        },
+        html=PATHS.report,
+        **{name: report(PATHS.plot(name), caption="../report/plots.rst", category="Plots") for name in PLOTS},
     params:
         config_hash=CONFIG_HASH,
         captions={name: plot.caption for name, plot in PLOTS.items()},
@@ -18,6 +15,6 @@ rule report:
     localrule: True
     shell:
         "python -m workflow_lib.stages.report --summary {input.summary} --unavailable {input.unavailable} --host {input.host} "
-        "--bench {input.bench} --markers {input.markers} --engines {input.engines} --bundles {input.bundles} "
+        "--bench {input.bench} --markers {input.markers} --artifacts {input.artifacts} --bundles {input.bundles} "
         "--graphs {input.graphs} --calibrations {input.calibrations} --references {input.references} "
         "--config-hash {params.config_hash} --out {output.html} --plots {params.plots} > {log} 2>&1"

@@ -1,10 +1,10 @@
 rule graph_variant:
-    """Every derived graph variant (workflow_lib/variants.py): its stage makes it from its parent's graph."""
+    """Every derived graph variant (workflow_lib/core/variants.py): its stage makes it from its parent's graph."""
     input:
         unpack(get_variant_inputs),
     output:
         onnx=PATHS.graph("{variant}", "{model}", "{component}"),
-        meta=PATHS.graph("{variant}", "{model}", "{component}") + ".json",
+        meta=sidecar(PATHS.graph("{variant}", "{model}", "{component}")),
     wildcard_constraints:
         variant=pattern(graph_variants.DERIVED),
     params:
@@ -22,5 +22,6 @@ rule graph_variant:
         mem_mb=lambda wc: graph_variants.get(wc.variant).resources["mem_mb"],
         runtime=lambda wc: graph_variants.get(wc.variant).resources["runtime"],
     shell:
-        "python -m workflow_lib.stages.{params.stage} --spec {params.spec:q} --parent {input.parent} --out {output.onnx} "
+        "python -m workflow_lib.stages.{params.stage} --spec {params.spec:q} --variant {wildcards.variant} "
+        "--parent {input.parent} --out {output.onnx} "
         "--settings {params.settings:q} {params.calibration} --reference {input.reference} --threads {threads} > {log} 2>&1"

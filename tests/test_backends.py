@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import FIVE_RUNS, export_tiny_conv
 
+from workflow_lib.core import variants
 from workflow_lib.core.errors import ConfigError
-from workflow_lib.plan.config import specs_from_config
+from workflow_lib.plan import config as plan
 from workflow_lib.runtimes import registry
 from workflow_lib.stages import bench, fp16, openvino_ir, validate
 
@@ -18,7 +19,7 @@ def artifacts(tmp_path_factory):
     """A tiny conv model exported, simplified (none), converted to fp16 and to OpenVINO IR."""
     d = tmp_path_factory.mktemp("backends")
     spec = export_tiny_conv(d)
-    fp16.make(spec, d / "net.onnx", d / "net16.onnx")
+    fp16.make(spec, variants.get("fp16"), d / "net.onnx", d / "net16.onnx")
     openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
     files = {
         ("checkpoint", "fp32"): str(d / "w.safetensors"),
@@ -32,12 +33,12 @@ def artifacts(tmp_path_factory):
     return spec, d, files
 
 
-@pytest.mark.parametrize("backend, variant", [c for c in registry.combos() if c[1] != "int8"])
+@pytest.mark.parametrize("backend, variant", [c for c in registry.series() if c[1] != "int8"])
 def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, variant):
     """(INT8 artifacts are judged by their fidelity gate: tests/test_quantize.py.)"""
     spec, d, files = artifacts
     b = registry.get(backend)
-    path = files.get((b.artifact, variant))
+    path = files.get((b.artifact.name, variant))
     ok, why = b.available(variant, path)
     if not ok:
         assert why and isinstance(why, str)
@@ -91,10 +92,10 @@ def test_config_names_backends_from_the_registry():
     from conftest import REPO
 
     cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    cfg["models"]["svc_demo"]["e2e"]["assignments"]["ov"] = {"default": "openvno.fp32"}
+    cfg["models"]["svc_demo"]["chain"]["assignments"]["ov"] = {"default": "openvno.fp32"}
     with pytest.raises(ConfigError, match=r"assignments.ov.default: unknown backend 'openvno'"):
-        specs_from_config(cfg)
-    del cfg["models"]["svc_demo"]["e2e"]["assignments"]["ov"]
+        plan.check(cfg, REPO / "config/schema.yaml")
+    del cfg["models"]["svc_demo"]["chain"]["assignments"]["ov"]
     cfg["backends"] = ["onnxruntime"]
     with pytest.raises(ConfigError, match="must include pytorch"):
-        specs_from_config(cfg)
+        plan.check(cfg, REPO / "config/schema.yaml")

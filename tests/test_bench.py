@@ -1,6 +1,7 @@
 """Benchmark harness, CSV schema, summary statistics and the report, on a tiny real model."""
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -47,8 +48,10 @@ def test_warm_up_of_a_slow_step_is_bounded_by_time_as_well_as_count():
 def test_stop_rule_on_synthetic_samples():
     policy = timing.Policy(min_iterations=5, max_iterations=40, target_rel_ci=0.02, max_seconds=3.0)
     rng = np.random.default_rng(0)
-    quiet = list(10 * rng.uniform(0.995, 1.005, 5))
+    quiet = list(10 * rng.uniform(0.995, 1.005, 6))
     assert timing.stop_reason(quiet[:4], 0.0, policy) is None  # fewer than min_iterations
+    # five quiet samples are not enough: a distribution-free 95 % CI of the median needs six
+    assert timing.rel_ci(quiet[:5]) is None and timing.stop_reason(quiet[:5], 0.0, policy) is None
     assert timing.stop_reason(quiet, 0.0, policy) == "ci_reached"
     noisy = list(10 * rng.lognormal(0, 0.3, 20))
     assert timing.rel_ci(noisy) > 0.02
@@ -104,6 +107,8 @@ def measured(tmp_path_factory):
                 *extra,
                 "--settings",
                 json.dumps(FIVE_RUNS),
+                "--threads",
+                "1",
                 "--out",
                 str(csv),
             ]
@@ -117,7 +122,7 @@ def test_csv_schema_and_rows(measured):
     df = pl.read_csv(d / "net.onnxruntime.fp32.csv")
     assert df.columns == results.COLUMNS
     assert df["point"].to_list() == ["min", "opt", "max"] and df["iterations"].to_list() == [5, 5, 5]
-    assert set(df["label"]) == {"onnxruntime.fp32@cpu"}
+    assert set(df["series"]) == {"onnxruntime.fp32@cpu"}
     assert set(pl.read_csv(d / "net.pytorch.fp32.csv")["device"]) == (
         {"cpu", f"cuda:{torch.cuda.get_device_name()}"} if torch.cuda.is_available() else {"cpu"}
     )
@@ -136,7 +141,7 @@ def test_speedup_baseline_is_pytorch_fp32_on_the_same_device(tmp_path):
         synthetic_csv(tmp_path / "c.tensorrt.fp16.csv", "tensorrt", "fp16", {gpu: 0.25}),
     ]
     table, _ = speedups.summarize(csvs, 300)
-    by_label = {r["label"]: r for r in table.iter_rows(named=True)}
+    by_label = {r["series"]: r for r in table.iter_rows(named=True)}
     assert set(by_label) == {"pytorch.fp32@cpu", "pytorch.fp32@cuda", "onnxruntime.fp32@cpu", "tensorrt.fp16@cuda"}
     assert by_label["onnxruntime.fp32@cpu"]["speedup"] == pytest.approx(2.0, rel=0.05)
     assert by_label["onnxruntime.fp32@cpu"]["baseline_p50_ms"] == pytest.approx(10.0, rel=0.05)
@@ -158,7 +163,7 @@ def test_not_measured_is_grouped_by_backend_and_reason():
         "variants": ["fp16", "fp32"],
         "components": ["a", "b", "c"],
     }
-    assert groups[0]["what"] == "e2e tensorrt"
+    assert groups[0]["what"] == "chain tensorrt"
 
 
 def test_unavailable_backend_is_absent_with_reason(measured):
@@ -202,7 +207,7 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
         "abc123",
     )
     html = out.read_text()
-    for section in ("summary", "speedup", "latency", "e2e", "unavailable", "accuracy", "engines"):
+    for section in ("summary", "speedup", "latency", "chain", "unavailable", "accuracy", "engines"):
         assert f'<section id="{section}">' in html
     # every plot the registry has, with its caption; the int8 section only where an int8 graph exists
     shown = [p for p in plots.PLOTS.values() if p.section != "int8"]
@@ -213,7 +218,7 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     assert skipped["reason"] in html and "PyTorch fp16 runs on CUDA only" in html
     assert ">skipped<" in html and ">passed<" in html and "abc123" in html
     assert ctx["counts"] == {"passed": 1, "skipped": 1, "failed": 0}
-    assert [r["point"] for r in ctx["speedups"] if r["label"] == "onnxruntime.fp32@cpu"] == ["min", "opt", "max"]
+    assert [r["point"] for r in ctx["speedups"] if r["series"] == "onnxruntime.fp32@cpu"] == ["min", "opt", "max"]
     assert sorted(["10s", "1s", "5s"], key=plots.point_order) == ["1s", "5s", "10s"]
     assert "http://" not in html and "https://" not in html  # self-contained
     assert "onnxruntime.fp32" in html
@@ -240,7 +245,7 @@ def test_report_in_headless_chromium(measured, tmp_path):
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000  # a rendered page, not a blank one
 
 
-def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
+def test_report_shows_what_each_chain_assignment_ran_and_says_when_two_ran_the_same(tmp_path):
     chain = "content=onnxruntime.fp32@cpu;vocoder=onnxruntime.fp32@cpu"
     csvs = [
         synthetic_csv(
@@ -248,18 +253,25 @@ def test_report_shows_what_each_e2e_assignment_ran(tmp_path):
             backend,
             "fp32",
             {"cpu": p50},
-            component="e2e",
-            label=name,
+            component="chain",
+            series=name,
             extra={"assignment": name, "chain": chain.replace("onnxruntime", backend), "rtf": p50 / 1e3},
             point="1s",
         )
-        for name, backend, p50 in (("pytorch", "pytorch", 400.0), ("mixed", "onnxruntime", 320.0))
+        for name, backend, p50 in (
+            ("pytorch", "pytorch", 400.0),
+            ("mixed", "onnxruntime", 320.0),
+            ("best", "onnxruntime", 1300.0),
+        )
     ]
     table, unavailable = speedups.summarize(csvs, 300)
     ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
     html = (tmp_path / "index.html").read_text()
-    assert ctx["assignments"] == ["mixed", "pytorch"] and ctx["series"] == []
-    assert ctx["chains"]["mixed"] == "content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu"
+    assert ctx["assignments"] == ["best", "mixed", "pytorch"] and ctx["series"] == []
     assert "<td>mixed</td><td><code>content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu</code>" in html
-    mixed = table.filter(pl.col("label") == "mixed").row(0, named=True)
+    mixed = table.filter(pl.col("series") == "mixed").row(0, named=True)
     assert mixed["speedup"] == pytest.approx(1.25, rel=0.05) and mixed["rtf"] == pytest.approx(0.32)
+    # `best` ran exactly what `mixed` ran: the report says so instead of leaving two latencies unexplained
+    rows = {r["series"]: r for r in ctx["chain"]["rows"]}
+    assert rows["best"]["same_as"] == ["mixed"] and rows["pytorch"]["same_as"] == []
+    assert "the same series as mixed" in html and re.search(r">1,[0-9]{3}<", html)  # thousands grouped, not 1.3e+03

@@ -88,4 +88,4 @@ def test_slurm_run_matches_local_run(tmp_path):
         assert (a["status"], a.get("reason")) == (b["status"], b.get("reason"))
     assert (slurm / "engines/fp32/mine/net.engine").stat().st_size > 0
     assert (slurm / "report/index.html").is_file() and (slurm / "bench/summary.csv").is_file()
-    assert json.loads((slurm / "deploy/mine/manifest.json").read_text())["components"]["net"]["cpu"]["choice"]
+    assert json.loads((slurm / "deploy/mine/manifest.json").read_text())["components"]["net"]["cpu"]["series"]

@@ -3,9 +3,10 @@
 import pytest
 from conftest import REPO, snakemake, tiny_byo_component, write_config
 
+from workflow_lib.chains import harness
 from workflow_lib.core.errors import ConfigError
 from workflow_lib.core.spec import component_spec
-from workflow_lib.models.svc.chain import check_roles
+from workflow_lib.plan import config as plan
 from workflow_lib.plan.config import specs_from_config
 
 
@@ -97,13 +98,76 @@ def test_semantic_error_surfaces_before_any_job(workdir):
     )
 
 
-def test_e2e_roles_must_name_components():
+def _demo():
     import yaml
 
-    cfg = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    cfg["models"]["svc_demo"]["e2e"]["roles"]["vocoder"] = "hifigan"
-    with pytest.raises(ConfigError, match=r"models.svc_demo.e2e.roles.vocoder: no component 'hifigan'"):
-        check_roles("svc_demo", cfg["models"]["svc_demo"])
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+def test_chain_roles_must_name_components_and_the_plugins_roles():
+    cfg = _demo()
+    chain = harness.plugin_class(cfg["models"]["svc_demo"]["chain"]["plugin"])
+    cfg["models"]["svc_demo"]["chain"]["roles"]["vocoder"] = "hifigan"
+    with pytest.raises(ConfigError, match=r"models.svc_demo.chain.roles.vocoder: no component 'hifigan'"):
+        harness.check_roles(chain, "svc_demo", cfg["models"]["svc_demo"])
+    del cfg["models"]["svc_demo"]["chain"]["roles"]["vocoder"]
+    with pytest.raises(ConfigError, match=r"chain.roles: the chain needs a component for role 'vocoder'"):
+        harness.check_roles(chain, "svc_demo", cfg["models"]["svc_demo"])
+
+
+def test_a_typo_in_a_gate_key_is_an_error_naming_the_key_and_the_allowed_ones(workdir):
+    """`minimum_pesq` used to pass validation and switch the gate off; it must fail before any job runs."""
+    cfg = _demo()
+    cfg["models"]["svc_demo"]["chain"]["gates"]["copy_synthesis"] = {"minimum_pesq": 4}
+    write_config(workdir, cfg)
+    proc = snakemake(workdir, "-n", check=False)
+    err = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not (workdir / "results").exists()
+    assert "invalid config: models.svc_demo.chain.gates.copy_synthesis.minimum_pesq: not a gate" in err, err[-3000:]
+    assert "min_pesq" in err and "max_lsd_db" in err  # the allowed keys are listed
+    cfg["models"]["svc_demo"]["chain"]["gates"] = {"copy_synthesis": {"min_pesq": 4}, "vibes": {"min_pesq": 1}}
+    with pytest.raises(ConfigError, match=r"chain.gates.vibes: the chain scores no such group"):
+        plan.check(cfg, REPO / "config/schema.yaml")
+
+
+def test_a_file_playing_two_roles_is_rejected_by_content(tmp_path):
+    import shutil
+
+    cfg = _demo()
+    twin = tmp_path / "same_as_a0007.wav"
+    shutil.copyfile(REPO / "config/audio/arctic_a0007.wav", twin)
+    cfg["models"]["svc_demo"]["chain"]["inputs"]["evaluation"].append(str(twin))
+    with pytest.raises(ConfigError, match=r"same_as_a0007.wav' \(evaluation\) has the same content as .*arctic_a0007"):
+        plan.check(cfg, REPO / "config/schema.yaml")
+
+
+def test_older_keys_still_work_with_a_deprecation_message():
+    cfg = _demo()
+    model = cfg["models"]["svc_demo"]
+    chain = model.pop("chain")
+    chain.pop("plugin")
+    chain["fidelity"] = chain.pop("gates")
+    chain.update(chain.pop("settings"))
+    chain["inputs"] = [*chain["inputs"]["calibration"], *chain["inputs"]["search"]]
+    model["e2e"] = chain
+    model["components"]["vocoder"]["tolerance"] = model["components"]["vocoder"].pop("gates")
+    messages = plan.normalise(cfg)
+    assert any("e2e is now `chain`" in m for m in messages) and any("tolerance is now `gates`" in m for m in messages)
+    assert any("leave-one-out" in m for m in messages) and any("plugin is missing" in m for m in messages)
+    specs = plan.check(cfg, REPO / "config/schema.yaml")
+    assert specs[("svc_demo", "vocoder")].gate("int8") == {"min_pesq": 4.0, "min_stoi": 0.98}
+    assert model["chain"]["settings"]["mel"]["hop"] == 256 and model["chain"]["gates"]["chain"] == {"max_lsd_db": 6.0}
+
+
+def test_a_variants_settings_are_checked_against_its_stages_schema():
+    cfg = _demo()
+    cfg["quantize"]["calibrate_method"] = "Vibes"
+    with pytest.raises(ConfigError, match=r"quantize.calibrate_method: 'Vibes' is not one of"):
+        plan.check(cfg, REPO / "config/schema.yaml")
+    cfg = _demo()
+    del cfg["quantize"]["search_seconds"]
+    plan.check(cfg, REPO / "config/schema.yaml")
+    assert cfg["quantize"]["search_seconds"] == 180  # the stage's default, filled in
 
 
 @pytest.mark.parametrize(
@@ -112,14 +176,15 @@ def test_e2e_roles_must_name_components():
         ({"variants": ["int4"]}, r"variants: 'int4' is not a graph variant one can run \(one of fp32, fp16, int8\)"),
         ({"variants": ["export"]}, r"variants: 'export' is not a graph variant one can run"),
         (
-            {"tolerance": {"int8": {"atol": 0.1, "rtol": 0.1}}},
-            r"tolerance.int8: a fidelity gate takes min_<metric>/max_<metric>",
+            {"gates": {"int8": {"atol": 0.1, "rtol": 0.1}}},
+            r"gates.int8.atol: not a gate \(allowed: min_snr_db, max_snr_db",
         ),
+        ({"gates": {"int8": {"min_pesqq": 4}}}, r"gates.int8.min_pesqq: not a gate"),
         (
-            {"tolerance": {"fp16": {"min_snr_db": 30}}},
-            r"tolerance.fp16: an elementwise gate needs exactly atol and rtol",
+            {"gates": {"fp16": {"min_snr_db": 30}}},
+            r"gates.fp16: an elementwise gate needs exactly atol and rtol",
         ),
-        ({"tolerance": {"bf16": {"atol": 1, "rtol": 1}}}, r"tolerance.bf16: no such graph variant"),
+        ({"gates": {"bf16": {"atol": 1, "rtol": 1}}}, r"gates.bf16: no such graph variant"),
         (
             {"checkpoint": "pkg:no_such_package_xyz/w.pth"},
             r"checkpoint: 'pkg:no_such_package_xyz/w.pth': package "
@@ -138,7 +203,7 @@ def test_each_stage_gets_only_the_keys_it_reads():
 
     spec = component_spec("m", "c", tiny_byo_component("x.safetensors"))
     changed = component_spec(
-        "m", "c", {**tiny_byo_component("x.safetensors"), "tolerance": {"fp16": {"atol": 0.5, "rtol": 0.5}}}
+        "m", "c", {**tiny_byo_component("x.safetensors"), "gates": {"fp16": {"atol": 0.5, "rtol": 0.5}}}
     )
     assert spec.slice("export", "fp32") == changed.slice("export", "fp32")
     assert spec.slice("fp16", "fp16") != changed.slice("fp16", "fp16")
@@ -148,3 +213,18 @@ def test_each_stage_gets_only_the_keys_it_reads():
         "inputs": spec.raw["inputs"],
         "dims": spec.raw["dims"],
     }
+
+
+def test_the_configured_tensorrt_flavour_and_targets_reach_the_probe(workdir):
+    """The probe once read its section under a key it was not passed under, so it always saw the defaults."""
+    import json
+
+    cfg = _byo_config(workdir)
+    cfg["backends"] = ["pytorch", "tensorrt"]
+    cfg["tensorrt"] = {"flavour": "tensorrt", "compute_capabilities": ["SM75"]}
+    write_config(workdir, cfg)
+    snakemake(workdir, "results/host.json")
+    host = json.loads((workdir / "results/host.json").read_text())
+    assert host["probed_with"]["tensorrt"] == {"flavour": "tensorrt", "compute_capabilities": ["SM75"]}
+    # datacenter TensorRT cannot be installed here: the probe says so, rather than falling back to TensorRT-RTX
+    assert "tensorrt: No module named 'tensorrt'" in host["runs"]["tensorrt.fp32"]["reason"]

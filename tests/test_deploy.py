@@ -5,9 +5,9 @@ import json
 import pytest
 from conftest import export_tiny_conv, synthetic_csv
 
-from workflow_lib.analysis import selection
+from workflow_lib.analysis import pairing, selection
 from workflow_lib.core.files import write_json
-from workflow_lib.stages import openvino_ir, validate
+from workflow_lib.stages import deploy, openvino_ir, validate
 
 
 def _marker(path, backend, variant, status, component="net"):
@@ -25,8 +25,9 @@ def _marker(path, backend, variant, status, component="net"):
     return str(path)
 
 
-def _pick(csvs, markers):
-    return selection.fastest(selection.rank(csvs, markers, "opt", 500)["components"]["net"]["cpu"])
+def _pick(csvs, markers, spec="{}"):
+    entry = selection.rank(csvs, markers, "opt", 500)["components"]["net"]["cpu"]
+    return deploy.decide(entry, spec, 1, "opt", pairing.PairPolicy())
 
 
 def test_selection_never_picks_a_failed_or_skipped_marker(tmp_path):
@@ -42,12 +43,12 @@ def test_selection_never_picks_a_failed_or_skipped_marker(tmp_path):
         _marker(tmp_path / "m3.json", "openvino", "fp32", "passed"),
     ]
     chosen = _pick(csvs, markers)
-    assert chosen["choice"] == "openvino.fp32" and chosen["speedup"] == pytest.approx(2.0, rel=0.05)
-    why = {a["choice"]: a["why_not"] for a in chosen["alternatives"]}
+    assert chosen["series"] == "openvino.fp32" and chosen["speedup"] == pytest.approx(2.0, rel=0.05)
+    why = {a["series"]: a["why_not"] for a in chosen["alternatives"]}
     assert why["tensorrt.fp16"] == "validation skipped: skipped on purpose"
     assert why["onnxruntime.int8"] == "validation failed: failed on purpose"
     assert why["pytorch.fp32"] == "baseline (PyTorch eager)"
-    assert chosen["reason"] == "fastest validated backend with a speedup CI above 1" and chosen["precision"] == "fp32"
+    assert chosen["reason"] == "the only validated backend with a speedup CI above 1" and chosen["precision"] == "fp32"
 
 
 def test_selection_falls_back_to_pytorch_when_nothing_beats_it(tmp_path):
@@ -61,9 +62,9 @@ def test_selection_falls_back_to_pytorch_when_nothing_beats_it(tmp_path):
         _marker(tmp_path / "m2.json", "openvino", "fp32", "passed"),
     ]
     chosen = _pick(csvs, markers)
-    assert chosen["choice"] == "pytorch.fp32"
+    assert chosen["series"] == "pytorch.fp32"
     assert chosen["reason"] == "no validated backend is faster than PyTorch eager with a CI above 1"
-    why = {a["choice"]: a["why_not"] for a in chosen["alternatives"]}
+    why = {a["series"]: a["why_not"] for a in chosen["alternatives"]}
     assert "does not lie above 1" in why["onnxruntime.fp32"] and "does not lie above 1" in why["openvino.fp32"]
 
 
@@ -78,8 +79,8 @@ def test_candidates_are_ranked_fastest_first_with_pytorch_last(tmp_path):
         _marker(tmp_path / "m2.json", "onnxruntime", "fp32", "passed"),
     ]
     entry = selection.rank(csvs, markers, "opt", 300)["components"]["net"]["cpu"]
-    assert [c["choice"] for c in entry["candidates"]] == ["onnxruntime.int8", "onnxruntime.fp32"]
-    assert entry["reference"]["choice"] == "pytorch.fp32" and entry["others"] == []
+    assert [c["series"] for c in entry["candidates"]] == ["onnxruntime.int8", "onnxruntime.fp32"]
+    assert entry["reference"]["series"] == "pytorch.fp32" and entry["others"] == []
 
 
 def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
@@ -110,3 +111,31 @@ def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
     assert json.loads((bundle / "manifest.json").read_text())["components"]["net"]["cpu"]["file"] == shipped["file"]
     assert (bundle / shipped["file"]).read_bytes() == (d / "net.fp32.xml").read_bytes()
     assert shipped["io"]["inputs"][0]["name"] == "x" and not list((tmp_path / "deploy").glob(".m.*"))
+
+
+def test_the_two_fastest_are_timed_against_each_other_before_one_ships(tmp_path):
+    """Real ONNX Runtime and OpenVINO runs of one graph, each warm in its own process, in alternating rounds."""
+    d = tmp_path / "model"
+    d.mkdir()
+    spec = export_tiny_conv(d)
+    openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
+    csv_dir = tmp_path / "bench"
+    csvs = [
+        synthetic_csv(csv_dir / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
+        synthetic_csv(csv_dir / "b.csv", "onnxruntime", "fp32", {"cpu": 4.0}, "net"),
+        synthetic_csv(csv_dir / "c.csv", "openvino", "fp32", {"cpu": 4.1}, "net"),
+    ]
+    markers = []
+    for csv, backend, artifact in (("b", "onnxruntime", d / "net.onnx"), ("c", "openvino", d / "net.fp32.xml")):
+        write_json(
+            csv_dir / f"{csv}.csv.json",
+            json.loads((csv_dir / f"{csv}.csv.json").read_text()) | {"artifact": str(artifact)},
+        )
+        write_json(tmp_path / f"{backend}.json", validate.validate(spec, backend, "fp32", artifact) | {"model": "m"})
+        markers.append(str(tmp_path / f"{backend}.json"))
+    chosen = _pick(csvs, markers, spec.to_json())
+    paired = chosen["paired"]
+    assert {paired["a"], paired["b"]} == {"onnxruntime.fp32", "openvino.fp32"} and paired["rounds"] >= 10
+    assert paired["outcome"] in ("a", "b", "tie") and chosen["series"] == paired["winner"]
+    assert paired["a_p50_ms"] > 0 and paired["b_p50_ms"] > 0
+    assert "in paired timing" in chosen["reason"]

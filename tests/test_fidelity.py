@@ -7,10 +7,11 @@ import pytest
 from conftest import chromium_dom
 
 from workflow_lib.analysis import fidelity
-from workflow_lib.analysis.results import E2E_COLUMNS, write_results
+from workflow_lib.analysis.results import chain_columns, write_results
 from workflow_lib.analysis.speedups import summarize
-from workflow_lib.core import dsp
+from workflow_lib.core import dsp, variants
 from workflow_lib.core.files import write_json
+from workflow_lib.core.gates import judge
 from workflow_lib.core.timing import stats
 from workflow_lib.stages import report
 
@@ -45,47 +46,44 @@ def test_wav_round_trip(tmp_path):
     assert rate == SR and back.shape == clean.shape and np.max(np.abs(back - clean)) < 1e-4
 
 
-def _e2e_run(d, name, audio, ref, verdict):
-    ms = list(np.full(5, 100.0))
+def _chain_run(d, name, audio, ref, verdict):
+    ms = list(np.full(6, 100.0))
     metrics = fidelity.audio_metrics(ref, audio, SR)
-    why = fidelity.gate(metrics, {"min_snr_db": 20})[1]
+    judged = judge([metrics], {"min_snr_db": 20}, ["a.wav"])
     row = {
         "model": "m",
-        "component": "e2e",
+        "component": "chain",
         "backend": "onnxruntime",
         "variant": "fp16",
         "device": "cpu",
-        "label": name,
+        "series": name,
         "point": "1s",
         "assignment": name,
         "chain": "vocoder=onnxruntime.fp16@cpu",
-        "audio_seconds": 1.0,
+        "input_seconds": 1.0,
         **stats(ms),
         "rtf": 0.1,
-        **metrics,
+        **{f"out_{k}": v for k, v in metrics.items() if k in ("snr_db", "pesq")},
+        "files": 1,
         "fidelity": verdict,
-        "fidelity_reason": why,
+        "fidelity_reason": judged["reason"],
     }
+    stages = ["content", "latent", "audio"]
     record = {
-        "gates": {"chain": {"min_snr_db": 20}},
-        "copy_synthesis": {"mean": {"pesq": metrics["pesq"]}},
-        "stage_order": ["content", "pitch", "latent", "mel", "audio"],
-        "points": {
-            "1s": {
-                "metrics": metrics,
-                "stages": {
-                    s: {"snr_db": 40.0, "max_rel": 0.01} for s in ("content", "pitch", "latent", "mel", "audio")
-                },
-            }
-        },
+        "gates": {"out": {"min_snr_db": 20}},
+        "verdict": {"status": verdict, "gates": {"out." + k: g for k, g in judged["gates"].items()}},
+        "stage_order": stages,
+        "stages": {s: {"snr_db": 40.0, "max_rel": 0.01} for s in stages},
+        "metrics": {"out": ["snr_db", "pesq"]},
+        "captions": {"out": "the output against PyTorch fp32's", "listen": "the output"},
     }
     csv, wav = d / f"{name}.csv", d / f"{name}.wav"
     write_results(
         [row],
         {("cpu", "1s"): ms},
         csv,
-        {"stage": "e2e", "assignment": name, "status": "measured", "fidelity": record, "wav": str(wav)},
-        E2E_COLUMNS,
+        {"stage": "chain_bench", "assignment": name, "status": "measured", "fidelity": record, "wav": str(wav)},
+        chain_columns(record["metrics"]),
     )
     dsp.write_wav(wav, audio, SR)
     return str(csv)
@@ -94,8 +92,8 @@ def _e2e_run(d, name, audio, ref, verdict):
 def test_report_marks_failed_fidelity_and_embeds_playable_audio(tmp_path):
     clean, noisy = _sine_plus_noise(8.0)
     csvs = [
-        _e2e_run(tmp_path, "fp16_chain", noisy, clean, "failed"),
-        _e2e_run(tmp_path, "best", clean * 0.999, clean, "passed"),
+        _chain_run(tmp_path, "fp16_chain", noisy, clean, "failed"),
+        _chain_run(tmp_path, "best", clean * 0.999, clean, "passed"),
     ]
     dsp.write_wav(tmp_path / "input.wav", clean, SR)
     dsp.write_wav(tmp_path / "reference.wav", clean, SR)
@@ -138,7 +136,7 @@ def test_audio_components_get_audio_metrics_in_their_marker(tmp_path):
     from workflow_lib.stages import fp16, validate
 
     spec = export_tiny_conv(tmp_path, output_kind="audio", sample_rate=16000)
-    fp16.make(spec, tmp_path / "net.onnx", tmp_path / "voc16.onnx")
+    fp16.make(spec, variants.get("fp16"), tmp_path / "net.onnx", tmp_path / "voc16.onnx")
     marker = validate.validate(spec, "onnxruntime", "fp16", tmp_path / "voc16.onnx")
     out = marker["parity"]["points"]["max"]["outputs"]["y"]
     assert 20 < out["snr_db"] < float("inf") and out["lsd_db"] >= 0 and "max_abs" in out

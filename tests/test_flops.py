@@ -31,7 +31,7 @@ def test_flops_of_a_known_conv_and_linear():
             "checkpoint": "w.safetensors",
             "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
             "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 10, "opt": 20, "max": 40}},
-            "tolerance": {"fp32": {"atol": 0, "rtol": 0}, "fp16": {"atol": 0, "rtol": 0}},
+            "gates": {"fp32": {"atol": 0, "rtol": 0}, "fp16": {"atol": 0, "rtol": 0}},
         },
     )
     per_point = flops.per_point(ConvLinear(), spec)
@@ -57,7 +57,7 @@ def test_summary_reports_achieved_gflops_and_fraction_of_peak(tmp_path):
         "backend": "pytorch",
         "variant": "fp32",
         "device": "cpu",
-        "label": "pytorch.fp32@cpu",
+        "series": "pytorch.fp32@cpu",
         "point": "opt",
         **stats(ms),
         "peak_gflops": 400.0,

@@ -84,7 +84,7 @@ def _pesto(checkpoint, **extra):
         "inputs": [{"name": "cqt", "shape": ["batch", 1, 219], "generator": {"kind": "uniform", "low": 0, "high": 1}}],
         "outputs": ["activations"],
         "dims": {"batch": {"min": 1, "opt": 8, "max": 64}},
-        "tolerance": TOL,
+        "gates": TOL,
         **extra,
     }
 
@@ -131,7 +131,7 @@ def test_real_checkpoints_export_fp16_and_validate_from_config(real_path, workdi
             {"name": "mels", "shape": ["batch", "time", 40], "generator": {"kind": "uniform", "low": 0, "high": 1}}
         ],
         "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 20, "opt": 80, "max": 160}},
-        "tolerance": TOL,
+        "gates": TOL,
     }
     write_config(
         workdir,

@@ -5,6 +5,7 @@ import pytest
 from conftest import seeded, tiny_byo_component
 from safetensors.torch import save_file
 
+from workflow_lib.core import variants
 from workflow_lib.core.errors import ParityError
 from workflow_lib.core.files import read_json
 from workflow_lib.core.spec import component_spec
@@ -60,7 +61,7 @@ def byo(tmp_path):
 
 def test_simplify_keeps_parity(byo):
     spec, d = byo
-    meta = simplify.make(spec, d / "net.onnx", d / "sim.onnx", {"tool": "onnxslim"})
+    meta = simplify.make(spec, variants.get("fp32"), d / "net.onnx", d / "sim.onnx", {"tool": "onnxslim"})
     assert meta["simplified"] and meta["parity"]["ok"] and meta["fallback_reason"] is None
     assert meta["metadata_restored"] > 0
 
@@ -73,7 +74,7 @@ def test_simplifier_breaking_parity_falls_back_to_input_graph(byo):
     from tinymodels import TinyConv
 
     save_file(TinyConv().state_dict(), str(d / "w.safetensors"))  # weights changed after export
-    meta = simplify.make(spec, d / "net.onnx", d / "sim.onnx", {"tool": "onnxsim"})
+    meta = simplify.make(spec, variants.get("fp32"), d / "net.onnx", d / "sim.onnx", {"tool": "onnxsim"})
     assert not meta["simplified"]
     assert "parity failed for onnxsim-simplified graph at min point" in meta["fallback_reason"]
     assert (d / "sim.onnx").read_bytes() == (d / "net.onnx").read_bytes()
@@ -81,7 +82,7 @@ def test_simplifier_breaking_parity_falls_back_to_input_graph(byo):
 
 def test_simplify_disabled_copies_graph(byo):
     spec, d = byo
-    meta = simplify.make(spec, d / "net.onnx", d / "sim.onnx", {"tool": "none"})
+    meta = simplify.make(spec, variants.get("fp32"), d / "net.onnx", d / "sim.onnx", {"tool": "none"})
     assert meta["fallback_reason"] == "simplification disabled (simplify.tool: none)"
 
 
@@ -101,11 +102,11 @@ def test_fp16_keeps_io_types_and_fp32_ops_chain(tmp_path):
         ],
         "dims": {"batch": {"min": 1, "opt": 2, "max": 4}, "time": {"min": 64, "opt": 256, "max": 1024}},
         "fp32_ops": ["Log", "Clip", "Sub", "Div", "Mul", "Add", "Floor", "Gather"],
-        "tolerance": {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 1e-2, "rtol": 1e-2}},
+        "gates": {"fp32": {"atol": 1e-4, "rtol": 1e-3}, "fp16": {"atol": 1e-2, "rtol": 1e-2}},
     }
     spec = component_spec("svc", "pitch", cfg)
     export.export(spec, tmp_path / "p.onnx")
-    meta = fp16.make(spec, tmp_path / "p.onnx", tmp_path / "p16.onnx")
+    meta = fp16.make(spec, variants.get("fp16"), tmp_path / "p.onnx", tmp_path / "p16.onnx")
     assert meta["fp16_round_trips_removed"] > 0 and meta["parity"]["ok"]
     model = onnx.load(str(tmp_path / "p16.onnx"))
     assert {i.type.tensor_type.elem_type for i in model.graph.input} == {onnx.TensorProto.FLOAT}
@@ -116,7 +117,7 @@ def test_onnxruntime_marker_passes_and_records_numbers(byo):
     spec, d = byo
     marker = validate.validate(spec, "onnxruntime", "fp32", d / "net.onnx")
     assert marker["status"] == "passed" and marker["gate"] == "allclose"
-    assert marker["tolerance"] == {"atol": 1e-4, "rtol": 1e-3} and marker["artifact_sha256"]
+    assert marker["thresholds"] == {"atol": 1e-4, "rtol": 1e-3} and marker["artifact_sha256"]
     assert {p: v["dims"]["time"] for p, v in marker["parity"]["points"].items()} == {"min": 4, "opt": 16, "max": 32}
     assert marker["parity"]["points"]["max"]["outputs"]["y"]["max_abs"] < 1e-4
 
@@ -132,7 +133,7 @@ def test_fp16_overflow_is_fixed_by_the_automatic_fp32_search(tmp_path):
     cfg.update({"class": "tinymodels.Overflow", "kwargs": {}})
     spec = component_spec("mine", "overflow", cfg)
     export.export(spec, tmp_path / "o.onnx")
-    meta = fp16.make(spec, tmp_path / "o.onnx", tmp_path / "o16.onnx")
+    meta = fp16.make(spec, variants.get("fp16"), tmp_path / "o.onnx", tmp_path / "o16.onnx")
     search = meta["search"]
     assert "fp16 parity failed for fp16 graph at min point" in search["first_failure"]
     assert search["auto_fp32_ops"] and set(search["auto_fp32_ops"]) <= {"Mul", "Div"} and meta["parity"]["ok"]

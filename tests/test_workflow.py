@@ -58,7 +58,8 @@ def test_full_run_produces_every_artifact(demo_run):
             assert set(ov["parity"]["points"]) == {"min", "opt", "max"}
             assert (r / "openvino" / variant / "svc_demo" / f"{c}.bin").stat().st_size > 0
         calibration = json.loads((r / "calibration" / "svc_demo" / f"{c}.npz.json").read_text())
-        assert calibration["representative"] and calibration["samples"] == 2
+        assert calibration["representative"] and calibration["samples"] == 3  # a file per role
+        assert calibration["splits"]["scheme"] == "disjoint"
     flow = json.loads((r / "onnx" / "export" / "svc_demo" / "flow_decoder.onnx.json").read_text())
     assert flow["method"] == "inverse" and [i["name"] for i in flow["graph"]["inputs"]] == ["z", "mask", "cond"]
     if not gpu:
@@ -86,9 +87,9 @@ def test_bootstrap_reruns_only_what_reads_it(demo_run):
     try:
         out = snakemake(demo_run, "-n").stdout
         jobs = planned_jobs(demo_run)
-        assert set(jobs) - {"all"} == {"bench_summary", "search_deploy", "bench_e2e", "report"}, jobs
-        # the one e2e job is `best`, whose bundle the deployment step rewrites
-        assert jobs["bench_e2e"] == 1 and "assignment=best" in out.replace(" ", "")
+        assert set(jobs) - {"all"} == {"bench_summary", "search_deploy", "bench_chain", "report"}, jobs
+        # the one chain job is `best`, whose bundle the deployment step rewrites
+        assert jobs["bench_chain"] == 1 and "assignment=best" in out.replace(" ", "")
     finally:
         write_config(demo_run, tiny_svc_config())
 
@@ -106,22 +107,26 @@ def test_deployment_is_decided_on_the_chain_and_best_runs_it(demo_run):
         assert chosen["reason"].startswith("chain search")
     if search["winner"] is not None:
         winner = search["tried"][search["winner"]]
-        assert winner["fidelity"] == "passed" and winner["p50_ms"] > 0
-        assert winner["assignment"] == {c: d["cpu"]["choice"] for c, d in manifest["components"].items()}
-    best = json.loads((r / "bench/svc_demo/e2e/best.csv.json").read_text())
+        assert winner["passed"] and winner["evaluation"]["status"] == "passed" and winner["p50_ms"] > 0
+        assert winner["assignment"] == {c: d["cpu"]["series"] for c, d in manifest["components"].items()}
+    assert manifest["inputs"]["scheme"] == "disjoint" and all(
+        f["sha256"] for files in manifest["inputs"]["roles"].values() for f in files
+    )
+    assert search["established"] and search["files"]["evaluation"] == ["libri_5703-47212-0000.wav"]
+    best = json.loads((r / "bench/svc_demo/chain/best.csv.json").read_text())
     assert best["status"] == "measured", best.get("reason")
-    e2e = r / "bench/svc_demo/e2e"
+    chain = r / "bench/svc_demo/chain"
     for name in ("best", "pytorch", "int8"):
-        row = pl.read_csv(e2e / f"{name}.csv").row(0, named=True)
-        assert row["fidelity"] in ("passed", "failed") and row["lsd_db"] >= 0 and row["rel_ci"] > 0
-        assert row["copy_stoi"] is not None and row["speech_stoi"] is not None  # real speech, scored
-        assert (e2e / f"{name}.wav").stat().st_size > 100_000  # 4 s of resynthesised speech
-    assert pl.read_csv(e2e / "pytorch.csv")["snr_db"].to_list()[0] == float("inf")  # the reference itself
-    assert not (e2e / "tensorrt.csv").exists() or json.loads((r / "host.json").read_text())["cuda"]
+        row = pl.read_csv(chain / f"{name}.csv").row(0, named=True)
+        assert row["fidelity"] in ("passed", "failed") and row["chain_lsd_db"] >= 0 and row["files"] == 1
+        assert row["copy_synthesis_stoi"] is not None and row["copy_synthesis_speech_stoi"] is not None
+        assert (chain / f"{name}.wav").stat().st_size > 100_000  # 4 s of resynthesised speech
+    assert pl.read_csv(chain / "pytorch.csv")["chain_snr_db"].to_list()[0] == float("inf")  # the reference itself
+    assert not (chain / "tensorrt.csv").exists() or json.loads((r / "host.json").read_text())["cuda"]
     html = (r / "report/index.html").read_text()
     assert html.index('<section id="ship">') < html.index('<section id="summary">')
-    measured = [p for p in e2e.glob("*.csv.json") if json.loads(p.read_text())["status"] == "measured"]
-    assert html.count("<audio controls") == 2 + len(measured)  # the speech, PyTorch's resynthesis, every chain
+    measured = [p for p in chain.glob("*.csv.json") if json.loads(p.read_text())["status"] == "measured"]
+    assert html.count("<audio controls") == 2 + len(measured)  # the file, PyTorch's resynthesis, every chain
     assert "openvino.fp32@cpu" in html and '<section id="int8">' in html and "Chain search" in html
 
 
@@ -164,7 +169,7 @@ def test_changing_one_checkpoint_reruns_only_its_chain(demo_run):
 
 def test_changing_one_components_config_reruns_only_its_chain(demo_run):
     cfg = tiny_svc_config()
-    cfg["models"]["svc_demo"]["components"]["pitch_encoder"]["tolerance"] = {"fp16": {"atol": 0.05, "rtol": 0.01}}
+    cfg["models"]["svc_demo"]["components"]["pitch_encoder"]["gates"] = {"fp16": {"atol": 0.05, "rtol": 0.01}}
     write_config(demo_run, cfg)
     try:
         assert planned_components(demo_run) == {"pitch_encoder"}
@@ -187,35 +192,35 @@ def test_slurm_profile_dry_run_needs_no_cluster(workdir):
     assert "This was a dry-run" in proc.stdout and "checkpoint probe_host" in proc.stdout
 
 
-def test_e2e_jobs_depend_only_on_what_their_assignment_uses(workdir):
+def test_chain_jobs_depend_only_on_what_their_assignment_uses(workdir):
     write_config(workdir, tiny_svc_config())
     probed(workdir)
-    jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/pytorch.csv")
-    assert set(jobs) == {"seed_checkpoint", "chain_reference", "bench_e2e"}, jobs
-    jobs = planned_jobs(workdir, "results/bench/svc_demo/e2e/onnxruntime.csv")
+    jobs = planned_jobs(workdir, "results/bench/svc_demo/chain/pytorch.csv")
+    assert set(jobs) == {"seed_checkpoint", "chain_reference", "bench_chain"}, jobs
+    jobs = planned_jobs(workdir, "results/bench/svc_demo/chain/onnxruntime.csv")
     assert set(jobs) == {
         "seed_checkpoint",
         "chain_reference",
         "export_onnx",
         "graph_variant",
         "validate_cpu",
-        "bench_e2e",
+        "bench_chain",
     }, jobs
     assert jobs["validate_cpu"] == 5 and jobs["graph_variant"] == 5  # ORT fp32 only: no engines, OpenVINO, fp16
 
 
 def test_editing_the_chain_scoring_reruns_only_what_scores_chains(demo_run, tmp_path):
-    """The layering the import contract checks, seen in behaviour: a copy of the workflow whose e2e scoring
-    changed plans the e2e jobs, the chain search, the summary and the report, and nothing else."""
+    """The layering the import contract checks, seen in behaviour: a copy of the workflow whose chain scoring
+    changed plans the chain jobs, the chain search, the summary and the report, and nothing else."""
     copy = repo_copy(tmp_path)
-    with open(copy / "workflow_lib" / "models" / "svc" / "scoring.py", "a") as f:
-        f.write("\n# a fix in how chains are scored\n")
+    with open(copy / "workflow_lib" / "stages" / "chain_bench.py", "a") as f:
+        f.write("\n# a fix in how chains are timed and scored\n")
     jobs = planned_jobs(demo_run, snakefile=copy / "Snakefile")
-    assert set(jobs) - {"all"} == {"bench_e2e", "search_deploy", "bench_summary", "report"}, jobs
-    with open(copy / "workflow_lib" / "models" / "svc" / "chain.py", "a") as f:  # the chain feeds calibration too
+    assert set(jobs) - {"all"} == {"bench_chain", "bench_summary", "report"}, jobs
+    with open(copy / "workflow_lib" / "models" / "svc" / "chain.py", "a") as f:  # the plug-in feeds calibration too
         f.write("\n# a fix\n")
     jobs = planned_jobs(demo_run, snakefile=copy / "Snakefile")
-    assert {"chain_reference", "chain_calibration", "graph_variant"} <= set(jobs)
+    assert {"chain_reference", "chain_calibration", "graph_variant", "search_deploy"} <= set(jobs)
     assert "export_onnx" not in jobs and "bench_component" in jobs  # INT8 recalibrated and retimed; exports untouched
 
 
@@ -251,3 +256,28 @@ def test_touched_but_unchanged_large_files_rerun_nothing(workdir):
     state = TinyConv(hidden=12000).state_dict()  # other seed, other bytes
     save_file(state, str(workdir / "big.safetensors"))
     assert set(planned_jobs(workdir, target)) == {"export_onnx", "graph_variant"}
+
+
+def test_a_chain_you_bring_runs_end_to_end_with_no_edit_outside_its_module_and_config(workdir):
+    """The second chain (tests/tiny_denoise_chain.py: denoiser -> vocoder) goes through its reference, its
+    components' sample sets, INT8, every chain job and the chain search, and gets its own manifest and
+    report rows, beside the demo's, in one run."""
+    from test_chains import denoise_model
+
+    cfg = tiny_svc_config()
+    cfg["models"] = {"denoise": denoise_model(workdir)}
+    cfg["backends"] = ["pytorch", "onnxruntime"]
+    write_config(workdir, cfg)
+    snakemake(workdir)
+    r = workdir / "results"
+    for c in ("denoiser", "vocoder"):
+        assert json.loads((r / f"calibration/denoise/{c}.npz.json").read_text())["source"].startswith("the chain")
+        assert (r / f"onnx/int8/denoise/{c}.onnx").stat().st_size > 0
+    manifest = json.loads((r / "deploy/denoise/manifest.json").read_text())
+    assert set(manifest["components"]) == {"denoiser", "vocoder"} and manifest["search"][0]["tried"]
+    assert manifest["components"]["vocoder"]["cpu"]["reason"].startswith("chain search")
+    for name in ("pytorch", "int8", "best"):
+        row = pl.read_csv(r / f"bench/denoise/chain/{name}.csv").row(0, named=True)
+        assert row["output_lsd_db"] is not None and row["rtf"] > 0
+    html = (r / "report/index.html").read_text()
+    assert "Chain search: denoise on cpu" in html and "output.max_lsd_db" in html

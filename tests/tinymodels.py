@@ -68,3 +68,14 @@ class OutlierChain(nn.Module):
 
     def forward(self, x):
         return self.d(self.c(torch.relu(self.b(torch.relu(self.a(x))))))
+
+
+class TinyDenoiser(nn.Module):
+    """A log-mel denoiser [B, n_mels, T] -> [B, n_mels, T]: a residual conv stack (the second chain's first role)."""
+
+    def __init__(self, n_mels: int = 80, hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(n_mels, hidden, 5, padding=2), nn.GELU(), nn.Conv1d(hidden, n_mels, 1))
+
+    def forward(self, mel):
+        return mel + 0.1 * self.net(mel)

@@ -18,6 +18,7 @@ import numpy as np
 from ..core.dsp import mel_db, resample
 
 EPS = 1e-12
+
 PESQ_RATE = 16000
 MIN_SECONDS = 0.5  # shorter clips give no STOI and an unstable PESQ
 
@@ -92,25 +93,3 @@ def tensor_error(reference: np.ndarray, signal: np.ndarray) -> dict[str, float]:
         "snr_db": snr_db(reference, signal),
         "max_rel": float(np.max(np.abs(np.asarray(signal, np.float64) - reference))) / scale,
     }
-
-
-def gate(metrics: dict[str, Any], gates: dict[str, float | None]) -> tuple[str, str]:
-    """('passed' | 'failed', why) against thresholds named min_<metric> / max_<metric>.
-
-    A threshold whose metric was not measured (or could not be computed) fails, saying so:
-    a gate that cannot be checked is not passed.
-    """
-    problems = []
-    for key, limit in sorted(gates.items()):
-        if limit is None:
-            continue
-        bound, _, metric = key.partition("_")
-        value = metrics.get(metric)
-        if value is None:
-            why = metrics.get(f"{metric}_error", "not measured")
-            problems.append(f"{metric} unavailable ({why})")
-        elif bound == "min" and not value >= limit:
-            problems.append(f"{metric} {value:.3g} < {limit:g}")
-        elif bound == "max" and not value <= limit:
-            problems.append(f"{metric} {value:.3g} > {limit:g}")
-    return ("failed", "; ".join(problems)) if problems else ("passed", "")

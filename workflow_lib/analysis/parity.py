@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..core import variants
+from ..core.gates import judge
 from ..core.samples import Outputs, feeds_key, read_outputs
 from ..core.spec import POINTS, ComponentSpec
 from ..runtimes import ort
-from .fidelity import audio_metrics, gate, lsd_db, perceptual, snr_db
+from .fidelity import audio_metrics, lsd_db, perceptual, snr_db
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,13 @@ def check(
     variant: str,
     samples: list[Feeds] | None = None,
     seed: int = 0,
+    files: list[Any] | None = None,
 ) -> dict[str, Any]:
-    """Judge `candidate` by the variant's gate; never raises for a mismatch, the caller decides."""
-    limits = spec.gate(variant)
+    """Judge `candidate` by the variant's gate (fidelity gates: on `samples`, one per file named in
+    `files`); never raises for a mismatch, the caller decides."""
+    thresholds = spec.gate(variant)
     if variants.get(variant).gate == "fidelity":
-        return _fidelity(spec, reference, candidate, variant, limits, samples or [], seed)
+        return _fidelity(spec, reference, candidate, variant, thresholds, samples or [], seed, files)
     points = {}
     for which in POINTS:
         dims = spec.point(which)
@@ -112,7 +115,7 @@ def check(
             points[which] = {"ok": False, "dims": dims, "shapes": shapes, "error": error}
             continue
         outs = {
-            name: compare(r, g, limits["atol"], limits["rtol"])
+            name: compare(r, g, thresholds["atol"], thresholds["rtol"])
             for name, r, g in zip(_names(spec, len(ref)), ref, got, strict=True)
         }
         if spec.output_kind == "audio":  # what a listener gets, beside the elementwise check
@@ -122,7 +125,7 @@ def check(
         points[which] = {"ok": all(o["ok"] for o in outs.values()), "dims": dims, "shapes": shapes, "outputs": outs}
         log.info(
             "%s %s parity at %s %s: %s",
-            spec.label,
+            spec.name,
             variant,
             which,
             dims,
@@ -132,40 +135,43 @@ def check(
         "ok": all(p["ok"] for p in points.values()),
         "variant": variant,
         "gate": "allclose",
-        "tolerance": limits,
+        "thresholds": thresholds,
         "seed": seed,
         "points": points,
     }
 
 
-def sample_metrics(
+def sample_scores(
+    spec: ComponentSpec, reference: list[np.ndarray], output: list[np.ndarray], perceptual_scores: bool = True
+) -> dict[str, Any]:
+    """One sample's error against PyTorch fp32: SNR over all its outputs; for audio outputs also LSD and
+    (unless told not to: they cost most) PESQ and STOI of the first output."""
+    ref = np.concatenate([r.ravel() for r in reference])
+    got = np.concatenate([g.ravel() for g in output])
+    scores: dict[str, Any] = {"snr_db": snr_db(ref, got), "finite": bool(np.isfinite(got).all())}
+    if spec.output_kind == "audio" and scores["finite"]:
+        if perceptual_scores:
+            scores.update(perceptual(reference[0], output[0], spec.sample_rate))
+        scores["lsd_db"] = lsd_db(reference[0], output[0], spec.sample_rate)
+    return scores
+
+
+def judge_samples(
     spec: ComponentSpec,
-    reference_outputs: list[list[np.ndarray]],
+    references: list[list[np.ndarray]],
     outputs: list[list[np.ndarray]],
+    thresholds: dict[str, float],
+    files: list[Any] | None = None,
     perceptual_scores: bool = True,
 ) -> dict[str, Any]:
-    """Pooled error of a component's outputs over calibration samples: SNR over all samples' energy;
-    for audio outputs also the mean LSD and (unless told not to: they cost most) PESQ and STOI
-    of the first output per sample."""
-    ref = np.concatenate([r.ravel() for rs in reference_outputs for r in rs])
-    got = np.concatenate([g.ravel() for gs in outputs for g in gs])
-    metrics: dict[str, Any] = {
-        "snr_db": snr_db(ref, got),
-        "finite": bool(np.isfinite(got).all()),
-        "samples": len(outputs),
-    }
-    if spec.output_kind == "audio" and metrics["finite"]:
-        per = [
-            (perceptual(r[0], g[0], spec.sample_rate) if perceptual_scores else {})
-            | {"lsd_db": lsd_db(r[0], g[0], spec.sample_rate)}
-            for r, g in zip(reference_outputs, outputs, strict=True)
-        ]
-        for key in ("pesq", "stoi", "lsd_db") if perceptual_scores else ("lsd_db",):
-            values = [p[key] for p in per if p.get(key) is not None]
-            metrics[key] = float(np.mean(values)) if len(values) == len(per) else None
-            if metrics[key] is None:
-                metrics[f"{key}_error"] = next(p.get(f"{key}_error") for p in per if p.get(key) is None)
-    return metrics
+    """Every gate applied to each sample (one per file), the worst file deciding: the verdict with each
+    gate's worst value, file and margin, and every sample's scores."""
+    per = [sample_scores(spec, r, o, perceptual_scores) for r, o in zip(references, outputs, strict=True)]
+    verdict = judge(per, thresholds, files)
+    if not all(s["finite"] for s in per):
+        verdict.update(status="failed", reason="; ".join(filter(None, ["non-finite outputs", verdict["reason"]])))
+    verdict["per_file"] = per
+    return verdict
 
 
 def _fidelity(
@@ -173,9 +179,10 @@ def _fidelity(
     reference: Infer,
     candidate: Infer,
     variant: str,
-    limits: dict[str, float],
+    thresholds: dict[str, float],
     samples: list[Feeds],
     seed: int,
+    files: list[Any] | None = None,
 ) -> dict[str, Any]:
     points = {}
     for which in POINTS:  # it must run at every point of the profile, with sane outputs
@@ -193,33 +200,47 @@ def _fidelity(
     result: dict[str, Any] = {
         "variant": variant,
         "gate": "fidelity",
-        "tolerance": limits,
+        "thresholds": thresholds,
         "seed": seed,
         "points": points,
         "samples": len(samples),
     }
     if not samples:
-        result.update(ok=False, metrics={}, reason="no calibration samples to judge a fidelity gate on")
+        result.update(ok=False, metrics={}, reason="no evaluation samples to judge a fidelity gate on")
         return result
     refs, outs = [reference(f) for f in samples], []
     for feeds, ref in zip(samples, refs, strict=True):
         got, error = _run(candidate, feeds, len(ref))
         if error:
-            result.update(ok=False, metrics={}, reason=f"calibration sample: {error}")
+            result.update(ok=False, metrics={}, reason=f"evaluation sample: {error}")
             return result
         outs.append(got)
-    metrics = sample_metrics(spec, refs, outs)
-    verdict, why = gate(metrics, limits)
-    result.update(ok=verdict == "passed" and all(p["ok"] for p in points.values()), metrics=metrics, reason=why)
+    verdict = judge_samples(spec, refs, outs, thresholds, files)
+    result.update(
+        ok=verdict["status"] == "passed" and all(p["ok"] for p in points.values()),
+        metrics=worst(verdict["per_file"]),
+        verdict={k: v for k, v in verdict.items() if k != "per_file"},
+        per_file=verdict["per_file"],
+        reason=verdict["reason"],
+    )
     log.info(
-        "%s %s on %d calibration samples: %s %s",
-        spec.label,
+        "%s %s on %d evaluation samples (worst file): %s %s",
+        spec.name,
         variant,
         len(samples),
-        {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)},
-        verdict,
+        {k: round(v, 3) for k, v in result["metrics"].items() if isinstance(v, float)},
+        verdict["status"],
     )
     return result
+
+
+def worst(per_file: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric, the worst file's value (lowest; LSD and max errors: highest)."""
+    out: dict[str, Any] = {}
+    for key in {k for s in per_file for k, v in s.items() if isinstance(v, float)}:
+        values = [s[key] for s in per_file if isinstance(s.get(key), float)]
+        out[key] = (max if key.startswith(("lsd", "max_")) else min)(values) if len(values) == len(per_file) else None
+    return out
 
 
 def _names(spec: ComponentSpec, n: int) -> list[str]:
@@ -243,16 +264,16 @@ def describe_failure(spec: ComponentSpec, result: dict[str, Any], artifact: str)
                 if not o["ok"]
             )
         return (
-            f"{spec.label} {result['variant']} parity failed for {artifact} at {which} point "
-            f"{p['shapes']}: {detail} ({_limits(result['tolerance'])})"
+            f"{spec.name} {result['variant']} parity failed for {artifact} at {which} point "
+            f"{p['shapes']}: {detail} ({_limits(result['thresholds'])})"
         )
     if result["gate"] == "fidelity" and not result["ok"]:
         return (
-            f"{spec.label} {result['variant']} fidelity gate failed for {artifact} on {result['samples']} "
-            f"calibration samples: {result.get('reason')} ({_limits(result['tolerance'])})"
+            f"{spec.name} {result['variant']} fidelity gate failed for {artifact} on {result['samples']} "
+            f"evaluation samples (worst file): {result.get('reason')} ({_limits(result['thresholds'])})"
         )
-    return f"{spec.label}: parity passed"
+    return f"{spec.name}: parity passed"
 
 
-def _limits(limits: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in sorted(limits.items()))
+def _limits(thresholds: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(thresholds.items()))

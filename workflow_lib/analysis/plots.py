@@ -26,7 +26,9 @@ from ..core.spec import POINTS
 class PlotData:
     summary: pl.DataFrame  # speedups.summarize() of every benchmark CSV
     bench: pl.DataFrame  # per-component rows with a numeric `length`
-    fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)  # assignment -> e2e sidecar's fidelity record
+    fidelity: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # assignment -> its chain sidecar's fidelity record
     audio: dict[str, tuple[Any, int]] = field(
         default_factory=dict
     )  # "input" / "reference" / assignment -> (samples, rate)
@@ -62,7 +64,7 @@ def _empty(message: str):
 
 
 def point_order(point: str) -> float:
-    """Shape points in min, opt, max order; e2e audio lengths ('1s', '10s') by duration."""
+    """Shape points in min, opt, max order; chain input lengths ('1s', '10s') by duration."""
     return float(POINTS.index(point)) if point in POINTS else float(point.rstrip("s"))
 
 
@@ -70,7 +72,7 @@ def speedup_plot(data: PlotData):
     """Speedup over PyTorch fp32 at the opt point, per component and backend, with 95 % CI bars."""
     plt, summary = _pyplot(), data.summary
     df = summary.filter(
-        (pl.col("component") != "e2e")
+        (pl.col("component") != "chain")
         & (pl.col("point") == "opt")
         & pl.col("speedup").is_not_null()
         & ~((pl.col("backend") == "pytorch") & (pl.col("variant") == "fp32"))
@@ -78,16 +80,16 @@ def speedup_plot(data: PlotData):
     if df.is_empty():
         return _empty("No speedups: only the PyTorch fp32 baseline was measured.")
     comps = sorted(set(df["component"]))
-    labels = sorted(set(df["label"]))
+    labels = sorted(set(df["series"]))
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(comps)), 4))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        sub = {r["component"]: r for r in df.filter(pl.col("label") == label).iter_rows(named=True)}
+        sub = {r["component"]: r for r in df.filter(pl.col("series") == label).iter_rows(named=True)}
         xs = [c for c in range(len(comps)) if comps[c] in sub]
         ys = [sub[comps[c]]["speedup"] for c in xs]
-        err = [
-            [sub[comps[c]]["speedup"] - sub[comps[c]]["ci_low"] for c in xs],
-            [sub[comps[c]]["ci_high"] - sub[comps[c]]["speedup"] for c in xs],
+        err = [  # no bar where too few samples gave no CI
+            [sub[comps[c]]["speedup"] - (sub[comps[c]]["ci_low"] or sub[comps[c]]["speedup"]) for c in xs],
+            [(sub[comps[c]]["ci_high"] or sub[comps[c]]["speedup"]) - sub[comps[c]]["speedup"] for c in xs],
         ]
         ax.bar([x + i * width for x in xs], ys, width, yerr=err, capsize=3, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
@@ -107,8 +109,8 @@ def latency_plot(data: PlotData):
     fig, axes = plt.subplots(1, len(comps), figsize=(3.2 * len(comps), 3.2), squeeze=False)
     for ax, comp in zip(axes[0], comps, strict=True):
         sub = df.filter(pl.col("component") == comp)
-        for label in sorted(set(sub["label"])):
-            line = sub.filter(pl.col("label") == label).sort("length")
+        for label in sorted(set(sub["series"])):
+            line = sub.filter(pl.col("series") == label).sort("length")
             ax.plot(line["length"].to_list(), line["p50_ms"].to_list(), marker="o", label=label)
         ax.set_title(comp, fontsize=9)
         ax.set_xlabel("sequence length (time dim)", fontsize=8)
@@ -119,23 +121,23 @@ def latency_plot(data: PlotData):
     return fig
 
 
-def e2e_plot(data: PlotData):
-    """Real-time factor of each end-to-end assignment per audio length."""
-    plt, df = _pyplot(), data.summary.filter(pl.col("component") == "e2e")
+def chain_plot(data: PlotData):
+    """Real-time factor of each chain assignment per input length."""
+    plt, df = _pyplot(), data.summary.filter(pl.col("component") == "chain")
     if df.is_empty():
-        return _empty("No end-to-end chain was measured.")
+        return _empty("No chain was measured.")
     points = sorted(set(df["point"]), key=point_order)
-    labels = sorted(set(df["label"]))
+    labels = sorted(set(df["series"]))
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        sub = {r["point"]: r for r in df.filter(pl.col("label") == label).iter_rows(named=True)}
+        sub = {r["point"]: r for r in df.filter(pl.col("series") == label).iter_rows(named=True)}
         xs = [j for j, p in enumerate(points) if p in sub]
         ax.bar([x + i * width for x in xs], [sub[points[x]]["rtf"] for x in xs], width, label=label)
     ax.axhline(1.0, color="red", linewidth=0.8, linestyle="--", label="real time")
-    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(points))], [f"{p} audio" for p in points])
+    ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(points))], [f"{p} of input" for p in points])
     ax.set_ylabel("real-time factor (lower is faster)")
-    ax.set_title("End-to-end voice conversion")
+    ax.set_title("The whole chain")
     ax.legend(fontsize=8)
     return fig
 
@@ -149,21 +151,21 @@ def audio_order(names) -> list[str]:
 
 
 def propagation_plot(data: PlotData):
-    """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (first audio length)."""
+    """SNR of each stage's output against PyTorch fp32 along the chain, per assignment (the worst evaluation file)."""
     plt = _pyplot()
     lines = {
-        name: (rec.get("stage_order"), rec["points"][min(rec["points"], key=point_order)]["stages"])
+        name: (rec.get("stage_order"), rec["stages"])
         for name, rec in sorted(data.fidelity.items())
-        if rec.get("points")
+        if rec.get("stages")
     }
     lines = {k: v for k, v in lines.items() if any(m["snr_db"] != float("inf") for m in v[1].values())}
     if not lines:
-        return _empty("No end-to-end assignment differs from PyTorch fp32 (or none was measured).")
+        return _empty("No chain assignment differs from PyTorch fp32 (or none was measured).")
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, (order, stages) in lines.items():  # the chain's own stage order, as the record keeps it
         names = order or list(stages)
         ax.plot(names, [min(stages[s]["snr_db"], 200.0) for s in names], marker="o", label=name)
-    ax.set_ylabel("SNR vs PyTorch fp32 (dB; audio: of its log-mel)")
+    ax.set_ylabel("SNR vs PyTorch fp32 (dB)")
     ax.set_title("Where error enters the chain (higher is closer)")
     ax.legend(fontsize=8)
     return fig
@@ -176,7 +178,7 @@ def spectrogram_plot(data: PlotData):
 
     clips = {k: v for k, v in data.audio.items() if len(v[0])}
     if not clips:
-        return _empty("No end-to-end audio was produced.")
+        return _empty("No chain produced audio.")
     names = audio_order(clips)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
@@ -205,10 +207,12 @@ def int8_plot(data: PlotData):
             if audio
             else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
         )
-        front = set(search["pareto"])
+        front = set(search.get("front") or [])
         for c in cands:
             color = "tab:green" if c["verdict"] == "passed" else "tab:red"
             ax.scatter(c["p50_ms"], c["score"], color=color, marker="o" if c["index"] in front else "x", zorder=3)
+            if "evaluation_score" in c:  # its worst evaluation file, below or above its worst search file
+                ax.plot([c["p50_ms"]] * 2, [c["score"], c["evaluation_score"]], color=color, linewidth=0.6, zorder=2)
             ax.annotate(
                 str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
             )
@@ -251,27 +255,27 @@ PLOTS: dict[str, Plot] = {
         int8_plot,
         "int8",
         "Every INT8 candidate the search tried, per component: p50 latency at the "
-        "opt shape (ONNX Runtime) against fidelity on the calibration samples (PESQ for audio outputs, "
-        "SNR otherwise). Green passed the gate (dashed), red failed; circles are the Pareto front, "
+        "opt shape (ONNX Runtime) against fidelity on the worst search file (PESQ for audio outputs, "
+        "SNR otherwise), a line to the worst evaluation file for those confirmed there. Green passed the "
+        "gate (dashed) on both, red failed; circles are the front (latency against the worst evaluation file), "
         "numbers count the nodes kept float; the ringed point shipped.",
     ),
-    "e2e_rtf": Plot(
-        e2e_plot,
-        "e2e",
-        "Real-time factor (chain latency / audio duration) of each end-to-end "
-        "assignment per audio length; below the dashed line is faster than real time.",
+    "chain_rtf": Plot(
+        chain_plot,
+        "chain",
+        "Real-time factor (chain latency / input duration) of each chain "
+        "assignment per input length; below the dashed line is faster than real time.",
     ),
     "spectrograms": Plot(
         spectrogram_plot,
-        "e2e",
-        "Mel spectrograms of the input speech, PyTorch fp32's "
-        "resynthesis of it and each assignment's (copy-synthesis through the assignment's vocoder).",
+        "chain",
+        "Mel spectrograms of the first evaluation file, of what PyTorch fp32 makes of it and of what each "
+        "assignment makes of it (the output the chain plug-in says a listener hears).",
     ),
     "error_propagation": Plot(
         propagation_plot,
-        "e2e",
-        "SNR of each stage of the voice-conversion chain against "
-        "PyTorch fp32 on the same speech, noise and speaker (the audio on its log-mel, where phase does not count): "
-        "where error enters and how it grows.",
+        "chain",
+        "SNR of each stage of the chain against PyTorch fp32 on the same input, on the worst evaluation "
+        "file: where error enters and how it grows (the chain plug-in says how each stage is compared).",
     ),
 }

@@ -17,9 +17,10 @@ from ..core.paths import samples_path, sidecar_path
 from ..core.timing import Samples
 
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
-# label: what plots and tables call a series (backend.variant@device kind; an e2e assignment's name)
+# series: what plots and tables call a measured series (backend.variant@device kind; a chain assignment's name)
 # variant: the graph variant (precision is its arithmetic, for reading convenience)
-# rel_ci: half-width of the median's 95 % CI relative to it; stop: ci_reached, time_budget or max_iterations
+# rel_ci: half-width of the median's 95 % CI relative to it, empty below 6 samples (no distribution-free CI);
+# stop: ci_reached, time_budget or max_iterations
 COLUMNS = [
     "model",
     "component",
@@ -27,7 +28,7 @@ COLUMNS = [
     "variant",
     "precision",
     "device",
-    "label",
+    "series",
     "point",
     "dims",
     "shape",
@@ -44,71 +45,52 @@ COLUMNS = [
     "versions",
     "created",
 ]
-# snr_db, lsd_db, pesq, stoi, max_abs: the SVC chain's audio against PyTorch fp32's on the same input and noise;
-# copy_pesq, copy_stoi, copy_lsd_db: the real speech resynthesised by the assignment's vocoder against PyTorch
-# fp32's resynthesis (mean over the input files); speech_pesq, speech_stoi: that resynthesis against the speech itself;
-# fidelity: passed/failed against e2e.fidelity's gates (fidelity_reason says which)
-E2E_COLUMNS = [
+# A chain's rows: per timing length, the latency and real-time factor, then the worst evaluation file's value
+# of every metric the plug-in reports (<group>_<metric>, e.g. chain_lsd_db), the number of files judged, and
+# the verdict of its gates (fidelity: passed/failed; fidelity_reason says which gate and file).
+CHAIN_HEAD = [
     "model",
     "component",
     "backend",
     "variant",
     "device",
-    "label",
+    "series",
     "point",
     "assignment",
     "chain",
-    "audio_seconds",
-    "frames",
+    "input_seconds",
     *STAT_COLUMNS,
     "rel_ci",
     "stop",
     "rtf",
-    "snr_db",
-    "lsd_db",
-    "pesq",
-    "stoi",
-    "max_abs",
-    "copy_pesq",
-    "copy_stoi",
-    "copy_lsd_db",
-    "speech_pesq",
-    "speech_stoi",
-    "fidelity",
-    "fidelity_reason",
-    "threads",
-    "cpu",
-    "gpu",
-    "versions",
-    "created",
 ]
+CHAIN_TAIL = ["files", "fidelity", "fidelity_reason", "threads", "cpu", "gpu", "versions", "created"]
 RUNTIMES = ("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13")
-_INTS = {"batch", "iterations", "warmup", "threads", "frames"}
-_FLOATS = {
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "max_ms",
-    "cv",
-    "throughput",
-    "rtf",
-    "audio_seconds",
-    "rel_ci",
-    "peak_gflops",
-    "snr_db",
-    "lsd_db",
-    "pesq",
-    "stoi",
-    "max_abs",
-    "copy_pesq",
-    "copy_stoi",
-    "copy_lsd_db",
-    "speech_pesq",
-    "speech_stoi",
-}
+_INTS = {"batch", "iterations", "warmup", "threads", "files"}
+_STRINGS = (
+    {*COLUMNS, *CHAIN_HEAD, *CHAIN_TAIL}
+    - _INTS
+    - {
+        "mean_ms",
+        "std_ms",
+        "min_ms",
+        "p50_ms",
+        "p90_ms",
+        "p99_ms",
+        "max_ms",
+        "cv",
+        "throughput",
+        "rtf",
+        "input_seconds",
+        "rel_ci",
+        "peak_gflops",
+    }
+)
+
+
+def chain_columns(metrics: dict[str, tuple[str, ...]] | dict[str, list[str]]) -> list[str]:
+    """A chain CSV's columns, with the plug-in's metrics as `<group>_<metric>`."""
+    return [*CHAIN_HEAD, *(f"{g}_{m}" for g, ms in metrics.items() for m in ms), *CHAIN_TAIL]
 
 
 def runtime_versions() -> str:
@@ -116,12 +98,13 @@ def runtime_versions() -> str:
     return json.dumps(versions(*RUNTIMES), sort_keys=True)
 
 
-def label(backend: str, variant: str, device: str) -> str:
+def series_name(backend: str, variant: str, device: str) -> str:
     return f"{backend}.{variant}@{device.split(':')[0]}"
 
 
 def _schema(columns: list[str]) -> dict[str, Any]:
-    return {c: pl.Int64 if c in _INTS else pl.Float64 if c in _FLOATS else pl.Utf8 for c in columns}
+    """Counts are integers, names and versions strings, everything else (timings, scores) floats."""
+    return {c: pl.Int64 if c in _INTS else pl.Utf8 if c in _STRINGS else pl.Float64 for c in columns}
 
 
 def write_results(

@@ -4,8 +4,8 @@
 and device, the candidates that may ship: validated (a passed marker, inline parity, or the
 reference itself) and really faster than PyTorch eager (the 95 % bootstrap CI of the speedup
 lies above 1), fastest first; every other series is listed with the reason it may not ship.
-The deployment stage ships each component's first candidate; a model with a chain has its
-candidates tried together by the chain search instead. `bundle` writes the manifest and
+The deployment stage times the two fastest candidates of each component against each other;
+a model with a chain has its candidates tried together by the chain search instead. `bundle` writes the manifest and
 hard-links (or copies) the chosen files beside it, so the folder is what you ship.
 """
 
@@ -22,7 +22,7 @@ import polars as pl
 from ..core import variants
 from ..core.errors import StageError
 from ..core.files import link_or_copy, read_json, sha256_file, write_json
-from ..core.paths import ir_weights, sidecar_path
+from ..core.paths import bundle_file, manifest_path, sidecar_path
 from ..runtimes import registry as backends
 from .speedups import summarize
 
@@ -64,7 +64,7 @@ def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int
         (m.get("component"), m.get("backend"), m.get("variant")): m.get("artifact")
         for m in (read_json(sidecar_path(c)) for c in csvs)
     }
-    table = table.filter(pl.col("component") != "e2e")
+    table = table.filter(pl.col("component") != "chain")
     if table.height and point not in set(table["point"]):
         raise StageError(f"deploy.point '{point}' was not benchmarked (bench.points has {sorted(set(table['point']))})")
     ranked: dict[str, dict[str, Any]] = {}
@@ -75,26 +75,27 @@ def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int
             entries = []
             for r in rows.filter(pl.col("device") == device).iter_rows(named=True):
                 ok, why, marker = _validation(r["backend"], r["variant"], marker_by, comp)
+                source = sources.get((comp, r["backend"], r["variant"]))
                 entries.append(
                     {
-                        "choice": f"{r['backend']}.{r['variant']}",
+                        "series": f"{r['backend']}.{r['variant']}",
                         "backend": r["backend"],
                         "variant": r["variant"],
                         "precision": variants.get(r["variant"]).precision,
-                        "label": r["label"],
+                        "quantized_nodes": quantized_nodes(source),
                         "p50_ms": r["p50_ms"],
                         "speedup": r["speedup"],
                         "ci": [r["ci_low"], r["ci_high"]],
                         "validated": ok,
                         "validation": why,
                         "marker": marker,
-                        "source": sources.get((comp, r["backend"], r["variant"])),
+                        "source": source,
                         "device": device,
                     }
                 )
             ranked[comp][device_kind(device)] = _split(entries)
             ranked[comp][device_kind(device)]["not_measured"] = [
-                {"choice": f"{u['backend']}.{u['variant']}", "reason": u.get("reason")}
+                {"series": f"{u['backend']}.{u['variant']}", "reason": u.get("reason")}
                 for u in unavailable
                 if u.get("component") == comp
             ]
@@ -102,7 +103,9 @@ def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int
 
 
 def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    reference = next(c for c in entries if c["backend"] == backends.REFERENCE and c["variant"] == "fp32")
+    reference = next(
+        c for c in entries if c["backend"] == backends.REFERENCE and c["variant"] == backends.REFERENCE_VARIANT
+    )
     candidates, others = [], []
     for c in sorted(entries, key=lambda c: c["p50_ms"]):
         if c is reference:
@@ -128,7 +131,7 @@ def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str
     alternatives = [
         {
             **c,
-            "why_not": f"slower than {chosen['choice']}"
+            "why_not": f"slower than {chosen['series']}"
             if c["p50_ms"] >= chosen["p50_ms"]
             else "not chosen (see the search)",
         }
@@ -146,16 +149,16 @@ def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str
     }
 
 
-def fastest(entry: dict[str, Any]) -> dict[str, Any]:
-    """Per component on its own: the first candidate, else PyTorch eager."""
-    if entry["candidates"]:
-        return pick(entry, entry["candidates"][0], "fastest validated backend with a speedup CI above 1")
-    return pick(entry, entry["reference"], "no validated backend is faster than PyTorch eager with a CI above 1")
-
-
-def _files(source: str) -> list[Path]:
-    """An artifact and the files that must travel with it (OpenVINO's weights beside its .xml)."""
-    return [Path(source), Path(ir_weights(source))] if source.endswith(".xml") else [Path(source)]
+def quantized_nodes(source: str | None) -> int:
+    """How many nodes of a series' graph run quantized (a tie between two candidates goes to fewer): from the
+    sidecar of the graph it reads, or of the graph its IR or engine was made from; 0 for none."""
+    seen = 0
+    while source and sidecar_path(source).is_file() and seen < 3:
+        meta = read_json(sidecar_path(source))
+        if "quantized_nodes" in meta:
+            return int(meta["quantized_nodes"])
+        source, seen = meta.get("input"), seen + 1
+    return 0
 
 
 def _suffix(path: Path) -> str:
@@ -171,8 +174,8 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
         for comp, per_device in manifest["components"].items():
             for kind, chosen in per_device.items():
                 files = []
-                for src in _files(chosen["source"]):
-                    rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}{_suffix(src)}"
+                for src in backends.get(chosen["backend"]).artifact.files(chosen["source"]):
+                    rel = bundle_file(kind, comp, chosen["backend"], chosen["variant"], _suffix(src))
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     link_or_copy(src, tmp / rel)
                     files.append(
@@ -180,7 +183,7 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
                     )
                 chosen.update(file=files[0]["file"], files=files)
                 if chosen["marker"]:  # the evidence travels with the artifact
-                    rel = Path(kind) / f"{comp}.{chosen['backend']}.{chosen['variant']}.validation.json"
+                    rel = bundle_file(kind, comp, chosen["backend"], chosen["variant"], ".validation.json")
                     shutil.copyfile(chosen["marker"], tmp / rel)
                     chosen["marker"] = str(rel)
                 if backends.get(chosen["backend"]).artifact == "checkpoint":  # a checkpoint needs its module to load
@@ -190,7 +193,7 @@ def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: 
                     "outputs": specs[comp].get("outputs"),
                     "dims": specs[comp].get("dims"),
                 }
-        write_json(tmp / "manifest.json", manifest)
+        write_json(manifest_path(tmp), manifest)
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)

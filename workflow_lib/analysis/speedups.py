@@ -1,7 +1,7 @@
 """Speedups over PyTorch fp32 with bootstrap confidence intervals, from benchmark CSVs.
 
 Speedup = median(PyTorch fp32) / median(candidate) on the same model, component, device
-and shape point (end-to-end rows: same model and audio length). Its 95 % interval comes
+and shape point (chain rows: same model, input length and device set). Its 95 % interval comes
 from resampling both sets of raw timings, so a noisy machine shows as a wide interval
 instead of a confident wrong number. Used by the summary, the deployment selection and
 the partial report.
@@ -14,12 +14,13 @@ import polars as pl
 
 from ..core.files import read_json
 from ..core.paths import samples_path, sidecar_path
+from ..core.timing import MIN_CI_SAMPLES
+from ..core.variants import REFERENCE, REFERENCE_VARIANT
 
 KEYS = ["model", "component", "backend", "variant", "device", "point"]
-# The bench CSVs' label column names a series: e2e assignments can resolve to the same
-# backend/variant (a "mixed" that fell back to ORT), and the label tells them apart.
-SAMPLE_KEYS = [*KEYS, "label"]
-E2E_SCORES = ("snr_db", "lsd_db", "pesq", "stoi", "copy_pesq", "copy_stoi", "copy_lsd_db", "speech_pesq", "speech_stoi")
+# The bench CSVs' series column names a series: chain assignments can resolve to the same
+# backend/variant (a "mixed" that fell back to ORT), and the series name tells them apart.
+SAMPLE_KEYS = [*KEYS, "series"]
 FLOATS = (
     "p50_ms",
     "mean_ms",
@@ -34,12 +35,32 @@ FLOATS = (
     "gflops",
     "peak_gflops",
     "peak_fraction",
-    *E2E_SCORES,
 )
-SCHEMA = {
-    **{k: pl.Utf8 for k in [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason"]},
-    "iterations": pl.Int64,
-    **{k: pl.Float64 for k in FLOATS},
+STRINGS = [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason", "baseline_device"]
+SCHEMA = {**{k: pl.Utf8 for k in STRINGS}, "iterations": pl.Int64, **{k: pl.Float64 for k in FLOATS}}
+# Columns of the CSVs that are neither keys nor timings: a chain plug-in's scores (<group>_<metric>), kept as floats
+_NOT_SCORES = {
+    *SCHEMA,
+    "precision",
+    "dims",
+    "shape",
+    "batch",
+    "assignment",
+    "input_seconds",
+    "warmup",
+    "std_ms",
+    "min_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "stop",
+    "throughput",
+    "threads",
+    "cpu",
+    "gpu",
+    "versions",
+    "created",
+    "files",
 }
 # FLOPs per (model, component, point), from the export sidecars
 Flops = dict[tuple[str, str, str], int]
@@ -47,13 +68,20 @@ Flops = dict[tuple[str, str, str], int]
 
 def bootstrap_ratio_ci(
     base: np.ndarray, cand: np.ndarray, resamples: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of median(base) / median(cand)."""
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of median(base) / median(cand); None when either side has fewer samples
+    than a CI of a median needs (MIN_CI_SAMPLES)."""
+    if min(base.size, cand.size) < MIN_CI_SAMPLES:
+        return None
     rng = np.random.default_rng(seed)
     b = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)
     c = np.median(rng.choice(cand, size=(resamples, cand.size), replace=True), axis=1)
     lo, hi = np.percentile(b / c, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def score_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c not in _NOT_SCORES]
 
 
 def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[dict]]:
@@ -84,7 +112,7 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
                 optional("chain", pl.Utf8),
                 optional("peak_gflops", pl.Float64),
                 optional("peak_source", pl.Utf8),
-                *(optional(k, pl.Float64) for k in E2E_SCORES),
+                *(pl.col(k).cast(pl.Float64) for k in score_columns(df.columns)),
                 optional("fidelity", pl.Utf8),
                 optional("fidelity_reason", pl.Utf8),
             ]
@@ -95,7 +123,7 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
                 (pl.col("device") == row["device"]) & (pl.col("point") == row["point"])
             )["sample_ms"].to_numpy()
         frames.append(df)
-    table = pl.concat(frames) if frames else pl.DataFrame(schema={k: pl.Utf8 for k in SAMPLE_KEYS})
+    table = pl.concat(frames, how="diagonal") if frames else pl.DataFrame(schema={k: pl.Utf8 for k in SAMPLE_KEYS})
     return table, samples, unavailable
 
 
@@ -129,23 +157,24 @@ def _roofline(row: dict, flops: Flops, peaks: dict[str, float | None]) -> dict:
 def summarize(
     csvs: list[str], resamples: int = 2000, flops: Flops | None = None, peaks: dict[str, float | None] | None = None
 ) -> tuple[pl.DataFrame, list[dict]]:
-    """Every measured row with its baseline, speedup and CI, and its roofline numbers; plus what was not measured."""
+    """Every measured row with its baseline (PyTorch fp32 on the same device: a chain's on the same device
+    set), speedup and CI, and its roofline numbers; plus what was not measured."""
     table, samples, unavailable = load(csvs)
     flops, peaks = flops or {}, peaks or {}
     rows = []
     for row in table.iter_rows(named=True):
-        e2e = row["component"] == "e2e"
         base = table.filter(
             (pl.col("model") == row["model"])
             & (pl.col("component") == row["component"])
             & (pl.col("point") == row["point"])
-            & (pl.col("backend") == "pytorch")
-            & (pl.col("variant") == "fp32")
-            & (pl.lit(e2e) | (pl.col("device") == row["device"]))
+            & (pl.col("backend") == REFERENCE)
+            & (pl.col("variant") == REFERENCE_VARIANT)
+            & (pl.col("device") == row["device"])
         )
         out = {
             **row,
             "baseline_p50_ms": None,
+            "baseline_device": None,
             "speedup": None,
             "ci_low": None,
             "ci_high": None,
@@ -154,10 +183,16 @@ def summarize(
         if base.height:
             b = base.row(0, named=True)
             base_s, cand_s = samples[tuple(b[k] for k in SAMPLE_KEYS)], samples[tuple(row[k] for k in SAMPLE_KEYS)]
-            lo, hi = bootstrap_ratio_ci(base_s, cand_s, resamples)
+            ci = bootstrap_ratio_ci(base_s, cand_s, resamples)
             out.update(
-                baseline_p50_ms=b["p50_ms"], speedup=float(np.median(base_s) / np.median(cand_s)), ci_low=lo, ci_high=hi
+                baseline_p50_ms=b["p50_ms"],
+                baseline_device=b["device"],
+                speedup=float(np.median(base_s) / np.median(cand_s)),
+                ci_low=ci[0] if ci else None,
+                ci_high=ci[1] if ci else None,
             )
         rows.append(out)
-    frame = pl.DataFrame(rows, schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
+    extra = [c for c in table.columns if c not in SCHEMA]
+    schema = {**SCHEMA, **{c: pl.Float64 for c in extra}}
+    frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
     return frame, unavailable

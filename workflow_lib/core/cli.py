@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import slots
+from . import slots, variants
 from .errors import WorkflowError, plain
 from .files import now, sha256_file, write_json
 from .paths import Paths
@@ -52,8 +52,8 @@ def failure_path(stage: str, args: argparse.Namespace) -> Path | None:
 def located(message: str, args: argparse.Namespace) -> str:
     """Every stage error names its model/component, whichever layer raised it."""
     spec = getattr(args, "spec", None)
-    if isinstance(spec, ComponentSpec) and spec.label not in message:
-        return f"{spec.label}: {message}"
+    if isinstance(spec, ComponentSpec) and spec.name not in message:
+        return f"{spec.name}: {message}"
     return message
 
 
@@ -94,6 +94,9 @@ def run(
                 },
             )
         sys.exit(1)
+    finally:
+        if slot is not None:
+            slot.release()
     record = failure_path(stage, args)
     if record is not None:
         record.unlink(missing_ok=True)  # this stage works now: forget its old failure
@@ -116,11 +119,20 @@ def made_from(stage: str, variant: str, spec: ComponentSpec, src: str | Path) ->
 
 def graph_stage(description: str, stage: str, make: Callable[..., dict], argv: list[str] | None = None) -> None:
     """The command line every graph-variant stage shares (the generic `graph_variant` rule calls it):
-    `make(spec, parent, out, settings, calibration, reference)` writes `out` and its sidecar."""
+    `make(spec, variant, parent, out, settings, calibration, reference, threads)` writes `out` and its sidecar;
+    `variant` is the table's entry for the variant it makes (its name, precision, gate)."""
     p = parser(description)
+    p.add_argument("--variant", required=True, help="the graph variant to make (core/variants.py)")
     p.add_argument("--parent", required=True, help="the parent variant's graph")
     p.add_argument("--out", required=True)
     p.add_argument("--settings", type=json.loads, default={}, help="the config section the variant's stage reads")
     p.add_argument("--calibration", help="the component's calibration set (.npz), for variants that read one")
     p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz), instead of running PyTorch again")
-    run(stage, lambda a: make(a.spec, a.parent, a.out, a.settings, a.calibration, a.reference), p, argv)
+    run(
+        stage,
+        lambda a: make(
+            a.spec, variants.get(a.variant), a.parent, a.out, a.settings, a.calibration, a.reference, a.threads
+        ),
+        p,
+        argv,
+    )

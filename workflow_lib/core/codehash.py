@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the workflow_lib package
 _DOTTED = re.compile(rf"^{PACKAGE}(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-def _file(module: str, root: Path) -> Path | None:
+def module_file(module: str, root: Path = ROOT) -> Path | None:
     rel = Path(*module.split(".")[1:])
     if not rel.parts:
         return root / "__init__.py" if (root / "__init__.py").is_file() else None
@@ -60,27 +61,51 @@ def _imports(path: Path, root: Path) -> frozenset[str]:
     for mod in list(found):
         parts = mod.split(".")
         found.update(".".join(parts[:i]) for i in range(2, len(parts)))
-    return frozenset(m for m in found if _file(m, root) is not None)
+    return frozenset(m for m in found if module_file(m, root) is not None)
 
 
 def closure(module: str, root: Path = ROOT) -> list[Path]:
     """The module's file and every workflow_lib file it reaches through imports, sorted."""
-    start = _file(module, root)
+    start = module_file(module, root)
     if start is None:
         raise ValueError(f"no module {module} under {root}")
     seen, todo = {start}, [start]
     while todo:
         for mod in _imports(todo.pop(), root):
-            f = _file(mod, root)
+            f = module_file(mod, root)
             if f not in seen:
                 seen.add(f)
                 todo.append(f)
     return sorted(seen)
 
 
-def code_hash(module: str, *extra: str, root: Path = ROOT) -> str:
-    """sha256 over the closure's relative paths and contents (+ extra files under workflow_lib)."""
+def plugin_files(module: str, root: Path = ROOT) -> list[Path]:
+    """A plug-in module's file and the workflow_lib files it reaches; a module outside workflow_lib (a chain
+    of your own) is found by name (its parent packages are imported, the module itself is not)."""
+    if module.split(".")[0] == PACKAGE:
+        return closure(module, root)
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        raise ValueError(f"no module {module} on this Python's path")
+    origin = Path(spec.origin)
+    found = {origin}
+    for node in ast.walk(ast.parse(origin.read_text(), str(origin))):
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            if name.split(".")[0] == PACKAGE and module_file(name, root) is not None:
+                found.update(closure(name, root))
+    return sorted(found)
+
+
+def code_hash(module: str, *extra: str, root: Path = ROOT, plugins: tuple[str, ...] = ()) -> str:
+    """sha256 over the closure's relative paths and contents (+ extra files under workflow_lib, + plug-in
+    modules: a chain's code is part of every chain stage's)."""
     h = hashlib.sha256()
-    for f in closure(module, root) + sorted(root / e for e in extra):
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    files = closure(module, root) + sorted(root / e for e in extra)
+    for plugin in plugins:
+        files += [f for f in plugin_files(plugin, root) if f not in files]
+    for f in files:
+        name = f.relative_to(root) if f.is_relative_to(root) else Path("plugins", f.name)
+        h.update(str(name).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]

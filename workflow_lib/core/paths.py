@@ -29,6 +29,26 @@ def engine_dir(config: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class ArtifactKind:
+    """What a backend reads: its path pattern (fields variant, model, component) under a root, and the files
+    that travel with it. Declared once, beside the backend that reads it (runtimes/registry.py)."""
+
+    name: str
+    pattern: str | None  # None: the component's checkpoint, wherever the config says it is
+    root: str = "results"  # results | engines (engines are per GPU class)
+    companions: tuple[str, ...] = ()  # suffixes that replace the artifact's own (OpenVINO's weights: .bin)
+
+    def files(self, path: str | os.PathLike) -> list[Path]:
+        """The artifact and the files that must travel with it."""
+        stem = str(path)[: -len(Path(path).suffix)]
+        return [Path(path), *(Path(stem + c) for c in self.companions)]
+
+
+CHECKPOINT = ArtifactKind("checkpoint", None)
+GRAPH = ArtifactKind("onnx", "onnx/{variant}/{model}/{component}.onnx")
+
+
+@dataclass(frozen=True)
 class Paths:
     """The run's directories: shared results, device results (per GPU class) and engines (per GPU class)."""
 
@@ -59,7 +79,7 @@ class Paths:
 
     @staticmethod
     def graph(variant: str, model: str, component: str) -> str:
-        return f"{RESULTS}/onnx/{variant}/{model}/{component}.onnx"
+        return f"{RESULTS}/{GRAPH.pattern.format(variant=variant, model=model, component=component)}"
 
     @staticmethod
     def reference_outputs(model: str, component: str) -> str:
@@ -67,22 +87,19 @@ class Paths:
         return f"{RESULTS}/onnx/export/{model}/{component}.reference.npz"
 
     @staticmethod
-    def openvino(variant: str, model: str, component: str) -> str:
-        return f"{RESULTS}/openvino/{variant}/{model}/{component}.xml"
-
-    @staticmethod
     def calibration(model: str, component: str) -> str:
+        """The component's sample set: its inputs per file and role (calibration, search, evaluation)."""
         return f"{RESULTS}/calibration/{model}/{component}.npz"
 
     @staticmethod
     def chain_reference(model: str) -> str:
-        """PyTorch fp32's run of a model's chain on the input audio: what every assignment is scored against."""
-        return f"{RESULTS}/e2e/{model}/reference.npz"
+        """PyTorch fp32's run of a model's chain on the files it is judged on: what assignments are scored against."""
+        return f"{RESULTS}/chain/{model}/reference.npz"
 
     @staticmethod
     def chain_audio(model: str, which: str) -> str:
-        """The input speech (`input`) and PyTorch fp32's resynthesis of it (`reference`), as WAV."""
-        return f"{RESULTS}/e2e/{model}/{which}.wav"
+        """The first evaluation file (`input`) and what PyTorch fp32 makes of it (`reference`), as WAV."""
+        return f"{RESULTS}/chain/{model}/{which}.wav"
 
     @staticmethod
     def log(*parts: str) -> str:
@@ -98,21 +115,18 @@ class Paths:
         """What this run's (GPU job) host can run: the probe's record."""
         return f"{self.device}/host.json"
 
-    def engine(self, variant: str, model: str, component: str) -> str:
-        return f"{self.engines}/{variant}/{model}/{component}.engine"
-
     def marker(self, model: str, component: str, backend: str, variant: str) -> str:
         return f"{self.device}/validation/{model}/{component}.{backend}.{variant}.json"
 
     def bench_csv(self, model: str, component: str, backend: str, variant: str) -> str:
         return f"{self.device}/bench/{model}/{component}.{backend}.{variant}.csv"
 
-    def e2e_csv(self, model: str, assignment: str) -> str:
-        return f"{self.device}/bench/{model}/e2e/{assignment}.csv"
+    def chain_csv(self, model: str, assignment: str) -> str:
+        return f"{self.device}/bench/{model}/chain/{assignment}.csv"
 
-    def e2e_wav(self, model: str, assignment: str) -> str:
-        """An assignment's resynthesis of the first input file."""
-        return f"{self.device}/bench/{model}/e2e/{assignment}.wav"
+    def chain_wav(self, model: str, assignment: str) -> str:
+        """What a listener hears of an assignment's run on the first evaluation file."""
+        return f"{self.device}/bench/{model}/chain/{assignment}.wav"
 
     @property
     def summary(self) -> str:
@@ -125,9 +139,19 @@ class Paths:
     def deploy(self, model: str) -> str:
         return f"{self.device}/deploy/{model}"
 
+    def manifest(self, model: str) -> str:
+        return manifest_path(self.deploy(model))
+
     @property
     def report_dir(self) -> str:
         return f"{self.device}/report"
+
+    @property
+    def report(self) -> str:
+        return f"{self.report_dir}/index.html"
+
+    def plot(self, name: str) -> str:
+        return f"{self.report_dir}/{name}.png"
 
     def failure(self, model: str, name: str) -> str:
         return f"{self.device}/failures/{model}/{name}.json"
@@ -135,18 +159,12 @@ class Paths:
     def device_log(self, *parts: str) -> str:
         return "/".join((self.device, "logs", *parts)) + ".log"
 
-    def artifact(self, kind: str, variant: str, model: str, component: str, checkpoint: str) -> str:
-        """The file a backend reads, by the registry's artifact kind: the checkpoint, or what was made from
-        the variant's graph."""
-        if kind == "checkpoint":
+    def artifact(self, kind: ArtifactKind, variant: str, model: str, component: str, checkpoint: str = "") -> str:
+        """The file a backend reads: the checkpoint, or what its kind's pattern names."""
+        if kind.pattern is None:
             return checkpoint
-        if kind == "onnx":
-            return self.graph(variant, model, component)
-        if kind == "openvino":
-            return self.openvino(variant, model, component)
-        if kind == "engine":
-            return self.engine(variant, model, component)
-        raise ValueError(f"unknown artifact kind '{kind}'")
+        root = self.engines if kind.root == "engines" else RESULTS
+        return f"{root}/{kind.pattern.format(variant=variant, model=model, component=component)}"
 
 
 def cache_entry(cache_dir: str | os.PathLike, key: str) -> dict[str, Path]:
@@ -159,11 +177,21 @@ def sidecar_path(artifact: str | os.PathLike) -> Path:
     return Path(f"{artifact}.json")
 
 
+def sidecar(artifact: str) -> str:
+    """The same, as a string (what rules declare)."""
+    return str(sidecar_path(artifact))
+
+
+def manifest_path(bundle: str | os.PathLike) -> Path:
+    """A deployment bundle's manifest: what ships and why."""
+    return Path(bundle) / "manifest.json"
+
+
+def bundle_file(device: str, component: str, backend: str, variant: str, suffix: str) -> Path:
+    """Where a chosen artifact (or its validation marker: suffix `.validation.json`) lies inside a bundle."""
+    return Path(device) / f"{component}.{backend}.{variant}{suffix}"
+
+
 def samples_path(csv: str | os.PathLike) -> str:
     """Raw timings beside a benchmark CSV: `x.csv` -> `x.samples.parquet`."""
     return str(csv)[: -len(".csv")] + ".samples.parquet"
-
-
-def ir_weights(xml: str | os.PathLike) -> str:
-    """OpenVINO's weights file beside its .xml: they always travel together."""
-    return str(xml)[: -len(".xml")] + ".bin"

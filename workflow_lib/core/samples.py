@@ -1,14 +1,18 @@
-"""Inputs and PyTorch's outputs on disk: calibration sets, and the reference outputs later stages
+"""Inputs and PyTorch's outputs on disk: sample sets, and the reference outputs later stages
 compare with instead of running PyTorch again.
 
-A calibration set holds `inputs/<sample>/<input name>` and, where it was computed, PyTorch fp32's
-`outputs/<sample>/<output index>` for each sample. Reference outputs are keyed by the hash of
-the inputs they answer. Written with fixed zip timestamps, so the same arrays are the same bytes.
+A sample set holds `inputs/<sample>/<input name>`, where it was computed PyTorch fp32's
+`outputs/<sample>/<output index>` for each sample, and which role each sample plays
+(`splits.py`: calibration, search, evaluation) with the file it came from. Reference outputs
+are keyed by the hash of the inputs they answer. Written with fixed zip timestamps, so the same
+arrays are the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,45 @@ import numpy as np
 
 from .files import now, read_npz, sha256_file, write_json, write_npz
 from .paths import sidecar_path
+from .splits import GENERATED, SPLITS, Splits
 
 Feeds = dict[str, np.ndarray]
 Outputs = list[np.ndarray]
+META = "meta.json"  # the roles and sources, as a byte array inside the .npz
+
+
+@dataclass
+class SampleSet:
+    """Samples in order; `splits` says which role each file plays and `files[i]` which file sample i came
+    from (its index into splits.files; for generated samples, the sample itself)."""
+
+    samples: list[Feeds]
+    splits: Splits
+    files: list[int]
+
+    def indices(self, split: str) -> list[int]:
+        """The samples of one role."""
+        members = set(self.splits.of(split))
+        return [i for i, f in enumerate(self.files) if f in members]
+
+    def of(self, split: str, names: list[str] | None = None) -> list[Feeds]:
+        """The samples of one role, narrowed to `names` (a chain may feed inputs a component lacks)."""
+        return [_narrowed(self.samples[i], names) for i in self.indices(split)]
+
+    def folds(self, names: list[str] | None = None) -> list[tuple[list[Feeds], Feeds, int]]:
+        """(the samples tuned on, the sample judged, its file) per fold."""
+        out = []
+        for tuned, judged in self.splits.folds():
+            keep = set(tuned)
+            train = [_narrowed(s, names) for s, f in zip(self.samples, self.files, strict=True) if f in keep]
+            for s, f in zip(self.samples, self.files, strict=True):
+                if f == judged:
+                    out.append((train, _narrowed(s, names), f))
+        return out
+
+
+def _narrowed(feeds: Feeds, names: list[str] | None) -> Feeds:
+    return feeds if names is None else {k: feeds[k] for k in names}
 
 
 def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
@@ -35,14 +75,34 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
 
 
 def read_samples(path: str | Path) -> list[Feeds]:
-    """The samples of a calibration set, in order; each a dict of the component's inputs."""
+    """The samples of a sample set, in order; each a dict of the component's inputs."""
     return grouped(_section(read_npz(path), "inputs/"))
 
 
-def write_samples(path: str | Path, samples: list[Feeds], outputs: list[Outputs] | None = None) -> None:
+def read_sample_set(path: str | Path) -> SampleSet:
+    """The samples with their roles; a set written without roles (arrays only) is one generated role."""
+    arrays = read_npz(path)
+    samples = grouped(_section(arrays, "inputs/"))
+    if META not in arrays:
+        n = len(samples)
+        return SampleSet(samples, Splits(GENERATED, (), {s: tuple(range(n)) for s in SPLITS}), list(range(n)))
+    meta = json.loads(arrays[META].tobytes())
+    return SampleSet(samples, Splits.from_json(meta["splits"]), meta["files"])
+
+
+def write_samples(
+    path: str | Path,
+    samples: list[Feeds],
+    outputs: list[Outputs] | None = None,
+    splits: Splits | None = None,
+    files: list[int] | None = None,
+) -> None:
     arrays = {f"inputs/{i}/{name}": array for i, feeds in enumerate(samples) for name, array in feeds.items()}
     for i, outs in enumerate(outputs or []):
         arrays.update({f"outputs/{i}/{j}": out for j, out in enumerate(outs)})
+    if splits is not None:
+        meta = {"splits": splits.to_json(), "files": list(files if files is not None else range(len(samples)))}
+        arrays[META] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     write_npz(path, arrays)
 
 
@@ -54,11 +114,13 @@ def write_calibration(
     outputs: list[Outputs],
     source: str,
     representative: bool,
+    splits: Splits,
+    files: list[int],
     **about: Any,
 ) -> dict[str, Any]:
-    """A calibration set with PyTorch fp32's outputs on it, and its sidecar: where the samples came from,
-    whether they are what the component sees in use, their shapes, size and sha256."""
-    write_samples(path, samples, outputs)
+    """A sample set with PyTorch fp32's outputs on it, and its sidecar: where the samples came from, which
+    role each plays, whether they are what the component sees in use, their shapes, size and sha256."""
+    write_samples(path, samples, outputs, splits, files)
     meta = {
         "stage": "calibration",
         "model": model,
@@ -67,7 +129,10 @@ def write_calibration(
         "source": source,
         "representative": representative,
         **about,
+        "splits": splits.to_json(),
+        "sample_files": files,
         "samples": len(samples),
+        "per_split": {s: sum(f in set(splits.of(s)) for f in files) for s in SPLITS},
         "shapes": [{k: list(v.shape) for k, v in s.items()} for s in samples],
         "bytes": Path(path).stat().st_size,
         "sha256": sha256_file(path),
@@ -93,6 +158,7 @@ def read_outputs(path: str | Path) -> dict[str, Outputs]:
     """Reference outputs by the key of the inputs they answer: from a reference-outputs file, or from the
     samples of a calibration set that stored PyTorch's outputs."""
     arrays = read_npz(path)
+    arrays.pop(META, None)
     if any(k.startswith("inputs/") for k in arrays):
         inputs, outputs = grouped(_section(arrays, "inputs/")), _section(arrays, "outputs/")
         return {

@@ -31,10 +31,14 @@ class Slot:
     cores: list[int]
     waited_s: float
     handles: list[IO] = field(repr=False)
+    previous: list[int] = field(default_factory=list, repr=False)  # the affinity before the slot was taken
 
     def release(self) -> None:
+        """Free the cores and give the process its old affinity back (a stage run in-process, as tests do)."""
         for handle in self.handles:
             handle.close()
+        if self.previous:
+            os.sched_setaffinity(0, self.previous)
 
 
 def slot_dir() -> Path:
@@ -92,4 +96,4 @@ def acquire(size: int, wait: bool = True, poll_s: float = 0.2) -> Slot | None:
     torch = sys.modules.get("torch")
     if torch is not None:  # its thread pool was sized before the affinity changed
         torch.set_num_threads(size)
-    return Slot(chosen, round(time.perf_counter() - t0, 3), handles)
+    return Slot(chosen, round(time.perf_counter() - t0, 3), handles, cores)

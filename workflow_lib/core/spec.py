@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from . import variants
+from . import declarations, variants
 from .errors import ConfigError
+from .gates import METRICS, gate_keys
 from .paths import Paths
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -40,9 +41,9 @@ CHECKPOINT_SUFFIXES = {
 }
 # `checkpoint: pkg:<package>/<path>` names a file shipped inside an installed package.
 PACKAGE_PREFIX = "pkg:"
-# What each stage reads of a component's entry (besides its name); `tolerance` is narrowed
-# further to the variant the stage works on. A stage not listed (a new graph variant's) reads
-# what every graph stage needs to check its graph: GRAPH_STAGE_KEYS.
+# What a stage reads of a component's entry (besides its name), declared in the stage module as
+# SPEC_KEYS (core/declarations.py): key names, or these groups. `gate` is the gate of the one
+# variant the stage works on, defaults filled in. A stage declaring nothing reads GRAPH_STAGE_KEYS.
 LOAD_KEYS = (
     "class",
     "kwargs",
@@ -55,18 +56,8 @@ LOAD_KEYS = (
     "allow_unsafe_pickle",
 )
 IO_KEYS = ("inputs", "outputs", "dims", "output_kind", "sample_rate")
-GRAPH_STAGE_KEYS = (*LOAD_KEYS, *IO_KEYS, "tolerance")
-STAGE_KEYS = {
-    "export": (*GRAPH_STAGE_KEYS, "exporter", "opset"),
-    "fp16": (*GRAPH_STAGE_KEYS, "fp32_ops"),
-    "engine": ("inputs", "dims"),
-    "openvino_ir": (),
-    "calibration": (*LOAD_KEYS, *IO_KEYS, "calibration"),
-    "validate": GRAPH_STAGE_KEYS,
-    "bench": GRAPH_STAGE_KEYS,
-    "deploy": ("class", "kwargs", "method", "inputs", "outputs", "dims"),
-    "chain": (*LOAD_KEYS, *IO_KEYS),
-}
+KEY_GROUPS = {"load": LOAD_KEYS, "io": IO_KEYS, "gate": ("gates",)}
+GRAPH_STAGE_KEYS = ("load", "io", "gate")
 # Inputs above this many bytes at the max point are refused: TensorRT sizes its
 # activation memory from the max profile, and such a profile cannot be built or run.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
@@ -92,7 +83,7 @@ class ComponentSpec:
     inputs: tuple[InputSpec, ...]
     outputs: tuple[str, ...]
     dims: dict[str, dict[str, int]]
-    tolerance: dict[str, dict[str, float]]  # per variant; absent ones take the variant table's default gate
+    gates: dict[str, dict[str, float]]  # per variant; absent ones take the variant table's default gate
     kwargs: dict[str, Any] = field(default_factory=dict)
     state_dict_key: str | None = None
     select_prefix: str = ""
@@ -109,7 +100,8 @@ class ComponentSpec:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
-    def label(self) -> str:
+    def name(self) -> str:
+        """model/component: how logs and errors name it."""
         return f"{self.model}/{self.component}"
 
     def point(self, which: str) -> dict[str, int]:
@@ -126,18 +118,25 @@ class ComponentSpec:
         return {i.name: _generate(i, i.concrete_shape(dims), rng) for i in self.inputs}
 
     def gate(self, variant: str) -> dict[str, float]:
-        return variants.gate_for(variant, self.tolerance)
+        return variants.gate_for(variant, self.gates)
 
     def to_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True)
 
     def slice(self, stage: str, variant: str | None = None) -> str:
-        """The spec as JSON with only what `stage` reads: a rule's param, so other keys never rerun it."""
-        keys = STAGE_KEYS.get(stage, GRAPH_STAGE_KEYS)
+        """The spec as JSON with only what `stage` reads (its SPEC_KEYS): a rule's param, so other keys never
+        rerun it."""
+        keys = stage_keys(stage)
         keep = {k: self.raw[k] for k in ("model", "component", *keys) if k in self.raw}
-        if "tolerance" in keys:  # the gate of the one variant the stage works on, defaults filled in
-            keep["tolerance"] = {variant or "fp32": self.gate(variant or "fp32")}
+        if "gates" in keys:  # the gate of the one variant the stage works on, defaults filled in
+            keep["gates"] = {variant or "fp32": self.gate(variant or "fp32")}
         return json.dumps(keep, sort_keys=True)
+
+
+def stage_keys(stage: str) -> tuple[str, ...]:
+    """The component keys a stage declares it reads, groups expanded."""
+    declared_keys = declarations.declared(stage, "SPEC_KEYS", GRAPH_STAGE_KEYS)
+    return tuple(k for key in declared_keys for k in KEY_GROUPS.get(key, (key,)))
 
 
 def _generate(spec: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -238,7 +237,7 @@ def component_spec(
             inputs=inputs,
             outputs=tuple(cfg.get("outputs", ["output"])),
             dims={d: {p: int(r[p]) for p in POINTS} for d, r in cfg.get("dims", {}).items()},
-            tolerance={v: {k: float(x) for k, x in t.items()} for v, t in (cfg.get("tolerance") or {}).items()},
+            gates={v: {k: float(x) for k, x in g.items()} for v, g in (cfg.get("gates") or {}).items()},
             kwargs=dict(cfg.get("kwargs", {})),
             state_dict_key=cfg.get("state_dict_key"),
             select_prefix=cfg.get("select_prefix", ""),
@@ -279,11 +278,9 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
             raise ConfigError(
                 f"{where}.variants: '{name}' is not a graph variant one can run (one of {', '.join(variants.DERIVED)})"
             )
-    for name in spec.tolerance:
+    for name in spec.gates:
         if name not in variants.VARIANTS:
-            raise ConfigError(
-                f"{where}.tolerance.{name}: no such graph variant (one of {', '.join(variants.VARIANTS)})"
-            )
+            raise ConfigError(f"{where}.gates.{name}: no such graph variant (one of {', '.join(variants.VARIANTS)})")
     for dim, rng in spec.dims.items():
         if not 1 <= rng["min"] <= rng["opt"] <= rng["max"]:
             raise ConfigError(
@@ -299,18 +296,21 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
         for d in i.shape:
             if isinstance(d, str) and d not in spec.dims:
                 raise ConfigError(f"{where}.inputs.{i.name}.shape: symbolic dim '{d}' has no entry under dims")
-    for name in spec.tolerance:
+    for name in spec.gates:
         kind = variants.get(name).gate
-        keys = set(spec.tolerance[name])
+        keys = set(spec.gates[name])
         if kind == "allclose" and keys != {"atol", "rtol"}:
             raise ConfigError(
-                f"{where}.tolerance.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}"
+                f"{where}.gates.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}"
             )
-        if kind == "fidelity" and (not keys or any(not k.startswith(("min_", "max_")) for k in keys)):
-            raise ConfigError(
-                f"{where}.tolerance.{name}: a fidelity gate takes min_<metric>/max_<metric> keys "
-                f"(min_snr_db, min_pesq, min_stoi, max_lsd_db), got {sorted(keys)}"
+        if kind == "fidelity":
+            problems = (
+                gate_keys(spec.gates[name], METRICS, f"{where}.gates.{name}")
+                if keys
+                else [f"{where}.gates.{name}: a fidelity gate needs at least one min_<metric> / max_<metric> key"]
             )
+            if problems:
+                raise ConfigError(problems[0])
     total = sum(
         int(np.prod(shape)) * np.dtype(DTYPES[i.dtype]).itemsize
         for i, shape in zip(spec.inputs, spec.shapes("max").values(), strict=True)

@@ -21,6 +21,7 @@ import numpy as np
 
 # Raw timings per (device, point): the summary resamples them for its confidence intervals.
 Samples = dict[tuple[str, str], list[float]]
+MIN_CI_SAMPLES = 6  # fewer samples give no distribution-free 95 % CI of a median: none is reported
 SETTLED = 0.10  # warm-up ends when the last WINDOW runs are within 10 % of each other
 WINDOW = 3
 
@@ -41,7 +42,8 @@ class Policy:
 
 
 def median_ci(samples: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Distribution-free CI of the median from order statistics (binomial ranks)."""
+    """Distribution-free CI of the median from order statistics (binomial ranks). Below MIN_CI_SAMPLES it is
+    [min, max], which covers the median less often than asked: callers report no CI there (`rel_ci`)."""
     a = np.sort(np.asarray(samples, dtype=np.float64))
     n = a.size
     if n < 3:
@@ -52,8 +54,10 @@ def median_ci(samples: list[float] | np.ndarray, level: float = 0.95) -> tuple[f
     return float(a[lo]), float(a[hi])
 
 
-def rel_ci(samples: list[float] | np.ndarray) -> float:
-    """Half-width of the median's 95 % CI relative to the median."""
+def rel_ci(samples: list[float] | np.ndarray) -> float | None:
+    """Half-width of the median's 95 % CI relative to the median; None from fewer than MIN_CI_SAMPLES samples."""
+    if len(samples) < MIN_CI_SAMPLES:
+        return None
     lo, hi = median_ci(samples)
     med = float(np.median(samples))
     return (hi - lo) / 2 / med if med else float("inf")
@@ -66,7 +70,8 @@ def stop_reason(samples: list[float], elapsed_s: float, policy: Policy) -> str |
         return "max_iterations"
     if n < policy.min_iterations:
         return None
-    if rel_ci(samples) <= policy.target_rel_ci:
+    ci = rel_ci(samples)
+    if ci is not None and ci <= policy.target_rel_ci:
         return "ci_reached"
     if elapsed_s >= policy.max_seconds:
         return "time_budget"

@@ -1,16 +1,18 @@
 """The graph variants: every form of a component's graph the workflow makes, in one table.
 
 A variant is what a series is named after (`onnxruntime.int8`): the ONNX graph a stage makes
-from its parent, where the file lives, the gate it must pass before anything uses it, and the
-backends that run it. Precision is an attribute of a variant, not its identity. Paths, rules,
-validation, benchmarks, deployment and the report all read this table, so adding a variant is
-one stage module (a `make(spec, parent, out, settings, calibration)` entry point behind
-`python -m workflow_lib.<stage>`) and one entry below; the generic `graph_variant` rule makes it.
+from its parent, the gate it must pass before anything uses it, and its precision, which says
+which backends run it (each backend declares the precisions it runs: runtimes/registry.py).
+Precision is an attribute of a variant, not its identity. Paths, rules, validation,
+benchmarks, deployment and the report all read this table, so adding a variant is one stage
+module (`make(spec, variant, parent, out, settings, calibration, reference)` behind
+`python -m workflow_lib.stages.<stage>`, declaring the spec keys and settings schema it reads)
+and one entry below; the generic `graph_variant` rule makes it.
 
 Gates: `allclose` compares elementwise with PyTorch fp32 at the min, opt and max point
 (atol/rtol); `fidelity` judges the outputs on the component's calibration inputs (real data)
 by SNR in dB and, for audio outputs, by PESQ/STOI/LSD: per-element tolerances are the wrong
-test for 8-bit arithmetic. A component's `tolerance.<variant>` replaces the default gate.
+test for 8-bit arithmetic. A component's `gates.<variant>` replaces the default gate.
 
 Imports nothing heavy: the Snakefile reads this table while it builds the DAG.
 """
@@ -21,20 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GATES = ("allclose", "fidelity")
+# The series every other one is compared with (speedups, parity): the backend registry's reference backend
+# running this table's reference variant.
+REFERENCE = "pytorch"
+REFERENCE_VARIANT = "fp32"
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
-    precision: str  # the arithmetic it runs in: fp32 | fp16 | int8
+    precision: str  # the arithmetic it runs in: fp32 | fp16 | bf16 | int8; backends declare which they run
     parent: str | None  # the variant it is made from; None: made from the checkpoint
-    stage: str  # the workflow_lib module that makes it
+    stage: str  # the module of workflow_lib/stages that makes it
     gate: str  # allclose | fidelity
     default_gate: dict[str, float]
-    consumers: tuple[str, ...]  # backends that run it (checkpoint backends cast the module instead of reading a graph)
     description: str
-    settings: str | None = None  # the config section its stage reads, passed whole
-    calibration: bool = False  # its stage reads the component's calibration set
+    # the model itself at this precision: checkpoint backends (PyTorch, torch.compile) run the variant by
+    # casting the module; a variant that rewrites the graph (INT8, a pruned graph) is run from its graph only
+    cast: bool = False
+    settings: str | None = None  # the config section its stage reads, schema in the stage (SETTINGS_SCHEMA)
+    calibration: bool = False  # its stage reads the component's sample set
     resources: dict[str, Any] = field(default_factory=lambda: {"mem_mb": 6000, "runtime": 30})
 
     def __post_init__(self) -> None:
@@ -52,7 +60,6 @@ VARIANTS: dict[str, Variant] = {
             "export",
             "allclose",
             {"atol": 1e-4, "rtol": 1e-3},
-            (),
             "the exporter's graph, dynamic dims; parent of every other graph",
         ),
         Variant(
@@ -62,8 +69,8 @@ VARIANTS: dict[str, Variant] = {
             "simplify",
             "allclose",
             {"atol": 1e-4, "rtol": 1e-3},
-            ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"),
             "the simplified graph (or the export itself where simplifying fails or breaks parity)",
+            cast=True,
             settings="simplify",
         ),
         Variant(
@@ -73,8 +80,8 @@ VARIANTS: dict[str, Variant] = {
             "fp16",
             "allclose",
             {"atol": 1e-2, "rtol": 1e-2},
-            ("pytorch", "torch_compile", "onnxruntime", "onnxruntime_cuda", "tensorrt"),
             "fp16 graph with fp32 inputs and outputs; op types that fail parity in fp16 stay fp32",
+            cast=True,
         ),
         Variant(
             "int8",
@@ -83,7 +90,6 @@ VARIANTS: dict[str, Variant] = {
             "quantize",
             "fidelity",
             {"min_snr_db": 30.0},
-            ("onnxruntime", "openvino", "tensorrt"),
             "static INT8 (QDQ, per-channel weights) calibrated on real inputs; the blocks that must stay "
             "float for the gate to pass are found by measurement",
             settings="quantize",
@@ -102,11 +108,6 @@ def get(name: str) -> Variant:
         raise ValueError(f"unknown graph variant '{name}' (one of {', '.join(VARIANTS)})") from None
 
 
-def consumed_by(backend: str) -> list[str]:
-    """The variants a backend runs, in table order."""
-    return [v.name for v in VARIANTS.values() if backend in v.consumers]
-
-
-def gate_for(variant: str, tolerance: dict[str, dict[str, float]] | None) -> dict[str, float]:
-    """The component's gate for a variant: its own `tolerance.<variant>`, else the table's default."""
-    return dict((tolerance or {}).get(variant) or get(variant).default_gate)
+def gate_for(variant: str, gates: dict[str, dict[str, float]] | None) -> dict[str, float]:
+    """The component's gate for a variant: its own `gates.<variant>`, else the table's default."""
+    return dict((gates or {}).get(variant) or get(variant).default_gate)

@@ -1,18 +1,117 @@
-"""The run's whole config checked at once: every component's spec, plus the checks that
-span components or name backends (so the Snakefile fails before any job, key named).
+"""The run's whole config, checked at once before any job: older keys renamed (with a deprecation
+message), the JSON schema assembled from config/schema.yaml and what the stages and chain plug-ins
+declare, defaults filled in, and the checks a schema cannot make (so the Snakefile fails before
+any job, key named).
 
-Kept apart from config.py, which every stage imports: the backend registry is needed
-only here, and a stage's code hash should not depend on backends it never runs. (The
-chain's own roles are the chain's to check: models/svc/chain.py.)
+The schema file describes the workflow's own sections. A graph variant with settings has its
+section described by its stage (`SETTINGS_SCHEMA`, read without importing the stage:
+core/declarations.py), and a chain's `settings` by its plug-in (`settings_schema`): adding
+either needs no edit here or in the schema file. Gate keys are checked against the metrics
+that exist (a component's fidelity gates: core/gates.py; a chain's: its plug-in's `metrics`),
+so a typo cannot switch a gate off. A chain's input files must play disjoint roles, by content.
 """
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+import yaml
+
+from ..chains import harness
+from ..core import variants
+from ..core.declarations import declared
 from ..core.errors import ConfigError
+from ..core.gates import gate_keys
 from ..core.spec import ComponentSpec, component_spec
+from ..core.splits import DISJOINT, LEAVE_ONE_OUT, check_disjoint, from_config
 from ..runtimes import registry
+
+# The chain a model with the older `e2e:` section ran before chains were plug-ins.
+DEFAULT_PLUGIN = "workflow_lib.models.svc.chain"
+# The older chain keys that are now the plug-in's settings.
+_SETTINGS_KEYS = ("mel", "speaker_dim", "noise_scale", "seed")
+
+
+def normalise(config: dict[str, Any]) -> list[str]:
+    """Older keys renamed in place; one deprecation message per rename."""
+    messages = []
+    for model, mcfg in (config.get("models") or {}).items():
+        for comp, ccfg in (mcfg.get("components") or {}).items():
+            if "tolerance" in ccfg:
+                ccfg.setdefault("gates", ccfg.pop("tolerance"))
+                messages.append(f"models.{model}.components.{comp}.tolerance is now `gates` (same format)")
+        if "e2e" in mcfg:
+            mcfg.setdefault("chain", mcfg.pop("e2e"))
+            messages.append(f"models.{model}.e2e is now `chain`")
+        chain = mcfg.get("chain")
+        if not isinstance(chain, dict):
+            continue
+        where = f"models.{model}.chain"
+        if "fidelity" in chain:
+            chain.setdefault("gates", chain.pop("fidelity"))
+            messages.append(f"{where}.fidelity is now `gates` (same format)")
+        if "plugin" not in chain:
+            chain["plugin"] = DEFAULT_PLUGIN
+            messages.append(f"{where}.plugin is missing: the voice-conversion chain ({DEFAULT_PLUGIN}) is assumed")
+        moved = [k for k in _SETTINGS_KEYS if k in chain]
+        if moved:
+            chain.setdefault("settings", {}).update({k: chain.pop(k) for k in moved})
+            messages.append(f"{where}.{{{', '.join(moved)}}} are now under {where}.settings (the plug-in's own)")
+        if isinstance(chain.get("inputs"), list) and chain["inputs"]:
+            messages.append(
+                f"{where}.inputs is a list: too few roles for calibration, search and evaluation, so every file "
+                "is held out in turn (leave-one-out); give {calibration: [...], search: [...], evaluation: [...]}"
+            )
+    return messages
+
+
+def schema(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+    """config/schema.yaml with each variant's settings section (its stage's schema) and each chain's settings
+    (its plug-in's schema) filled in."""
+    doc = yaml.safe_load(Path(path).read_text())
+    for v in variants.VARIANTS.values():
+        if v.settings:
+            doc["properties"][v.settings] = declared(v.stage, "SETTINGS_SCHEMA", {"type": "object", "default": {}})
+    return doc
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in `default`s of properties, as it validates (the jsonschema FAQ's recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def validate(instance: Any, doc: dict[str, Any], where: str) -> None:
+    """Validate (defaults filled in); a ConfigError naming the key path of the first problem."""
+    errors = sorted(Validator(doc).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        path = ".".join(str(p) for p in [where, *e.absolute_path] if p != "")
+        raise ConfigError(f"{path or 'config'}: {e.message}")
+
+
+def check(config: dict[str, Any], schema_path: str | Path) -> dict[tuple[str, str], ComponentSpec]:
+    """The config normalised, validated with defaults, checked; every component's spec."""
+    validate(config, schema(schema_path, config), "")
+    _check_backends(config.get("backends"))
+    for model, mcfg in config["models"].items():
+        if mcfg.get("chain"):
+            _check_chain(model, mcfg)
+    return specs_from_config(config)
 
 
 def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], ComponentSpec]:
@@ -22,9 +121,6 @@ def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], Component
         "max_input_bytes": int(config.get("limits", {}).get("max_input_mb", 1024)) << 20,
         "variants": config.get("variants"),
     }
-    _check_backends(config.get("backends"))
-    for model, mcfg in config["models"].items():
-        _check_e2e(model, mcfg)
     return {
         (model, comp): component_spec(model, comp, ccfg, defaults)
         for model, mcfg in config["models"].items()
@@ -42,18 +138,34 @@ def _check_backends(names: list[str] | None) -> None:
         )
 
 
-def _check_e2e(model: str, mcfg: dict[str, Any]) -> None:
-    """Assignments may only name components the model has, and backend.variant choices that exist."""
-    e2e = mcfg.get("e2e")
-    if not e2e:
-        return
+def _check_chain(model: str, mcfg: dict[str, Any]) -> None:
+    """The plug-in loads; its settings, roles and gates are its own; assignments name components and series
+    that exist; the input files play disjoint roles."""
+    chain_cfg, where = mcfg["chain"], f"models.{model}.chain"
+    try:
+        plugin = harness.plugin_class(chain_cfg["plugin"])
+    except ConfigError as e:
+        raise ConfigError(f"{where}.{e}") from None
+    chain_cfg.setdefault("settings", {})
+    validate(chain_cfg["settings"], plugin.settings_schema, f"{where}.settings")
+    harness.check_roles(plugin, model, mcfg)
+    for group, gates in (chain_cfg.get("gates") or {}).items():
+        if group not in plugin.metrics:
+            raise ConfigError(f"{where}.gates.{group}: the chain scores no such group (groups: {list(plugin.metrics)})")
+        problems = gate_keys(gates or {}, plugin.metrics[group], f"{where}.gates.{group}")
+        if problems:
+            raise ConfigError(problems[0])
     known = set(mcfg["components"])
-    for name, assignment in e2e.get("assignments", {}).items():
+    for name, assignment in (chain_cfg.get("assignments") or {}).items():
         for comp in set(assignment) - known - {"default"}:
-            raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: no such component (or 'default')")
+            raise ConfigError(f"{where}.assignments.{name}.{comp}: no such component (or 'default')")
         for comp, prefs in assignment.items():
-            for choice in [prefs] if isinstance(prefs, str) else prefs:
+            for series in [prefs] if isinstance(prefs, str) else prefs:
                 try:
-                    registry.parse_choice(choice)
+                    registry.parse_series(series)
                 except ValueError as e:
-                    raise ConfigError(f"models.{model}.e2e.assignments.{name}.{comp}: {e}") from None
+                    raise ConfigError(f"{where}.assignments.{name}.{comp}: {e}") from None
+    splits = from_config(chain_cfg.get("inputs"))
+    if splits.scheme not in (DISJOINT, LEAVE_ONE_OUT) and splits.files:
+        raise ConfigError(f"{where}.inputs: one file cannot be held out; give at least two")
+    check_disjoint(splits, f"{where}.inputs")

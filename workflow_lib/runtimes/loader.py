@@ -206,7 +206,7 @@ def load(spec: ComponentSpec) -> tuple[nn.Module, LoadReport]:
     if report.missing or report.unexpected:
         log.warning(
             "%s: non-strict load of %s: %d of %d module tensors loaded; missing %s; unexpected %s",
-            spec.label,
+            spec.name,
             spec.checkpoint,
             report.loaded,
             report.module_tensors,

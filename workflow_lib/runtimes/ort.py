@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..core.spec import ComponentSpec
@@ -41,3 +44,12 @@ def devices(variant: str, artifact: str | None = None) -> list[str]:
 
 def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> OrtRunner:
     return OrtRunner(str(artifact), threads, device)
+
+
+def graph_step(path: str, spec: str, threads: int, point: str) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """A graph on the CPU at a shape point, warm, as (step, sync): what paired timing runs."""
+    from ..core.spec import spec_from_json
+
+    component = spec_from_json(spec)
+    runner = OrtRunner(path, threads, "cpu")
+    return runner.prepare(component.make_inputs(component.point(point))), runner.sync

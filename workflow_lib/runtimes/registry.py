@@ -1,10 +1,12 @@
 """The backend registry: every runtime the workflow can validate, time and ship, in one table.
 
-An entry says what artifact the backend consumes, whether its jobs ask a cluster for a GPU,
-how it is validated, and which module implements it; which graph variants it runs is said
-by the variant table (`variants.VARIANTS[...].consumers`). The implementation module is
-imported only when a backend is used, so the Snakefile can read this table while it builds
-the DAG without importing torch or any runtime.
+An entry says what the backend reads (its artifact kind: the checkpoint, a variant's ONNX graph,
+or something made from that graph, with the kind's path pattern declared right there), which
+precisions it runs, whether its jobs ask a cluster for a GPU, how it is validated, and which
+module implements it. Which graph variants it runs follows: those of a precision it runs
+(checkpoint backends: only variants that are the model itself at that precision, `cast`). The
+implementation module is imported only when a backend is used, so the Snakefile can read this
+table while it builds the DAG without importing torch or any runtime.
 
 Each implementation module provides:
     devices(variant, artifact) -> list[str]     where it runs here ("cpu", "cuda");
@@ -12,21 +14,24 @@ Each implementation module provides:
     open_runner(spec, variant, artifact, threads, device) -> Runner
 and may provide
     probe(variant, config) -> list[str]         the same, before any artifact exists (the host
-                                                probe); default: devices(variant, None)
+                                                probe, given the whole config); default:
+                                                devices(variant, None)
 
-Adding a backend: one module beside these, one entry below, and its name among the
-consumers of the variants it runs (plus a rule only if it has its own artifact to make).
+Adding a backend: one module beside these and one entry below (plus a rule only if its artifact
+kind is new: the rule that makes the file the kind's pattern names).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import variants
 from ..core.errors import Unavailable
+from ..core.paths import CHECKPOINT, GRAPH, ArtifactKind
 
 if TYPE_CHECKING:
     from ..core.spec import ComponentSpec
@@ -37,29 +42,35 @@ if TYPE_CHECKING:
 #   marker    - a validation job writes a marker for its artifact (passed/failed/skipped);
 #   inline    - the benchmark job checks parity in-process (no artifact of its own to validate).
 VALIDATION = ("reference", "marker", "inline")
+REFERENCE, REFERENCE_VARIANT = variants.REFERENCE, variants.REFERENCE_VARIANT  # the series all are compared with
 
-
-ARTIFACTS = ("checkpoint", "onnx", "openvino", "engine")
+OPENVINO_IR = ArtifactKind("openvino", "openvino/{variant}/{model}/{component}.xml", companions=(".bin",))
+ENGINE = ArtifactKind("engine", "{variant}/{model}/{component}.engine", root="engines")
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
-    artifact: str  # what it reads: the checkpoint, a variant's ONNX graph, or an IR / engine made from that graph
+    artifact: ArtifactKind  # what it reads: the checkpoint, a variant's ONNX graph, or what is made from that graph
+    precisions: tuple[str, ...]  # the variant precisions it runs
     validation: str
     requests_gpu: bool  # its jobs ask a cluster for a GPU (PyTorch's too: it runs on CUDA where one is visible)
     module: str
     description: str
 
     def __post_init__(self) -> None:
-        if self.validation not in VALIDATION or self.artifact not in ARTIFACTS:
-            raise ValueError(
-                f"backend {self.name}: validation must be one of {VALIDATION}, artifact one of {ARTIFACTS}"
-            )
+        if self.validation not in VALIDATION:
+            raise ValueError(f"backend {self.name}: validation must be one of {VALIDATION}")
+
+    def runs(self, variant: variants.Variant) -> bool:
+        if variant.precision not in self.precisions:
+            return False
+        return variant.cast if self.artifact is CHECKPOINT else variant.parent is not None
 
     @property
     def variants(self) -> list[str]:
-        return variants.consumed_by(self.name)
+        """The graph variants it runs, in table order."""
+        return [v.name for v in variants.VARIANTS.values() if self.runs(v)]
 
     def impl(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -84,8 +95,8 @@ class Backend:
             return False, str(e)
 
     def checks_inline(self, variant: str) -> bool:
-        """Whether its benchmark job must check parity itself: inline backends, and PyTorch below fp32."""
-        return self.validation == "inline" or (self.validation == "reference" and variant != "fp32")
+        """Whether its benchmark job must check parity itself: inline backends, and the reference below fp32."""
+        return self.validation == "inline" or (self.validation == "reference" and variant != REFERENCE_VARIANT)
 
     def check_validated(self, marker: dict | None) -> None:
         """Marker-validated backends are used only when their artifact passed here."""
@@ -109,8 +120,9 @@ REGISTRY: dict[str, Backend] = {
     b.name: b
     for b in (
         Backend(
-            "pytorch",
-            "checkpoint",
+            REFERENCE,
+            CHECKPOINT,
+            ("fp32", "fp16"),
             "reference",
             True,
             "workflow_lib.runtimes.torch_eager",
@@ -118,18 +130,26 @@ REGISTRY: dict[str, Backend] = {
         ),
         Backend(
             "torch_compile",
-            "checkpoint",
+            CHECKPOINT,
+            ("fp32", "fp16"),
             "inline",
             True,
             "workflow_lib.runtimes.torch_compile",
             "torch.compile (inductor): what a PyTorch user would pick instead of exporting",
         ),
         Backend(
-            "onnxruntime", "onnx", "marker", False, "workflow_lib.runtimes.ort", "ONNX Runtime, CPU execution provider"
+            "onnxruntime",
+            GRAPH,
+            ("fp32", "fp16", "int8"),
+            "marker",
+            False,
+            "workflow_lib.runtimes.ort",
+            "ONNX Runtime, CPU execution provider",
         ),
         Backend(
             "onnxruntime_cuda",
-            "onnx",
+            GRAPH,
+            ("fp32", "fp16"),
             "marker",
             True,
             "workflow_lib.runtimes.ort_cuda",
@@ -137,7 +157,8 @@ REGISTRY: dict[str, Backend] = {
         ),
         Backend(
             "openvino",
-            "openvino",
+            OPENVINO_IR,
+            ("fp32", "int8"),
             "marker",
             False,
             "workflow_lib.runtimes.ov",
@@ -145,7 +166,8 @@ REGISTRY: dict[str, Backend] = {
         ),
         Backend(
             "tensorrt",
-            "engine",
+            ENGINE,
+            ("fp32", "fp16", "int8"),
             "marker",
             True,
             "workflow_lib.runtimes.tensorrt",
@@ -153,7 +175,6 @@ REGISTRY: dict[str, Backend] = {
         ),
     )
 }
-REFERENCE = "pytorch"
 
 
 def get(name: str) -> Backend:
@@ -163,21 +184,27 @@ def get(name: str) -> Backend:
         raise ValueError(f"unknown backend '{name}' (one of {', '.join(REGISTRY)})") from None
 
 
-def combos() -> list[tuple[str, str]]:
-    """Every (backend, variant) the two tables know, in registry order."""
+def series() -> list[tuple[str, str]]:
+    """Every (backend, variant) series the two tables allow, in registry order."""
     return [(b.name, v) for b in REGISTRY.values() for v in b.variants]
+
+
+def made_kinds() -> list[ArtifactKind]:
+    """Artifact kinds a rule makes from a graph (not the checkpoint, not the graph itself)."""
+    kinds = {b.artifact.name: b.artifact for b in REGISTRY.values() if b.artifact not in (CHECKPOINT, GRAPH)}
+    return list(kinds.values())
 
 
 def marker_backends() -> list[Backend]:
     return [b for b in REGISTRY.values() if b.validation == "marker"]
 
 
-def open_choice(
-    spec: ComponentSpec, choice: str, artifact: str, marker: dict | None, threads: int
+def open_series(
+    spec: ComponentSpec, series: str, artifact: str, marker: dict | None, threads: int
 ) -> tuple[Runner, str]:
     """A runner for 'backend.variant[@device]' over `artifact`, used only if its marker passed;
-    Unavailable with the reason otherwise. Returns the runner and the choice with its device resolved."""
-    backend, variant, device = parse_choice(choice)
+    Unavailable with the reason otherwise. Returns the runner and the series with its device resolved."""
+    backend, variant, device = parse_series(series)
     b = get(backend)
     b.check_validated(marker)
     here = b.devices(variant, artifact)
@@ -188,16 +215,27 @@ def open_choice(
     return b.open_runner(spec, variant, artifact, threads, device), f"{backend}.{variant}@{device}"
 
 
-def parse_choice(choice: str) -> tuple[str, str, str | None]:
+def parse_series(series: str) -> tuple[str, str, str | None]:
     """'backend.variant[@device]' -> (backend, variant, device or None), checked against both tables."""
-    head, _, device = choice.partition("@")
+    head, _, device = series.partition("@")
     backend, _, variant = head.partition(".")
     b = get(backend)
     if variant not in b.variants:
         raise ValueError(
-            f"'{choice}': {backend} does not run a '{variant or 'missing'}' graph variant "
+            f"'{series}': {backend} does not run a '{variant or 'missing'}' graph variant "
             f"(one of {', '.join(b.variants)})"
         )
     if device not in ("", "cpu", "cuda"):
-        raise ValueError(f"'{choice}': device must be cpu or cuda, not '{device}'")
+        raise ValueError(f"'{series}': device must be cpu or cuda, not '{device}'")
     return backend, variant, device or None
+
+
+def series_step(
+    spec: str, series: str, artifact: str, marker: dict | None, threads: int, point: str
+) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """One warm series at a shape point, as (step, sync): what paired timing runs (analysis/pairing.py)."""
+    from ..core.spec import spec_from_json
+
+    component = spec_from_json(spec)
+    runner, _ = open_series(component, series, artifact, marker, threads)
+    return runner.prepare(component.make_inputs(component.point(point))), runner.sync

@@ -78,7 +78,7 @@ class CompiledRunner(torch_eager.TorchRunner):
                 out = self.compiled(*args)
         except Exception as e:  # inductor/dynamo failures have many types; the reason is what matters
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-            raise Unavailable(f"torch.compile could not compile {self.spec.label}: {type(e).__name__}: {first}") from e
+            raise Unavailable(f"torch.compile could not compile {self.spec.name}: {type(e).__name__}: {first}") from e
         new = graphs_compiled() - before
         if new:  # this call compiled: its time is compile time, recorded apart from any sample
             self.sync()

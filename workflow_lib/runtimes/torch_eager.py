@@ -16,12 +16,27 @@ from ..core.spec import ComponentSpec
 from .loader import exportable
 from .runner import Feeds, Runner
 
+# The torch dtype a module is cast to for a variant's precision; a precision missing here is not run
+# (rather than silently run in fp32).
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def dtype(variant: str) -> torch.dtype:
+    precision = variants.get(variant).precision
+    if precision not in DTYPES:
+        raise Unavailable(f"PyTorch has no cast for the {precision} precision of the {variant} variant")
+    return DTYPES[precision]
+
 
 def devices(variant: str, artifact: str | None = None) -> list[str]:
+    """fp32 on the CPU always (every CPU backend's baseline) and on CUDA where visible; other precisions
+    on CUDA only (CPU kernels below fp32 are not what anyone ships)."""
     cuda = torch.cuda.is_available()
-    if variants.get(variant).precision == "fp16":
+    if dtype(variant) != torch.float32:
         if not cuda:
-            raise Unavailable("PyTorch fp16 runs on CUDA only, and no CUDA device is visible here")
+            raise Unavailable(
+                f"PyTorch {variants.get(variant).precision} runs on CUDA only, and no CUDA device is visible here"
+            )
         return ["cuda"]
     return ["cpu", "cuda"] if cuda else ["cpu"]
 
@@ -30,7 +45,7 @@ class TorchRunner(Runner):
     def __init__(self, module: torch.nn.Module, spec: ComponentSpec, variant: str, device: str):
         super().__init__()
         self.spec, self.device = spec, device
-        self.dtype = torch.float16 if variants.get(variant).precision == "fp16" else torch.float32
+        self.dtype = dtype(variant)
         self.module = module.to(device=device, dtype=self.dtype)
         self.timer = "cuda_event" if device == "cuda" else "perf_counter"
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..analysis import parity
-from ..analysis.results import label, runtime_versions, write_results
+from ..analysis.results import runtime_versions, series_name, write_results
 from ..core import cli, variants
 from ..core.errors import Unavailable
 from ..core.files import now, read_json
@@ -40,6 +40,7 @@ def benchmark(
     artifact: str | None = None,
     marker: dict[str, Any] | None = None,
     reference: str | None = None,
+    threads: int = 0,
 ) -> tuple[list[dict], Samples, dict[str, Any]]:
     """Rows (one per device and dim point), their raw samples, and what the runners recorded.
 
@@ -47,7 +48,6 @@ def benchmark(
     """
     b = backends.get(backend)
     b.check_validated(marker)
-    threads = int(settings.get("threads", 0))
     policy = Policy.from_settings(settings)
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
@@ -89,7 +89,7 @@ def benchmark(
                     "variant": variant,
                     "precision": variants.get(variant).precision,
                     "device": where,
-                    "label": label(backend, variant, device),
+                    "series": series_name(backend, variant, device),
                     "point": point,
                     "dims": json.dumps(dims, sort_keys=True),
                     "shape": json.dumps({k: list(v.shape) for k, v in feeds.items()}),
@@ -105,7 +105,7 @@ def benchmark(
             samples[(where, point)] = ms
             log.info(
                 "%s %s %s %s %s: p50 %.3f ms (n=%d, cv %.2f)",
-                spec.label,
+                spec.name,
                 backend,
                 variant,
                 where,
@@ -157,13 +157,13 @@ def main(argv: list[str] | None = None) -> None:
         }
         try:
             rows, samples, runners = benchmark(
-                a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference
+                a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference, a.threads
             )
             meta.update(status="measured", rows=len(rows), runners=runners)
         except Unavailable as e:
             rows, samples = [], {}
             meta.update(status="unavailable", reason=str(e))
-            log.warning("%s %s %s: not measured: %s", a.spec.label, a.backend, a.variant, e)
+            log.warning("%s %s %s: not measured: %s", a.spec.name, a.backend, a.variant, e)
         write_results(rows, samples, a.out, meta)
 
     cli.run("bench", run, p, argv)

@@ -1,6 +1,7 @@
 """Convert a torch pickle you trust into safetensors: the one place the workflow unpickles code.
 
-    python -m workflow_lib.stages.convert --trust-pickle IN OUT.safetensors [--key state_dict] [--select-prefix encoder.]
+    python -m workflow_lib.stages.convert --trust-pickle IN OUT.safetensors [--key state_dict] \
+        [--select-prefix encoder.]
 
 Checkpoints the pipeline loads are untrusted: torch pickles go through weights_only=True,
 which refuses files that also pickle objects (Lightning hyper-parameters, config classes).

@@ -34,6 +34,7 @@ from ..core.spec import POINTS, ComponentSpec
 from ..runtimes import trt
 
 log = logging.getLogger(__name__)
+SPEC_KEYS = ("inputs", "dims")  # what this stage reads of a component (the profile)
 
 
 def build_settings(spec: ComponentSpec, variant: str, trt_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +93,9 @@ def build_engine(
         hit = cached.is_file() and cached_meta.is_file()
         if hit:
             build = read_json(cached_meta)
-            log.info("%s %s: engine cache hit %s", spec.label, variant, key[:16])
+            log.info("%s %s: engine cache hit %s", spec.name, variant, key[:16])
         else:
-            log.info("%s %s: building with %s %s (cache miss %s)", spec.label, variant, fl.name, fl.version, key[:16])
+            log.info("%s %s: building with %s %s (cache miss %s)", spec.name, variant, fl.name, fl.version, key[:16])
             t0 = time.perf_counter()
             try:
                 plan, io = trt.build(
@@ -121,7 +122,7 @@ def build_engine(
                     "build_seconds": round(time.perf_counter() - t0, 3),
                     "engine_bytes": 0,
                 }
-                log.warning("%s %s: not built: %s", spec.label, variant, e)
+                log.warning("%s %s: not built: %s", spec.name, variant, e)
             write_bytes(cached, plan)
             build["engine_sha256"] = sha256_file(cached)
             write_json(cached_meta, build)  # written last: its presence marks a complete entry
@@ -145,7 +146,7 @@ def build_engine(
     write_json(sidecar_path(out), meta)
     log.info(
         "%s %s: %s, %.1f MB, %s",
-        spec.label,
+        spec.name,
         variant,
         "cache hit" if hit else f"built in {build['build_seconds']:.1f} s" if build["built"] else "not built",
         build["engine_bytes"] / 1e6,

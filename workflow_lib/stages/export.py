@@ -34,6 +34,7 @@ from ..runtimes.torch_eager import TorchRunner
 _UNPORTABLE = ("pkg.torch.onnx.stack_trace",)
 
 log = logging.getLogger(__name__)
+SPEC_KEYS = ("load", "io", "gate", "exporter", "opset")  # what this stage reads of a component
 
 
 def example_dims(spec: ComponentSpec) -> dict[str, int]:
@@ -103,7 +104,7 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
     except Exception as e:  # the config's inputs do not fit the module: say which inputs, shaped how
         shapes = {k: list(v.shape) for k, v in feeds.items()}
         raise StageError(
-            f"{spec.label}: {spec.cls}.{spec.method} does not accept the inputs built from the config "
+            f"{spec.name}: {spec.cls}.{spec.method} does not accept the inputs built from the config "
             f"{shapes} (dtypes {[i.dtype for i in spec.inputs]}): {type(e).__name__}: "
             f"{plain(str(e)).splitlines()[0] if str(e) else ''}"
         ) from e
@@ -116,7 +117,7 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
         try:
             _export(module, args, tmp, spec, input_names, output_names, axes)
         except Exception as e:  # the exporter's own errors are long; keep the line that names the op
-            raise StageError(f"{spec.label}: {spec.exporter} export failed: {_first_line(e)}") from e
+            raise StageError(f"{spec.name}: {spec.exporter} export failed: {_first_line(e)}") from e
         seconds = time.perf_counter() - t0
         model = onnx.load(str(tmp))
         onnx.checker.check_model(model)
@@ -159,7 +160,7 @@ def export(spec: ComponentSpec, out: str | Path, reference_out: str | Path | Non
     write_json(sidecar_path(out), meta)
     log.info(
         "exported %s (%s, opset %d) in %.1f s: %d nodes",
-        spec.label,
+        spec.name,
         spec.exporter,
         spec.opset,
         seconds,

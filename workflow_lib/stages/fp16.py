@@ -21,9 +21,11 @@ from ..core.errors import ParityError
 from ..core.files import atomic_path, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
+from ..core.variants import Variant
 from ..runtimes import onnxio
 
 log = logging.getLogger(__name__)
+SPEC_KEYS = ("load", "io", "gate", "fp32_ops")  # what this stage reads of a component (core/declarations.py)
 
 
 def _cast_to(node: onnx.NodeProto) -> int | None:
@@ -79,13 +81,15 @@ def _convert(model: onnx.ModelProto, fp32_ops: set[str]) -> tuple[onnx.ModelProt
     return converted, drop_fp16_round_trips(converted, model)
 
 
-def _check(spec: ComponentSpec, converted: onnx.ModelProto, reference: parity.Infer, path: Path) -> dict[str, Any]:
+def _check(
+    spec: ComponentSpec, variant: str, converted: onnx.ModelProto, reference: parity.Infer, path: Path
+) -> dict[str, Any]:
     onnxio.save(converted, path)
-    return parity.check(spec, reference, parity.onnxruntime(path), "fp16")
+    return parity.check(spec, reference, parity.onnxruntime(path), variant)
 
 
 def search_fp32_ops(
-    spec: ComponentSpec, model: onnx.ModelProto, manual: set[str], reference: parity.Infer, path: Path
+    spec: ComponentSpec, variant: str, model: onnx.ModelProto, manual: set[str], reference: parity.Infer, path: Path
 ) -> tuple[set[str], onnx.ModelProto, int, dict[str, Any], list[dict[str, Any]]] | None:
     """The op types that must stay fp32 for the graph to pass parity at min/opt/max, or None.
 
@@ -97,14 +101,14 @@ def search_fp32_ops(
     candidates = sorted(set(counts) - manual - set(float16.DEFAULT_OP_BLOCK_LIST), key=lambda o: (-counts[o], o))
     keep = set(candidates)
     converted, round_trips = _convert(model, manual | keep)
-    result = _check(spec, converted, reference, path)
+    result = _check(spec, variant, converted, reference, path)
     trials = [{"fp32_ops": sorted(keep), "ok": result["ok"]}]
     if not result["ok"]:
         return None
     for op in candidates:
         trial = keep - {op}
         graph, trips = _convert(model, manual | trial)
-        outcome = _check(spec, graph, reference, path)
+        outcome = _check(spec, variant, graph, reference, path)
         trials.append({"fp16": op, "ok": outcome["ok"]})
         if outcome["ok"]:
             keep, converted, round_trips, result = trial, graph, trips, outcome
@@ -114,11 +118,13 @@ def search_fp32_ops(
 
 def make(
     spec: ComponentSpec,
+    variant: Variant,
     src: str | Path,
     out: str | Path,
     settings: dict[str, Any] | None = None,
     calibration: str | None = None,
     reference: str | None = None,
+    threads: int = 0,
 ) -> dict[str, Any]:
     """Convert with the configured fp32_ops; if parity fails, search for the op types that must stay fp32."""
     model = onnx.load(str(src))
@@ -129,16 +135,16 @@ def make(
     seconds = time.perf_counter() - t0
     search: dict[str, Any] | None = None
     with atomic_path(out, suffix=".onnx") as tmp:
-        result = _check(spec, converted, reference, tmp)
+        result = _check(spec, variant.name, converted, reference, tmp)
         if not result["ok"]:
-            first = parity.describe_failure(spec, result, "fp16 graph")
+            first = parity.describe_failure(spec, result, f"{variant.name} graph")
             log.warning("%s; searching for the op types that must stay fp32", first)
             t1 = time.perf_counter()
-            found = search_fp32_ops(spec, model, manual, reference, tmp)
+            found = search_fp32_ops(spec, variant.name, model, manual, reference, tmp)
             if found is None:
                 raise ParityError(
                     first + "; no mixed-precision graph passes, not even with every op type in fp32: "
-                    "loosen tolerance.fp16 or drop fp16 for this component"
+                    f"loosen gates.{variant.name} or drop {variant.name} for this component"
                 )
             auto, converted, round_trips, result, trials = found
             search = {
@@ -149,14 +155,14 @@ def make(
             }
             log.info(
                 "%s: fp16 passes with %s kept in fp32 (%d trials, %.1f s)",
-                spec.label,
+                spec.name,
                 sorted(auto),
                 len(trials),
                 search["seconds"],
             )
     kept = manual | set(search["auto_fp32_ops"] if search else ())
     meta = {
-        **cli.made_from("fp16", "fp16", spec, src),
+        **cli.made_from("fp16", variant.name, spec, src),
         "onnx_sha256": sha256_file(out),
         "keep_io_types": True,
         "fp32_ops": list(spec.fp32_ops),
@@ -170,7 +176,7 @@ def make(
         "versions": versions("onnx", "onnxconverter-common", "onnxruntime"),
     }
     write_json(sidecar_path(out), meta)
-    log.info("%s: fp16 graph written (%d of %d nodes fp32)", spec.label, meta["nodes_fp32"], meta["nodes"])
+    log.info("%s: fp16 graph written (%d of %d nodes fp32)", spec.name, meta["nodes_fp32"], meta["nodes"])
     return meta
 
 

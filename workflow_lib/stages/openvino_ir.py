@@ -17,17 +17,21 @@ from typing import Any
 
 from ..core import cli
 from ..core.files import sha256_file, versions, write_json
-from ..core.paths import ir_weights, sidecar_path
+from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
 
 log = logging.getLogger(__name__)
+SPEC_KEYS = ()  # nothing of the component: the graph says it all
 
 
-def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: str) -> dict[str, Any]:
+def convert(
+    spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: str, out_bin: str | Path | None = None
+) -> dict[str, Any]:
+    """The IR at `out_xml` with its weights at `out_bin` (default: beside it, OpenVINO's own naming)."""
     import openvino as ov
 
     out_xml = Path(out_xml)
-    out_bin = Path(ir_weights(out_xml))
+    out_bin = Path(out_bin) if out_bin else out_xml.with_suffix(".bin")
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = ov.convert_model(str(src))
@@ -36,7 +40,7 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
         ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
         seconds = time.perf_counter() - t0
         # .bin first: an .xml at the final path always has its weights beside it.
-        os.replace(ir_weights(tmp_xml), out_bin)
+        os.replace(tmp_xml.with_suffix(".bin"), out_bin)
         os.replace(tmp_xml, out_xml)
     ops = model.get_ops()
     meta = {
@@ -53,7 +57,7 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
     write_json(sidecar_path(out_xml), meta)
     log.info(
         "%s: OpenVINO IR in %.2f s, %d ops, %.1f MB -> %s",
-        spec.label,
+        spec.name,
         seconds,
         meta["ops"],
         meta["bin_bytes"] / 1e6,
@@ -65,9 +69,10 @@ def convert(spec: ComponentSpec, src: str | Path, out_xml: str | Path, variant: 
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__)
     p.add_argument("--onnx", required=True)
-    p.add_argument("--out", required=True, help="the .xml path; the .bin goes beside it")
+    p.add_argument("--out", required=True, help="the .xml path")
+    p.add_argument("--weights", help="the .bin path (default: beside the .xml)")
     p.add_argument("--variant", required=True)
-    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out, a.variant), p, argv)
+    cli.run("openvino_ir", lambda a: convert(a.spec, a.onnx, a.out, a.variant, a.weights), p, argv)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,16 @@ def probe(config: dict, backends: list[str], variants: list[str]) -> dict:
         "vnni": has_vnni(),
         "cuda": bool(info.get("gpu")),
         "versions": versions(*RUNTIMES),
+        "probed_with": config,  # the config sections the backends' probes read
         "runs": runs,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
-    p.add_argument("--config", required=True, type=json.loads, help="the tensorrt section (flavour, targets)")
+    p.add_argument(
+        "--config", required=True, type=json.loads, help="the config sections backends' probes read ({tensorrt: ...})"
+    )
     p.add_argument("--backends", nargs="+", required=True)
     p.add_argument("--variants", nargs="+", required=True)
     p.add_argument("--out", required=True)

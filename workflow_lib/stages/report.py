@@ -21,11 +21,11 @@ from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from ..analysis.plots import PLOTS, PlotData, audio_order, point_order, save_png
 from ..analysis.results import RUNTIMES
-from ..analysis.speedups import FLOATS, read_flops, summarize
+from ..analysis.speedups import FLOATS, read_flops, score_columns, summarize
 from ..core import cli, variants
 from ..core.dsp import read_wav
 from ..core.files import atomic_path, now, read_json, versions
-from ..core.paths import Paths, sidecar_path
+from ..core.paths import Paths, manifest_path, sidecar, sidecar_path
 from ..runtimes import registry as backends
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,14 @@ def _bench_table(csvs: list[str]) -> pl.DataFrame:
     frames = []
     for csv in csvs:
         df = pl.read_csv(csv, infer_schema_length=0)
-        if df.is_empty() or "assignment" in df.columns:  # the e2e chain has its own plot, from the summary
+        if df.is_empty() or "assignment" in df.columns:  # the chain has its own plot, from the summary
             continue
         df = df.with_columns(pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
         frames.append(
             df.select(
                 "model",
                 "component",
-                "label",
+                "series",
                 "device",
                 "point",
                 "length",
@@ -50,7 +50,7 @@ def _bench_table(csvs: list[str]) -> pl.DataFrame:
                 pl.col("iterations").cast(pl.Int64),
             )
         )
-    return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "label": pl.Utf8})
+    return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "series": pl.Utf8})
 
 
 def _length(dims_json: str) -> float:
@@ -74,11 +74,12 @@ def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
             rows.append(
                 base
                 | {
-                    "point": f"{result.get('samples', 0)} calibration samples",
+                    "point": f"worst of {result.get('samples', 0)} evaluation files",
                     "shapes": "-",
                     "scores": {
                         k: metrics.get(k) for k in ("snr_db", "pesq", "stoi", "lsd_db") if metrics.get(k) is not None
                     },
+                    "gates": (result.get("verdict") or {}).get("gates", {}),
                 }
             )
             continue
@@ -120,12 +121,14 @@ def fp16_rows(sidecars: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
-    """Per INT8 graph: the gate, what stayed float and why, the search, and what it was calibrated on."""
+    """Per INT8 graph: the gate on the worst evaluation file, what stayed float and why, the search, the
+    paired decision, and what it was calibrated on."""
     rows = []
     for m in sidecars:
         search = m["search"]
         chosen = search["candidates"][search["chosen"]]
         cal = calibrations.get(f"{m['model']}/{m['component']}", {})
+        evaluation = chosen.get("evaluation") or {}
         rows.append(
             {
                 "model": m["model"],
@@ -133,23 +136,22 @@ def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> 
                 "status": m["status"],
                 "reason": m["reason"],
                 "gate": ", ".join(f"{k} {v:g}" for k, v in sorted(m["gate"].items())),
+                "gates": evaluation.get("gates") or chosen["search"].get("gates", {}),
+                "judged_on": evaluation.get("scheme", "search files only (it failed there)"),
                 "float_blocks": chosen["float_blocks"],
                 "float_nodes": chosen["float_nodes"],
                 "quantized_nodes": chosen["quantized_nodes"],
                 "p50_ms": chosen["p50_ms"],
                 "all_int8_p50_ms": search["candidates"][0]["p50_ms"],
-                "scores": {
-                    k: v
-                    for k, v in chosen["metrics"].items()
-                    if k in ("snr_db", "pesq", "stoi", "lsd_db") and v is not None
-                },
                 "candidates": len(search["candidates"]),
                 "seconds": search["seconds"],
                 "stopped": search["stopped"],
+                "paired": search.get("paired"),
                 "contributions": (search.get("contributions") or [])[:5],
                 "calibration": cal.get("source", "?"),
                 "representative": cal.get("representative"),
-                "samples": cal.get("samples"),
+                "scheme": (m.get("splits") or {}).get("scheme"),
+                "samples": m.get("samples"),
                 "reduce_range": m["settings"]["reduce_range"],
                 "activation": m["settings"]["activation"],
             }
@@ -157,10 +159,13 @@ def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> 
     return rows
 
 
-def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
+def artifact_rows(sidecars: list[str]) -> list[dict[str, Any]]:
+    """The TensorRT engines among the made artifacts (their own table: flavour, targets, cache)."""
     rows = []
     for path in sidecars:
         m = read_json(path)
+        if m.get("stage") != "engine":
+            continue
         rows.append(
             {
                 "model": m["model"],
@@ -178,9 +183,10 @@ def engine_rows(sidecars: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One row per model, component and device: what ships and the runners-up; and the chain searches."""
-    rows, searches = [], []
+def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per model, component and device: what ships and the runners-up; the chain searches; the input
+    files' roles per model."""
+    rows, searches, inputs = [], [], []
     for path in manifests:
         m = read_json(path)
         for comp, per_device in sorted(m["components"].items()):
@@ -190,7 +196,7 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
                         "model": m.get("model"),
                         "component": comp,
                         "device": chosen["device"],
-                        "choice": chosen["choice"],
+                        "series": chosen["series"],
                         "p50_ms": chosen["p50_ms"],
                         "speedup": chosen["speedup"],
                         "ci": chosen["ci"],
@@ -198,18 +204,21 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
                         "file": f"{Path(path).parent.name}/{chosen.get('file', '')}",
                         "alternatives": chosen["alternatives"],
                         "not_measured": chosen.get("not_measured", []),
+                        "paired": chosen.get("paired"),
                     }
                 )
         for record in m.get("search", []):
             searches.append({"model": m.get("model"), **record})
-    return rows, searches
+        if m.get("inputs"):
+            inputs.append({"model": m.get("model"), **m["inputs"]})
+    return rows, searches, inputs
 
 
 def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
     """What did not run, grouped by backend (or assignment) and reason: one row per reason, not per component."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for u in unavailable:
-        what = u.get("backend") or f"e2e {u.get('assignment')}"
+        what = u.get("backend") or f"chain {u.get('assignment')}"
         g = groups.setdefault(
             (what, u.get("reason") or ""),
             {"what": what, "reason": u.get("reason") or "", "variants": set(), "components": set()},
@@ -224,21 +233,46 @@ def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
     ]
 
 
-def e2e_audio(bench_csvs: list[str], references: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Per e2e assignment, its sidecar's fidelity record and its WAV; plus the input speech and fp32's resynthesis
-    (from the chain reference's sidecar)."""
+def chain_records(bench_csvs: list[str], references: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Per chain assignment, its sidecar's fidelity record and its WAV; plus the first evaluation file and what
+    PyTorch fp32 makes of it (from the chain reference's sidecar)."""
     records, wavs = {}, {}
     for path in references:
         for which, wav in read_json(path).get("wavs", {}).items():
-            wavs.setdefault(which, wav)
+            if which in ("input", "reference"):
+                wavs.setdefault(which, wav)
     for csv in bench_csvs:
         meta = read_json(sidecar_path(csv))
-        if meta.get("stage") != "e2e" or meta.get("status") != "measured":
+        if meta.get("stage") != "chain_bench" or meta.get("status") != "measured":
             continue
         records[meta["assignment"]] = meta.get("fidelity", {})
         if Path(meta.get("wav", "")).is_file():
             wavs[meta["assignment"]] = meta["wav"]
     return records, wavs
+
+
+def chain_tables(chain: pl.DataFrame, records: dict[str, dict]) -> dict[str, Any]:
+    """The chain rows by length, with a note where two assignments ran the same series (their latencies differ by
+    timing noise between jobs: the paired comparison in the search is the one to trust); and per assignment the
+    worst evaluation file of each gate."""
+    rows = sorted(chain.to_dicts(), key=lambda r: (point_order(r["point"]), r["series"]))
+    same: dict[str, list[str]] = {}
+    for r in rows:
+        same.setdefault(r.get("chain") or r["series"], [])
+        if r["series"] not in same[r.get("chain") or r["series"]]:
+            same[r.get("chain") or r["series"]].append(r["series"])
+    for r in rows:
+        twins = [s for s in same[r.get("chain") or r["series"]] if s != r["series"]]
+        r["same_as"] = twins
+    gates = []
+    for name, rec in sorted(records.items()):
+        verdict = rec.get("verdict") or {}
+        for key, g in sorted((verdict.get("gates") or {}).items()):
+            gates.append({"assignment": name, "gate": key, **g, "status": verdict.get("status")})
+    metrics = next((rec.get("metrics") for rec in records.values() if rec.get("metrics")), {})
+    captions = next((rec.get("captions") for rec in records.values() if rec.get("captions")), {})
+    splits = next((rec.get("splits") for rec in records.values() if rec.get("splits")), {})
+    return {"rows": rows, "gates": gates, "metrics": metrics, "captions": captions, "splits": splits}
 
 
 def _players(wavs: dict[str, str], audio: dict[str, tuple]) -> list[dict[str, str]]:
@@ -254,7 +288,7 @@ def render(
     unavailable: list[dict],
     bench_csvs: list[str],
     markers: list[str],
-    engines: list[str],
+    artifacts: list[str],
     out_html: str | Path,
     plot_dir: str | Path,
     config_hash: str,
@@ -265,7 +299,7 @@ def render(
     references: list[str] | None = None,
     host: dict | None = None,
 ) -> dict:
-    fidelity, wavs = e2e_audio(bench_csvs, references or [])
+    fidelity, wavs = chain_records(bench_csvs, references or [])
     audio = {name: read_wav(path) for name, path in wavs.items()}
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for meta in (read_json(p) for p in graphs or []):
@@ -279,8 +313,9 @@ def render(
         plots.setdefault(plot.section, []).append({"name": name, "image": images[name], "caption": plot.caption})
     accuracy = accuracy_rows(markers)
     failures = failures or []
-    ship, searches = ship_rows(manifests or [])
-    e2e = summary.filter(pl.col("component") == "e2e")
+    ship, searches, inputs = ship_rows(manifests or [])
+    chain = summary.filter(pl.col("component") == "chain")
+    components = summary.filter(pl.col("component") != "chain")
     context = {
         "created": now(),
         "config_hash": config_hash,
@@ -288,9 +323,14 @@ def render(
         "versions": versions("onnx", *RUNTIMES, "snakemake", "polars"),
         "models": sorted({r["model"] for r in accuracy + failures} | {r["model"] for r in ship}),
         "components": sorted({r["component"] for r in accuracy + failures}),
-        "series": sorted(set(summary.filter(pl.col("component") != "e2e")["label"])),
+        "series": sorted(set(components["series"])),
         "registry": [
-            {"name": b.name, "artifact": b.artifact, "variants": ", ".join(b.variants), "description": b.description}
+            {
+                "name": b.name,
+                "artifact": b.artifact.name,
+                "variants": ", ".join(b.variants),
+                "description": b.description,
+            }
             for b in backends.REGISTRY.values()
         ],
         "variant_table": [
@@ -300,31 +340,30 @@ def render(
                 "parent": v.parent or "checkpoint",
                 "stage": v.stage,
                 "gate": f"{v.gate} ({', '.join(f'{k} {x:g}' for k, x in v.default_gate.items())})",
-                "consumers": ", ".join(v.consumers),
+                "consumers": ", ".join(b.name for b in backends.REGISTRY.values() if v.name in b.variants),
                 "description": v.description,
             }
             for v in variants.VARIANTS.values()
         ],
-        "assignments": sorted(set(e2e["label"])),
+        "assignments": sorted(set(chain["series"])),
         "devices": sorted(set(summary["device"])) if summary.height else [],
         "speedups": sorted(
-            summary.filter(pl.col("speedup").is_not_null() & (pl.col("component") != "e2e")).to_dicts(),
-            key=lambda r: (r["component"], point_order(r["point"]), r["label"]),
+            components.filter(pl.col("speedup").is_not_null()).to_dicts(),
+            key=lambda r: (r["component"], point_order(r["point"]), r["series"]),
         ),
-        "e2e_rows": sorted(e2e.to_dicts(), key=lambda r: (point_order(r["point"]), r["label"])),
-        "chains": {r["label"]: r["chain"].replace(";", "; ") for r in e2e.iter_rows(named=True) if r.get("chain")},
+        "chain": chain_tables(chain, fidelity),
         "ship": ship,
         "searches": searches,
+        "inputs": inputs,
         "players": _players(wavs, audio),
-        "copy": {name: rec.get("copy_synthesis", {}).get("mean", {}) for name, rec in sorted(fidelity.items())},
-        "failed_fidelity": sorted({r["label"] for r in e2e.iter_rows(named=True) if r.get("fidelity") == "failed"}),
+        "failed_fidelity": sorted({r["series"] for r in chain.iter_rows(named=True) if r.get("fidelity") == "failed"}),
         "peaks": {
             r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
-            for r in summary.iter_rows(named=True)
-            if r.get("peak_gflops") and r["component"] != "e2e"
+            for r in components.iter_rows(named=True)
+            if r.get("peak_gflops")
         },
         "accuracy": accuracy,
-        "engines": engine_rows(engines),
+        "engines": artifact_rows(artifacts),
         "fp16": fp16_rows(by_stage.get("fp16", [])),
         "int8": int8_rows(by_stage.get("quantize", []), cal),
         "unavailable": unavailable_groups(unavailable),
@@ -337,17 +376,34 @@ def render(
         },
     }
     env = Environment(loader=PackageLoader("workflow_lib", "templates"), autoescape=select_autoescape(["html", "j2"]))
-    env.filters["num"] = lambda v, fmt="{:.3g}": (
-        "–" if v is None or isinstance(v, Undefined) or v != v else fmt.format(v)
-    )
+    env.filters["num"] = number
     html = env.get_template("report.html.j2").render(**context)
     with atomic_path(out_html, suffix=".html") as tmp:
         tmp.write_text(html)
     return context
 
 
+def number(v: Any, fmt: str | None = None) -> str:
+    """A number as a reader takes it in at a glance: thousands grouped (1,300 ms, not 1.3e+03), three significant
+    digits below that; a dash for nothing."""
+    if v is None or isinstance(v, Undefined) or v != v:
+        return "–"
+    if fmt is not None:
+        return fmt.format(v)
+    if v in (float("inf"), float("-inf")):
+        return "∞" if v > 0 else "-∞"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}"
+
+
 def read_summary(path: str | Path) -> pl.DataFrame:
-    return pl.read_csv(path, infer_schema_length=0).with_columns([pl.col(c).cast(pl.Float64) for c in FLOATS])
+    df = pl.read_csv(path, infer_schema_length=0)
+    return df.with_columns(
+        [pl.col(c).cast(pl.Float64) for c in [*FLOATS, *score_columns(df.columns)] if c in df.columns]
+    )
 
 
 def _found(pattern: str) -> list[str]:
@@ -358,27 +414,28 @@ def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dic
     """After a failed (--keep-going) run: the report from whatever exists, failures shown first."""
     csvs = [
         p
-        for p in _found(paths.bench_csv("*", "*", "*", "*")) + _found(paths.e2e_csv("*", "*"))
+        for p in _found(paths.bench_csv("*", "*", "*", "*")) + _found(paths.chain_csv("*", "*"))
         if sidecar_path(p).is_file()
     ]
-    flops = read_flops(_found(paths.graph("export", "*", "*") + ".json"))
+    flops = read_flops(_found(sidecar(paths.graph("export", "*", "*"))))
     summary, unavailable = summarize(csvs, resamples, flops)
     failures = [read_json(p) for p in _found(paths.failure("*", "*"))]
     host = read_json(paths.host) if Path(paths.host).is_file() else None
+    made = [p for kind in backends.made_kinds() for p in _found(sidecar(paths.artifact(kind, "*", "*", "*")))]
     return render(
         summary,
         unavailable,
         csvs,
         _found(paths.marker("*", "*", "*", "*")),
-        _found(paths.engine("*", "*", "*") + ".json"),
-        f"{paths.report_dir}/index.html",
+        made,
+        paths.report,
         paths.report_dir,
         config_hash,
         failures,
-        _found(paths.deploy("*") + "/manifest.json"),
-        _found(paths.graph("*", "*", "*") + ".json"),
-        _found(paths.calibration("*", "*") + ".json"),
-        _found(paths.chain_reference("*") + ".json"),
+        [str(manifest_path(d)) for d in _found(paths.deploy("*")) if manifest_path(d).is_file()],
+        _found(sidecar(paths.graph("*", "*", "*"))),
+        _found(sidecar(paths.calibration("*", "*"))),
+        _found(sidecar(paths.chain_reference("*"))),
         host,
     )
 
@@ -392,10 +449,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", help="the host probe's record")
     p.add_argument("--bench", nargs="*", default=[])
     p.add_argument("--markers", nargs="*", default=[])
-    p.add_argument("--engines", nargs="*", default=[], help="engine sidecar JSON files")
+    p.add_argument(
+        "--artifacts", nargs="*", default=[], help="sidecars of the artifacts made from graphs (IR, engines)"
+    )
     p.add_argument("--bundles", nargs="*", default=[], help="deployment bundle directories (manifest.json inside)")
     p.add_argument("--graphs", nargs="*", default=[], help="graph variant sidecars (the fp16 and int8 searches)")
-    p.add_argument("--calibrations", nargs="*", default=[], help="calibration set sidecars")
+    p.add_argument("--calibrations", nargs="*", default=[], help="sample set sidecars")
     p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
     p.add_argument("--config-hash", required=True)
     p.add_argument("--out")
@@ -411,11 +470,11 @@ def main(argv: list[str] | None = None) -> None:
             read_json(a.unavailable),
             a.bench,
             a.markers,
-            a.engines,
+            a.artifacts,
             a.out,
             a.plots,
             a.config_hash,
-            manifests=[f"{b}/manifest.json" for b in a.bundles],
+            manifests=[str(manifest_path(b)) for b in a.bundles],
             graphs=a.graphs,
             calibrations=a.calibrations,
             references=a.references,

@@ -20,10 +20,20 @@ from ..core import cli
 from ..core.files import atomic_path, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
+from ..core.variants import Variant
 from ..runtimes import onnxio
 
 log = logging.getLogger(__name__)
 TOOLS = ("onnxsim", "onnxslim", "none")
+# The config section this stage reads (its variant's `settings`), validated before any job runs.
+SETTINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "default": {},
+    "properties": {
+        "tool": {"enum": ["onnxsim", "onnxslim", "none"], "default": "onnxsim", "description": "graph simplifier"}
+    },
+}
 
 
 def _run_tool(tool: str, model: onnx.ModelProto) -> onnx.ModelProto:
@@ -54,16 +64,18 @@ def restore_metadata(model: onnx.ModelProto, source: onnx.ModelProto) -> int:
 
 def make(
     spec: ComponentSpec,
+    variant: Variant,
     src: str | Path,
     out: str | Path,
     settings: dict[str, Any],
     calibration: str | None = None,
     reference: str | None = None,
+    threads: int = 0,
 ) -> dict[str, Any]:
     tool = settings.get("tool", "onnxsim")
     model = onnx.load(str(src))
     meta: dict[str, Any] = {
-        **cli.made_from("simplify", "fp32", spec, src),
+        **cli.made_from("simplify", variant.name, spec, src),
         "tool": tool,
         "nodes_before": len(model.graph.node),
         "versions": versions("onnx", "onnxsim", "onnxslim", "onnxruntime"),
@@ -80,19 +92,19 @@ def make(
                 meta["simplify_seconds"] = round(time.perf_counter() - t0, 3)
                 meta["metadata_restored"] = restore_metadata(simplified, model)
                 onnxio.save(simplified, tmp)
-                result = parity.check(spec, parity.reference(spec, [reference]), parity.onnxruntime(tmp), "fp32")
+                result = parity.check(spec, parity.reference(spec, [reference]), parity.onnxruntime(tmp), variant.name)
                 meta["parity"] = result
                 if not result["ok"]:
                     reason = parity.describe_failure(spec, result, f"{tool}-simplified graph")
         if reason is not None:
-            log.warning("%s: keeping the unsimplified graph: %s", spec.label, reason)
+            log.warning("%s: keeping the unsimplified graph: %s", spec.name, reason)
             shutil.copyfile(src, tmp)
         meta.update(simplified=reason is None, fallback_reason=reason, nodes_after=len(onnx.load(str(tmp)).graph.node))
     meta["onnx_sha256"] = sha256_file(out)
     write_json(sidecar_path(out), meta)
     log.info(
         "%s: %d -> %d nodes (%s)",
-        spec.label,
+        spec.name,
         meta["nodes_before"],
         meta["nodes_after"],
         tool if reason is None else "kept input graph",

@@ -1,7 +1,7 @@
 """Stage: every benchmark CSV in one table, with speedups over PyTorch fp32 and bootstrap CIs,
 and the roofline: achieved GFLOP/s at the median and the fraction of the device's peak. Also
 every series not measured here and why: from the host probe (never planned), from the
-benchmark jobs (e.g. a failed gate), and end-to-end assignments with no runnable choice."""
+benchmark jobs (e.g. a failed gate), and chain assignments with no runnable series."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--unavailable", required=True, help="JSON list of series not measured, with reasons")
     p.add_argument("--host", help="the host probe's record: series never planned here, and why")
-    p.add_argument("--unrunnable", type=json.loads, default=[], help="e2e assignments with no runnable choice here")
+    p.add_argument("--unrunnable", type=json.loads, default=[], help="chain assignments with no runnable series here")
 
     def run(a: argparse.Namespace) -> None:
         peaks = {"cpu": a.roofline.get("cpu_peak_gflops"), "gpu": a.roofline.get("gpu_peak_gflops")}

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis import parity
+from ..analysis.results import RUNTIMES
 from ..core import cli, variants
 from ..core.errors import ParityError
 from ..core.files import now, sha256_file, versions, write_json
 from ..core.host import device_info
-from ..core.samples import read_samples
+from ..core.samples import read_sample_set
 from ..core.spec import ComponentSpec
 from ..runtimes import registry as backends
 
@@ -49,24 +50,27 @@ def validate(
         "artifact": str(artifact),
         "artifact_sha256": sha256_file(artifact),
         "gate": variants.get(variant).gate,
-        "tolerance": spec.gate(variant),
+        "thresholds": spec.gate(variant),
         "created": now(),
         "device": device_info(),
-        "versions": versions("torch", "onnxruntime", "onnxruntime-gpu", "openvino", "tensorrt", "tensorrt-rtx-cu13"),
+        "versions": versions(*RUNTIMES),
     }
     ok, why = b.available(variant, str(artifact))
     if not ok:
         marker.update(status="skipped", reason=why)
-        log.warning("%s %s %s: skipped: %s", spec.label, backend, variant, why)
+        log.warning("%s %s %s: skipped: %s", spec.name, backend, variant, why)
         return marker
     candidate = b.open_runner(spec, variant, str(artifact), threads)
     marker["runner"] = candidate.info
-    samples = None
-    if calibration:
-        names = [i.name for i in spec.inputs]
-        samples = [{k: s[k] for k in names} for s in read_samples(calibration)]
-        marker.update(calibration=str(calibration), calibration_sha256=sha256_file(calibration))
-    result = parity.check(spec, parity.reference(spec, [reference, calibration]), candidate, variant, samples)
+    samples, files = None, None
+    if calibration:  # a fidelity gate is judged on the evaluation files, the worst deciding
+        sset = read_sample_set(calibration)
+        samples = sset.of("evaluation", [i.name for i in spec.inputs])
+        files = [sset.splits.files[sset.files[i]] if sset.splits.files else i for i in sset.indices("evaluation")]
+        marker.update(
+            calibration=str(calibration), calibration_sha256=sha256_file(calibration), splits=sset.splits.to_json()
+        )
+    result = parity.check(spec, parity.reference(spec, [reference, calibration]), candidate, variant, samples, 0, files)
     marker.update(status="passed" if result["ok"] else "failed", parity=result)
     if not result["ok"]:
         marker["reason"] = parity.describe_failure(spec, result, f"{backend} {variant} artifact")
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backend", choices=MARKER_BACKENDS, required=True)
     p.add_argument("--variant", choices=list(variants.DERIVED), required=True)
     p.add_argument("--artifact", required=True)
-    p.add_argument("--calibration", help="calibration set the variant's fidelity gate is judged on")
+    p.add_argument("--calibration", help="the sample set whose evaluation files a fidelity gate is judged on")
     p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz)")
     p.add_argument("--out", required=True)
 
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(a.out, marker)
         if marker["status"] == "failed" and variants.get(a.variant).gate == "allclose":
             raise ParityError(marker["reason"])
-        log.info("%s %s %s: %s %s", a.spec.label, a.backend, a.variant, marker["status"], marker.get("reason", ""))
+        log.info("%s %s %s: %s %s", a.spec.name, a.backend, a.variant, marker["status"], marker.get("reason", ""))
 
     cli.run("validate", run, p, argv)
 

@@ -1,0 +1,150 @@
+"""Chains as plug-ins: the demo's voice conversion and a second chain of another shape, through the generic
+chain stages (reference, sample sets, scoring, timing) on tiny real components and real speech; and the
+rules never naming a model."""
+
+import copy
+import re
+
+import numpy as np
+import pytest
+from conftest import REPO, ROLES, tiny_svc_config
+
+from workflow_lib.chains import harness
+from workflow_lib.core.errors import ConfigError
+from workflow_lib.core.files import write_npz
+from workflow_lib.core.spec import component_spec
+from workflow_lib.stages import chain_bench, chain_calibration, chain_reference
+from workflow_lib.stages.checkpoints import write_seeded
+
+
+def _renamed_config(tmp_path):
+    """The tiny demo, its content encoder's input called `spec` and the flow's noise `eps`, mapped in roles."""
+    cfg = tiny_svc_config()
+    model = cfg["models"]["svc_demo"]
+    comps = model["components"]
+    for name, c in comps.items():
+        c["checkpoint"] = str(tmp_path / f"{name}.safetensors")
+        write_seeded(c["class"], c["kwargs"], 1234, c["checkpoint"])
+    comps["content_encoder"]["inputs"][0]["name"] = "spec"
+    comps["flow_decoder"]["inputs"][0]["name"] = "eps"
+    model["chain"]["roles"]["content"] = {"component": "content_encoder", "inputs": {"mel": "spec"}}
+    model["chain"]["roles"]["flow"] = {"component": "flow_decoder", "inputs": {"z": "eps"}}
+    model["chain"].update(seconds=[1.0], settings={})
+    del model["seed_checkpoints"]
+    return cfg
+
+
+def _specs(model_cfg, model="svc_demo"):
+    return {c: component_spec(model, c, v) for c, v in model_cfg["components"].items()}
+
+
+def _run(tmp_path, specs, chain_cfg, series="pytorch.fp32"):
+    arrays, record, heard = chain_reference.reference_run(specs, chain_cfg, threads=1)
+    write_npz(tmp_path / "ref.npz", arrays)
+    choices = {c: [series] for c in specs}
+    artifacts = {c: {series: {"artifact": s.checkpoint, "marker": None}} for c, s in specs.items()}
+    timing = {"warmup": 0, "min_iterations": 2, "max_iterations": 2}
+    rows, _, fidelity, audio = chain_bench.run_chain(
+        specs, chain_cfg, str(tmp_path / "ref.npz"), "mine", choices, artifacts, timing, 1
+    )
+    return record, heard, rows, fidelity, audio
+
+
+def test_the_demo_chain_runs_with_your_own_tensor_names_and_pytorch_is_its_own_reference(tmp_path):
+    cfg = _renamed_config(tmp_path)
+    model = cfg["models"]["svc_demo"]
+    harness.check_roles(harness.plugin_class(model["chain"]["plugin"]), "svc_demo", model)
+    record, heard, rows, fidelity, audio = _run(tmp_path, _specs(model), model["chain"])
+    assert record["splits"]["scheme"] == "disjoint" and not record["synthetic"] and record["points"] == ["1s"]
+    assert record["judged"] == ["arctic_a0009.wav", "libri_5703-47212-0000.wav"]  # search and evaluation files only
+    row = rows[0]
+    assert row["point"] == "1s" and row["files"] == 1 and row["stop"] == "max_iterations"
+    assert row["chain_snr_db"] == float("inf") and row["chain_pesq"] == pytest.approx(4.64, abs=0.01)
+    assert row["copy_synthesis_stoi"] == pytest.approx(1.0)
+    assert fidelity["files"][0]["file"] == "libri_5703-47212-0000.wav"  # judged on the evaluation file
+    assert list(fidelity["stages"]) == ["content", "pitch", "latent", "mel", "audio"]
+    gate = fidelity["verdict"]["gates"]["chain.max_lsd_db"]
+    assert gate["worst"] == 0.0 and gate["file"] == "libri_5703-47212-0000.wav" and gate["margin"] == 40.0
+    assert audio[1] == 22050 and audio[0].size > 0  # the plug-in says what a listener hears: the copy synthesis
+    assert heard["input"][0].size // 256 * 256 == heard["reference"][0].size  # whole hops resynthesised
+
+
+def test_sample_sets_are_what_the_chain_feeds_each_component_in_every_role(tmp_path):
+    cfg = _renamed_config(tmp_path)
+    model = cfg["models"]["svc_demo"]
+    specs, chain_cfg = _specs(model), model["chain"]
+    flow, ran = chain_calibration.capture(specs, chain_cfg, "flow_decoder", threads=1)
+    assert ran == ["content_encoder", "pitch_encoder"]  # only what is upstream of the flow runs
+    assert len(flow) == 3  # one sample per file: calibration, search, evaluation
+    assert set(flow[0]) == {"eps", "mask", "cond"} and flow[0]["cond"].shape[1] == 704  # its own input names
+    vocoder, ran = chain_calibration.capture(specs, chain_cfg, "vocoder", threads=1)
+    assert ran == [] and vocoder[0]["mel"].shape[:2] == (1, 80)  # real speech's log-mel, nothing upstream
+    assert vocoder[0]["mel"].min() >= np.log(1e-5) - 1e-6
+
+
+def test_an_unmapped_tensor_name_is_a_config_error(tmp_path):
+    broken = copy.deepcopy(_renamed_config(tmp_path))["models"]["svc_demo"]
+    broken["chain"]["roles"]["content"] = "content_encoder"
+    with pytest.raises(
+        ConfigError,
+        match=r"roles.content: the chain feeds 'mel' as 'mel', but content_encoder has "
+        r"inputs \['spec'\]; map it with inputs: \{mel: <name>\}",
+    ):
+        harness.check_roles(harness.plugin_class(broken["chain"]["plugin"]), "svc_demo", broken)
+
+
+def denoise_model(tmp_path, inputs=None):
+    """The second chain: a tiny denoiser and a tiny HiFi-GAN, seeded, their chain a plug-in from the tests."""
+    vocoder = tiny_svc_config()["models"]["svc_demo"]["components"]["vocoder"]
+    vocoder.pop("gates")
+    components = {
+        "denoiser": {
+            "class": "tinymodels.TinyDenoiser",
+            "kwargs": {"n_mels": 80, "hidden": 16},
+            "checkpoint": str(tmp_path / "denoiser.safetensors"),
+            "inputs": [{"name": "mel", "shape": ["batch", 80, "time"], "generator": {"kind": "normal", "mean": -5.0}}],
+            "outputs": ["clean"],
+            "dims": {"batch": {"min": 1, "opt": 1, "max": 1}, "time": {"min": 8, "opt": 24, "max": 48}},
+        },
+        "vocoder": {**vocoder, "checkpoint": str(tmp_path / "vocoder.safetensors")},
+    }
+    for c in components.values():
+        write_seeded(c["class"], c["kwargs"], 7, c["checkpoint"])
+    chain = {
+        "plugin": "tiny_denoise_chain",
+        "inputs": inputs or copy.deepcopy(ROLES),
+        "seconds": [0.5],
+        "settings": {},
+        "gates": {"output": {"max_lsd_db": 40.0}},
+        "search": {"seconds": 0.5, "budget_seconds": 60},
+        "roles": {"denoiser": "denoiser", "vocoder": "vocoder"},
+        "assignments": {"pytorch": {"default": "pytorch.fp32"}, "int8": {"default": "onnxruntime.int8"}},
+    }
+    return {"components": components, "chain": chain}
+
+
+def test_a_second_chain_of_another_shape_runs_through_the_same_stages(tmp_path):
+    model = denoise_model(tmp_path)
+    specs = {c: component_spec("denoise", c, v) for c, v in model["components"].items()}
+    vocoder, ran = chain_calibration.capture(specs, model["chain"], "vocoder", threads=1)
+    assert ran == ["denoiser"] and vocoder[0]["mel"].shape[:2] == (1, 80)  # the protocol's default upstream
+    record, heard, rows, fidelity, _ = _run(tmp_path, specs, model["chain"])
+    assert rows[0]["output_snr_db"] == float("inf") and rows[0]["fidelity"] == "passed"
+    assert fidelity["metrics"] == {"output": ["snr_db", "lsd_db"]} and list(fidelity["stages"]) == ["mel", "audio"]
+
+
+def test_generic_rules_and_modules_never_name_a_model():
+    """The coupling to a model used to sit in .smk files, where the import contract cannot see it."""
+    offenders = []
+    for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"models[./]svc|workflow_lib\.models", line):
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    for path in sorted((REPO / "workflow_lib").rglob("*.py")):
+        rel = path.relative_to(REPO / "workflow_lib")
+        if rel.parts[0] == "models" or rel.as_posix() == "plan/config.py":
+            continue  # the models themselves; the plan's default plug-in for older configs
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"models[./]svc|workflow_lib\.models", line):
+                offenders.append(f"{rel}:{n}: {line.strip()}")
+    assert offenders == []

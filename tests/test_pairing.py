@@ -1,0 +1,47 @@
+"""Two candidates timed against each other in alternating rounds, each warm in a process of its own."""
+
+import pytest
+
+from workflow_lib.analysis import pairing
+
+SLEEP = "pairing_builders:sleeper"
+
+
+def test_the_decision_needs_six_rounds_and_knows_ties_from_wins():
+    policy = pairing.PairPolicy(min_rounds=6)
+    assert pairing.decision([0.5] * 5, policy) is None  # no CI from fewer than six
+    assert pairing.ratio_ci([0.5] * 5) is None
+    assert pairing.decision([0.5, 0.52, 0.49, 0.51, 0.5, 0.5], policy) == "a"  # A takes half of B's time
+    assert pairing.decision([2.0, 2.1, 1.9, 2.0, 2.05, 1.95], policy) == "b"
+    assert pairing.decision([1.0, 1.01, 0.99, 1.0, 1.005, 0.995], policy) == "tie"
+    assert pairing.decision([0.9, 1.1, 0.8, 1.2, 0.95, 1.05], policy) is None  # straddles 1, wider than the band
+
+
+def test_a_tie_goes_to_the_larger_margin_then_to_fewer_quantized_nodes():
+    record = {"outcome": "tie", "a": "x", "b": "y", "winner": None}
+    assert pairing.break_tie(dict(record), (0.1, 0.3), (5, 5)) == "y"
+    assert pairing.break_tie(dict(record), (0.2, 0.2), (9, 4)) == "y"
+    won = {"outcome": "a", "a": "x", "b": "y", "winner": "x"}
+    assert pairing.break_tie(won, (0.0, 1.0), (9, 0)) == "x"  # a real difference in speed is not overruled
+
+
+def test_real_processes_alternate_and_find_the_faster(tmp_path):
+    policy = pairing.PairPolicy(min_rounds=10, max_seconds=20)
+    fast = {"builder": SLEEP, "args": {"ms": 5.0}}
+    slow = {"builder": SLEEP, "args": {"ms": 15.0}}
+    record = pairing.compare(fast, slow, policy, ("fast", "slow"))
+    assert record["outcome"] == "a" and record["winner"] == "fast" and record["rounds"] >= 10
+    assert record["ratio"] == pytest.approx(1 / 3, rel=0.3) and record["ci"][1] < 1
+    assert len(record["a_ms"]) == len(record["b_ms"]) == record["rounds"]
+    same = pairing.compare(fast, dict(fast), pairing.PairPolicy(min_rounds=10, max_seconds=5), ("x", "y"))
+    assert same["outcome"] == "tie"  # within the band, or still undecided when its time box ran out
+
+
+def test_a_candidate_that_cannot_be_built_is_an_error_naming_it():
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        pairing.compare(
+            {"builder": "pairing_builders:broken", "args": {}},
+            {"builder": SLEEP, "args": {"ms": 1.0}},
+            pairing.PairPolicy(),
+            ("a", "b"),
+        )

@@ -1,0 +1,203 @@
+"""Two candidates timed against each other, in pairs: how every decision between two is made.
+
+Timings taken in separate jobs minutes apart carry whatever the machine did in between (a shared
+VM measured the same model 983 ms in one run and 1640 ms an hour later); a decision between two
+candidates should not. So each candidate runs warm in a worker process of its own (one backend
+per process stays the rule: ONNX Runtime's threads slow PyTorch in the same process), on this
+job's cores, and the parent alternates them: A, B, A, B, ... Each round gives a ratio
+t_A / t_B; its median's 95 % confidence interval (order statistics, distribution-free, formed
+only from 6 rounds on) decides:
+
+- the interval lies inside the tie band (default +-3 %): a tie;
+- it excludes 1: the faster one wins;
+- otherwise another round, from `min_rounds` (default 10) up to `max_rounds` or `max_seconds`;
+  still open then: recorded as a tie because the time box ran out.
+
+A worker is built from a recipe: `{"builder": "module:function", "args": {...}}`; the builder
+returns `(step, sync)` for a warm candidate. Builders live with what they build (a component
+series, a whole chain), so this module names none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.timing import MIN_CI_SAMPLES, median_ci
+
+TIE_BAND = 0.03
+MIN_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class PairPolicy:
+    tie_band: float = TIE_BAND  # |ratio - 1| below which two candidates are the same speed
+    min_rounds: int = MIN_ROUNDS
+    max_rounds: int = 200
+    max_seconds: float = 60.0  # time box of one comparison (warm-up excluded)
+    warmup: int = 2  # untimed runs of each candidate before the first round
+
+    @classmethod
+    def from_settings(cls, s: dict[str, Any] | None) -> PairPolicy:
+        s = s or {}
+        return cls(**{k: type(getattr(cls, k))(s[k]) for k in cls.__dataclass_fields__ if k in s})
+
+
+def _worker(recipe: dict[str, Any], conn) -> None:
+    """A warm candidate in its own process: answers 'run' with one step's milliseconds."""
+    try:
+        module, _, function = recipe["builder"].partition(":")
+        step, sync = getattr(importlib.import_module(module), function)(**recipe["args"])
+        conn.send(("ready", None))
+    except Exception as e:  # a candidate that cannot be built is reported, not raised in a child
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        command = conn.recv()
+        if command == "stop":
+            return
+        t = time.perf_counter_ns()
+        step()
+        sync()
+        conn.send(("ms", (time.perf_counter_ns() - t) / 1e6))
+
+
+class _Candidate:
+    def __init__(self, recipe: dict[str, Any]):
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no runtime state shared with the parent
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker, args=(recipe, child), daemon=True)
+        self.process.start()
+        kind, value = self.conn.recv()
+        if kind == "error":
+            self.close()
+            raise RuntimeError(value)
+
+    def run(self) -> float:
+        self.conn.send("run")
+        kind, value = self.conn.recv()
+        return float(value)
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            try:
+                self.conn.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def ratio_ci(ratios: list[float]) -> tuple[float, float] | None:
+    """95 % CI of the median paired ratio, or None with fewer rounds than a distribution-free CI needs."""
+    if len(ratios) < MIN_CI_SAMPLES:
+        return None
+    lo, hi = median_ci(np.log(ratios))
+    return math.exp(lo), math.exp(hi)
+
+
+def decision(ratios: list[float], policy: PairPolicy) -> str | None:
+    """'tie', 'a' (A faster), 'b' (B faster), or None to take another round."""
+    ci = ratio_ci(ratios)
+    if ci is None or len(ratios) < policy.min_rounds:
+        return None
+    lo, hi = ci
+    if lo >= 1 / (1 + policy.tie_band) and hi <= 1 + policy.tie_band:
+        return "tie"
+    if hi < 1:
+        return "a"
+    if lo > 1:
+        return "b"
+    return None
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], policy: PairPolicy, names: tuple[str, str] = ("a", "b")) -> dict:
+    """A against B in alternating rounds; the record: rounds, each side's median ms, the median ratio
+    t_A / t_B with its CI, and the outcome ('a', 'b' or 'tie', and why)."""
+    t0 = time.perf_counter()
+    first, second = _Candidate(a), None
+    try:
+        second = _Candidate(b)
+        for _ in range(policy.warmup):
+            first.run()
+            second.run()
+        ta, tb, ratios, outcome = [], [], [], None
+        started = time.perf_counter()
+        while outcome is None:
+            ta.append(first.run())
+            tb.append(second.run())
+            ratios.append(ta[-1] / tb[-1])
+            outcome = decision(ratios, policy)
+            spent = time.perf_counter() - started
+            if outcome is None and (len(ratios) >= policy.max_rounds or spent >= policy.max_seconds):
+                why = f"time box ({len(ratios)} rounds, {spent:.1f} s): the CI still straddles the tie band"
+                return _record(names, ta, tb, ratios, "tie", why, t0, policy)
+        why = {
+            "tie": f"the ratio's 95 % CI lies within +-{policy.tie_band:.0%}",
+            "a": f"{names[0]} is faster: the ratio's 95 % CI lies below 1",
+            "b": f"{names[1]} is faster: the ratio's 95 % CI lies above 1",
+        }[outcome]
+        return _record(names, ta, tb, ratios, outcome, why, t0, policy)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+def _record(names, ta, tb, ratios, outcome, why, t0, policy) -> dict[str, Any]:
+    ci = ratio_ci(ratios)
+    return {
+        "a": names[0],
+        "b": names[1],
+        "rounds": len(ratios),
+        "a_p50_ms": float(np.median(ta)),
+        "b_p50_ms": float(np.median(tb)),
+        "ratio": float(np.median(ratios)),  # t_a / t_b: below 1, A is faster
+        "ci": list(ci) if ci else None,
+        "outcome": outcome,
+        "winner": {"a": names[0], "b": names[1]}.get(outcome),
+        "why": why,
+        "tie_band": policy.tie_band,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "a_ms": ta,
+        "b_ms": tb,
+    }
+
+
+def front(entries: list[dict[str, Any]], score: str) -> list[int]:
+    """Indices of the entries (with a p50_ms and a `score`, bigger is better) no other entry beats on both."""
+    scored = [e for e in entries if e.get("p50_ms") is not None and e.get(score) is not None]
+    return [
+        e["index"]
+        for e in scored
+        if not any(
+            o["p50_ms"] <= e["p50_ms"] and o[score] >= e[score] and (o["p50_ms"] < e["p50_ms"] or o[score] > e[score])
+            for o in scored
+        )
+    ]
+
+
+def break_tie(record: dict[str, Any], margins: tuple[float, float], quantized: tuple[int, int]) -> str:
+    """The winner of a comparison: the faster one, or on a tie the one further from failing its gates, then
+    the one with fewer quantized nodes, then A (the one ranked first). Records why in `record`."""
+    if record["outcome"] != "tie":
+        return record["winner"]
+    a, b = record["a"], record["b"]
+    if margins[0] != margins[1]:
+        winner = a if margins[0] > margins[1] else b
+        record["tie_broken_by"] = f"fidelity margin ({margins[0]:.3g} vs {margins[1]:.3g})"
+    elif quantized[0] != quantized[1]:
+        winner = a if quantized[0] < quantized[1] else b
+        record["tie_broken_by"] = f"fewer quantized nodes ({quantized[0]} vs {quantized[1]})"
+    else:
+        winner = a
+        record["tie_broken_by"] = "nothing tells them apart: the one ranked first"
+    record["winner"] = winner
+    return winner
