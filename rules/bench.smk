@@ -64,6 +64,7 @@ rule bench_summary:
     output:
         csv=report(PATHS.summary, caption="../report/summary.rst", category="Benchmarks"),
         unavailable=PATHS.unavailable,
+        snapshot=PATHS.snapshot,
     params:
         bootstrap=config["bench"]["bootstrap"],
         roofline=json.dumps(config["roofline"], sort_keys=True),
@@ -75,4 +76,4 @@ rule bench_summary:
     shell:
         "python -m workflow_lib.stages.summary --csvs {input.csvs} --flops {input.flops} --bootstrap {params.bootstrap} "
         "--roofline {params.roofline:q} --host {input.host} --unrunnable {params.unrunnable:q} "
-        "--out {output.csv} --unavailable {output.unavailable} > {log} 2>&1"
+        "--out {output.csv} --unavailable {output.unavailable} --snapshot {output.snapshot} > {log} 2>&1"

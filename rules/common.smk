@@ -339,9 +339,16 @@ def deploy_dirs():
     return [PATHS.deploy(m) for m in config["models"]]
 
 
+def comparison():
+    """This run against the baseline run, where one is configured."""
+    return [PATHS.comparison] if config["compare"]["baseline"] else []
+
+
 def all_targets(wildcards):
-    """Every artifact of every component, the deployment bundles, then the report that reads them."""
-    return graphs() + made_artifacts() + validation_markers() + deploy_dirs() + [PATHS.report]
+    """Every artifact of every component, the deployment bundles, then the report that reads them (and the
+    check against the baseline run, where asked for)."""
+    gate = [PATHS.comparison_checked] if config["compare"]["baseline"] and config["compare"]["fail_on_regression"] else []
+    return graphs() + made_artifacts() + validation_markers() + deploy_dirs() + [PATHS.report] + gate
 
 
 def graph_sidecars():
@@ -359,4 +366,5 @@ def get_report_inputs(wildcards):
         "calibrations": [sidecar(PATHS.calibration(m, c)) for (m, c) in SPECS
                          if any(needs_calibration(v) for v in variants_of(m, c))],
         "references": [sidecar(PATHS.chain_reference(m)) for m in CHAINS],
+        "comparison": comparison(),
     }

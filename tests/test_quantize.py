@@ -64,8 +64,8 @@ def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float
     assert chosen["search"]["files"] == 2 and chosen["search"]["gates"]["min_snr_db"]["file"] in ("s0.npz", "s1.npz")
     assert chosen["evaluation"]["status"] == "passed" and chosen["evaluation"]["files"] == 2
     assert chosen["evaluation"]["gates"]["min_snr_db"]["margin"] > 0
-    # past the first pass: c was tried back in INT8, and failed
-    assert search["candidates"][-1]["float_blocks"] == [] and search["candidates"][-1]["verdict"] == "failed"
+    # past the first pass: c back in INT8 is the first candidate again (failed), which is not built twice
+    assert [c["float_blocks"] for c in search["candidates"]].count([]) == 1
     assert search["chosen"] in search["front"] and "tried back in INT8" in search["stopped"]
     assert meta["samples"] == {"calibration": 2, "search": 2, "evaluation": 2}
     q = onnx.load(str(tmp_path / "q.onnx"))

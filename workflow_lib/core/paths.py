@@ -136,6 +136,21 @@ class Paths:
     def unavailable(self) -> str:
         return f"{self.device}/bench/unavailable.json"
 
+    @property
+    def snapshot(self) -> str:
+        """Every series' raw samples and what it ran: what a later run is compared with."""
+        return f"{self.device}/bench/snapshot.parquet"
+
+    @property
+    def comparison(self) -> str:
+        """This run against `compare.baseline`."""
+        return f"{self.device}/bench/comparison.csv"
+
+    @property
+    def comparison_checked(self) -> str:
+        """Written only when nothing regressed or newly fails against the baseline (the opt-in gate)."""
+        return f"{self.device}/bench/comparison.passed.json"
+
     def deploy(self, model: str) -> str:
         return f"{self.device}/deploy/{model}"
 

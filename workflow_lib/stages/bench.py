@@ -22,7 +22,7 @@ from ..analysis import parity
 from ..analysis.results import runtime_versions, series_name, write_results
 from ..core import cli, variants
 from ..core.errors import Unavailable
-from ..core.files import now, read_json
+from ..core.files import now, read_json, sha256_file
 from ..core.host import cpu_name, cpu_peak_gflops, gpu_name
 from ..core.spec import ComponentSpec
 from ..core.timing import Policy, Samples, measure, stats
@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             "backend": a.backend,
             "variant": a.variant,
             "artifact": a.artifact,
+            "artifact_sha256": sha256_file(a.artifact) if a.artifact and os.path.isfile(a.artifact) else None,
             "settings": a.settings,
             "created": now(),
             "host": platform.node(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from ..chains import harness
 from ..core import cli
 from ..core.dsp import write_wav
 from ..core.errors import Unavailable
-from ..core.files import now, read_json
+from ..core.files import now, read_json, sha256_file, sha256_json
 from ..core.host import cpu_name, gpu_name
 from ..core.spec import spec_from_json
 from ..core.timing import Policy, stats
@@ -156,9 +157,12 @@ def main(argv: list[str] | None = None) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
         preferences, artifacts = from_manifest(a.manifest) if a.manifest else (a.series, a.artifacts)
         chain = harness.load(a.chain)
+        named = sorted({e["artifact"] for per in artifacts.values() for e in per.values() if e.get("artifact")})
         meta = {
             "stage": "chain_bench",
             "assignment": a.assignment,
+            # every artifact the assignment may run, as one hash: a later run compares with this one only if equal
+            "artifact_sha256": sha256_json({p: sha256_file(p) for p in named if os.path.isfile(p)}),
             "preferences": preferences,
             "created": now(),
             "reference": a.reference,

@@ -268,7 +268,7 @@ def chain_search(
     }
     if winner:
         chosen = {c: ladders[c][p] for c, p in zip(components, winner["positions"], strict=True)}
-        reason = f"chain search: {record['established']}"
+        reason = f"chosen by the chain search: try #{winner['index']} (what it established: the search record)"
     else:
         chosen = {c: ranked[c][device]["reference"] for c in components}
         reason = f"chain search found no assignment passing on the evaluation files ({s.stopped}): PyTorch fp32 ships"

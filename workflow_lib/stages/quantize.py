@@ -222,7 +222,11 @@ class Search:
         return self.error(scores)
 
     def candidate(self, float_blocks: list[str], why: str) -> dict[str, Any]:
-        """Build, judge on the search files, time; if it passes there, confirm on the evaluation files."""
+        """Build, judge on the search files, time; if it passes there, confirm on the evaluation files. A set of
+        float blocks already tried is not tried again."""
+        done = next((c for c in self.candidates if sorted(c["float_blocks"]) == sorted(float_blocks)), None)
+        if done is not None:
+            return done
         t0 = time.perf_counter()
         path = self.work / f"candidate{len(self.candidates)}.onnx"
         self.build(float_blocks, path)

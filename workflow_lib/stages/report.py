@@ -298,6 +298,7 @@ def render(
     calibrations: list[str] | None = None,
     references: list[str] | None = None,
     host: dict | None = None,
+    comparison: list[str] | None = None,
 ) -> dict:
     fidelity, wavs = chain_records(bench_csvs, references or [])
     audio = {name: read_wav(path) for name, path in wavs.items()}
@@ -352,6 +353,7 @@ def render(
             key=lambda r: (r["component"], point_order(r["point"]), r["series"]),
         ),
         "chain": chain_tables(chain, fidelity),
+        "comparison": comparison_rows(comparison or []),
         "ship": ship,
         "searches": searches,
         "inputs": inputs,
@@ -381,6 +383,20 @@ def render(
     with atomic_path(out_html, suffix=".html") as tmp:
         tmp.write_text(html)
     return context
+
+
+def comparison_rows(paths: list[str]) -> dict[str, Any] | None:
+    """This run against the baseline: what changed (every series that did not stay the same), and the counts."""
+    if not paths:
+        return None
+    table = pl.read_csv(paths[0], infer_schema_length=0)
+    meta = read_json(sidecar_path(paths[0]))
+    rows = table.filter(pl.col("mark") != "unchanged").to_dicts()
+    for r in rows:
+        r.update(
+            {k: float(r[k]) if r.get(k) not in (None, "") else None for k in ("old_p50_ms", "new_p50_ms", "ratio")}
+        )
+    return {"baseline": meta["baseline"], "factor": meta["factor"], "counts": meta["counts"], "rows": rows}
 
 
 def number(v: Any, fmt: str | None = None) -> str:
@@ -437,6 +453,7 @@ def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dic
         _found(sidecar(paths.calibration("*", "*"))),
         _found(sidecar(paths.chain_reference("*"))),
         host,
+        [paths.comparison] if Path(sidecar(paths.comparison)).is_file() else [],
     )
 
 
@@ -456,6 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--graphs", nargs="*", default=[], help="graph variant sidecars (the fp16 and int8 searches)")
     p.add_argument("--calibrations", nargs="*", default=[], help="sample set sidecars")
     p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
+    p.add_argument("--comparison", nargs="*", default=[], help="this run against the baseline run (CSV)")
     p.add_argument("--config-hash", required=True)
     p.add_argument("--out")
     p.add_argument("--plots", help="directory for the PNG plots")
@@ -479,6 +497,7 @@ def main(argv: list[str] | None = None) -> None:
             calibrations=a.calibrations,
             references=a.references,
             host=read_json(a.host) if a.host else None,
+            comparison=a.comparison,
         )
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 
+from ..analysis.comparison import snapshot
 from ..analysis.speedups import SAMPLE_KEYS, read_flops, summarize
 from ..core import cli
 from ..core.files import atomic_path, read_json, write_json
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--unavailable", required=True, help="JSON list of series not measured, with reasons")
     p.add_argument("--host", help="the host probe's record: series never planned here, and why")
     p.add_argument("--unrunnable", type=json.loads, default=[], help="chain assignments with no runnable series here")
+    p.add_argument("--snapshot", help="the run's raw samples and what each ran, for comparison with a later run")
 
     def run(a: argparse.Namespace) -> None:
         peaks = {"cpu": a.roofline.get("cpu_peak_gflops"), "gpu": a.roofline.get("gpu_peak_gflops")}
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_path(a.out, suffix=".csv") as tmp:
             table.sort(SAMPLE_KEYS).write_csv(tmp)
         write_json(a.unavailable, unavailable)
+        if a.snapshot:
+            with atomic_path(a.snapshot, suffix=".parquet") as tmp:
+                snapshot(a.csvs).write_parquet(tmp)
         log.info("summary: %d measured rows, %d backends not measured", table.height, len(unavailable))
 
     cli.run("summary", run, p, argv)
