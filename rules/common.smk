@@ -68,6 +68,7 @@ BUILD_NEEDS_GPU = _FLAVOUR == "tensorrt" or (
 )
 BEST = "best"  # the chain assignment that runs the deployment manifest's choices
 PARTIAL_LOG = PATHS.device_log("report_partial")  # the report rendered after a failed run
+RUNNER = "workflow_lib.deployment.runner"  # the code a bundle ships to run itself
 
 for (_m, _c), _spec in SPECS.items():
     _source = _spec.raw["checkpoint_source"]
@@ -367,4 +368,5 @@ def get_report_inputs(wildcards):
                          if any(needs_calibration(v) for v in variants_of(m, c))],
         "references": [sidecar(PATHS.chain_reference(m)) for m in CHAINS],
         "comparison": comparison(),
+        "live": [PATHS.live(m) for m in CHAINS if chain_of(m).get("stream")],
     }

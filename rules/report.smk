@@ -17,5 +17,5 @@ rule report:
         "python -m workflow_lib.stages.report --summary {input.summary} --unavailable {input.unavailable} --host {input.host} "
         "--bench {input.bench} --markers {input.markers} --artifacts {input.artifacts} --bundles {input.bundles} "
         "--graphs {input.graphs} --calibrations {input.calibrations} --references {input.references} "
-        "--comparison {input.comparison} "
+        "--comparison {input.comparison} --live {input.live} "
         "--config-hash {params.config_hash} --out {output.html} --plots {params.plots} > {log} 2>&1"

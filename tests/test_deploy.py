@@ -7,6 +7,7 @@ from conftest import export_tiny_conv, synthetic_csv
 
 from workflow_lib.analysis import pairing, selection
 from workflow_lib.core.files import write_json
+from workflow_lib.stages import bundle as bundle_stage
 from workflow_lib.stages import deploy, openvino_ir, validate
 
 
@@ -98,10 +99,15 @@ def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
     marker = tmp_path / "ov.json"
     write_json(marker, validate.validate(spec, "openvino", "fp32", d / "net.fp32.xml") | {"model": "m"})
     chosen = _pick(csvs, [str(marker)])
-    manifest = selection.bundle(
-        {"components": {"net": {"cpu": chosen}}}, {"net": json.loads(spec.to_json())}, tmp_path / "deploy" / "m"
-    )
     bundle = tmp_path / "deploy" / "m"
+    manifest = bundle_stage.bundle(
+        {"model": "m", "created": "now", "components": {"net": {"cpu": chosen}}},
+        {"net": json.loads(spec.to_json())},
+        bundle,
+        chain=None,
+        live=None,
+        threads=1,
+    )
     assert sorted(p.name for p in (bundle / "cpu").iterdir()) == [
         "net.openvino.fp32.bin",
         "net.openvino.fp32.validation.json",
@@ -110,7 +116,12 @@ def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
     shipped = manifest["components"]["net"]["cpu"]
     assert json.loads((bundle / "manifest.json").read_text())["components"]["net"]["cpu"]["file"] == shipped["file"]
     assert (bundle / shipped["file"]).read_bytes() == (d / "net.fp32.xml").read_bytes()
-    assert shipped["io"]["inputs"][0]["name"] == "x" and not list((tmp_path / "deploy").glob(".m.*"))
+    # what runs it travels with it: the runner's code, pinned requirements, a README from the manifest
+    assert (bundle / "run.py").is_file() and (bundle / "lib/workflow_lib/deployment/runner.py").is_file()
+    requirements = (bundle / "requirements.txt").read_text().split()
+    assert "openvino==2026.4.1" in requirements and not any(r.startswith("torch") for r in requirements)
+    readme = (bundle / "README.md").read_text()
+    assert "net.openvino.fp32.xml" in readme and "openvino==2026.4.1" in readme and "python run.py" in readme
 
 
 def test_the_two_fastest_are_timed_against_each_other_before_one_ships(tmp_path):

@@ -205,3 +205,48 @@ def test_the_pretrained_hifigan_loads_as_is_and_matches_its_authors_code():
     assert (
         scores["stoi"] > 0.9 and scores["pesq"] > 2.5
     )  # real speech back out: a trained vocoder, fed its own features
+
+
+def test_the_real_ship_path_with_the_default_gates_on_held_out_audio(workdir):
+    """The pretrained HiFi-GAN through export, its sample set, the INT8 block search and the chain search, with
+    the demo's gates and its three disjoint roles of files (the sung phrase and an unseen speaker held out):
+    the chain that ships passes on the evaluation files and its vocoder is part INT8, part float. (The four
+    other components are the demo's, seeded and small: a vocoder is what this path is about.)"""
+    import yaml
+    from conftest import REPO, tiny_svc_config
+
+    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    cfg = tiny_svc_config()
+    model = cfg["models"]["svc_demo"]
+    model["components"]["vocoder"] = demo["models"]["svc_demo"]["components"]["vocoder"]  # real, default gates
+    model["components"]["vocoder"]["dims"]["time"] = {"min": 16, "opt": 172, "max": 256}
+    model["chain"].update(
+        inputs=demo["models"]["svc_demo"]["chain"]["inputs"],
+        gates=demo["models"]["svc_demo"]["chain"]["gates"],
+        search={"seconds": 0.5, "budget_seconds": 120},
+    )
+    model["chain"]["assignments"] = {"int8": {"default": "onnxruntime.int8"}}
+    for c in model["components"].values():
+        c["variants"] = ["fp32", "int8"]
+    cfg["backends"] = ["pytorch", "onnxruntime"]
+    cfg["quantize"]["search_seconds"] = 180
+    cfg["bench"].update(threads=2, max_seconds=0.5)
+    write_config(workdir, cfg)
+    (workdir / "config" / "audio").symlink_to(REPO / "config" / "audio")
+    snakemake(workdir, "results/deploy/svc_demo", timeout=1500)
+    r = workdir / "results"
+    quantize = json.loads((r / "onnx/int8/svc_demo/vocoder.onnx.json").read_text())
+    chosen = quantize["search"]["candidates"][quantize["search"]["chosen"]]
+    assert quantize["status"] == "passed" and quantize["splits"]["scheme"] == "disjoint"
+    assert chosen["float_nodes"] > 0 and chosen["quantized_nodes"] > 0  # part float, part INT8
+    assert chosen["evaluation"]["status"] == "passed" and chosen["evaluation"]["files"] == 2
+    assert {g["file"] for g in chosen["evaluation"]["gates"].values()} <= {
+        "config/audio/libri_5703-47212-0000.wav",
+        "config/audio/sung_fishin.wav",
+    }
+    manifest = json.loads((r / "deploy/svc_demo/manifest.json").read_text())
+    search = manifest["search"][0]
+    winner = search["tried"][search["winner"]]
+    assert winner["evaluation"]["status"] == "passed" and winner["assignment"]["vocoder"].endswith(".int8")
+    assert all(g["margin"] >= 0 for g in winner["evaluation"]["gates"].values())
+    assert manifest["inputs"]["scheme"] == "disjoint" and manifest["components"]["vocoder"]["cpu"]["variant"] == "int8"

@@ -87,7 +87,8 @@ def test_bootstrap_reruns_only_what_reads_it(demo_run):
     try:
         out = snakemake(demo_run, "-n").stdout
         jobs = planned_jobs(demo_run)
-        assert set(jobs) - {"all"} == {"bench_summary", "search_deploy", "bench_chain", "report"}, jobs
+        decided = {"search_deploy", "live", "bundle", "bench_chain"}  # the decision, and what runs what it decided
+        assert set(jobs) - {"all"} == {"bench_summary", "report", *decided}, jobs
         # the one chain job is `best`, whose bundle the deployment step rewrites
         assert jobs["bench_chain"] == 1 and "assignment=best" in out.replace(" ", "")
     finally:
@@ -316,3 +317,135 @@ def test_a_run_compared_with_itself_reports_no_change_and_with_a_faster_baseline
     finally:
         write_config(demo_run, tiny_svc_config())
         snakemake(demo_run)  # the report without a comparison again, for the tests after this
+
+
+def test_the_bundle_runs_in_a_clean_venv_without_torch_and_matches_the_pipeline(demo_run, tmp_path):
+    """Only the runner's requirements installed (no torch, no snakemake, no onnx tooling): one command converts a
+    file, and the output equals the pipeline's own run of the shipped assignment (same seeded noise)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from workflow_lib.chains import harness
+    from workflow_lib.core.files import read_json
+    from workflow_lib.core.spec import component_spec
+
+    bundle = demo_run / "results/deploy/svc_demo"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [venv / "bin/python", "-m", "pip", "install", "-q", "-r", bundle / "requirements.txt"],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode:
+        pytest.skip(f"could not install the bundle's requirements here: {pip.stderr[-500:]}")
+    assert subprocess.run([venv / "bin/python", "-c", "import torch"], capture_output=True).returncode != 0
+    speech = REPO / "config/audio/libri_5703-47212-0000.wav"
+    out = tmp_path / "out.npy"
+    proc = subprocess.run(
+        [venv / "bin/python", bundle / "run.py", "convert", speech, out], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "resampled from 16000 Hz to 22050 Hz" in proc.stderr  # the conversion is stated
+    # the pipeline's own run of what ships: its artifacts under results/, its code, its conditioning
+    manifest = read_json(bundle / "manifest.json")
+    cfg = tiny_svc_config()["models"]["svc_demo"]
+    chain_cfg = {**cfg["chain"], **manifest["chain"]}
+    chain = harness.load(chain_cfg)
+    roles = harness.parse_roles(chain, chain_cfg["roles"])
+    specs = {c: component_spec("svc_demo", c, v) for c, v in cfg["components"].items()}
+    specs = {c: s.__class__(**{**s.__dict__, "checkpoint": str(demo_run / s.checkpoint)}) for c, s in specs.items()}
+    decision = read_json(demo_run / "results/decisions/svc_demo.json")
+    preferences = {c: [f"{d['cpu']['series']}@cpu"] for c, d in decision["components"].items()}
+    artifacts = {
+        c: {f"{d['cpu']['series']}@cpu": {"artifact": str(demo_run / d["cpu"]["source"]), "marker": d["cpu"]["marker"]}}
+        for c, d in decision["components"].items()
+    }
+    for per in artifacts.values():
+        for e in per.values():
+            e["marker"] = str(demo_run / e["marker"]) if e["marker"] else None
+    runners, _ = harness.resolve(specs, roles, preferences, artifacts, 1)
+    item = chain.read(str(speech))
+    extra = chain.conditioning(harness.role_inputs(specs, roles), [item])
+    expected = harness.run_item(chain, runners, item, extra)["audio"].reshape(-1)
+    got = np.load(out)
+    assert got.shape == expected.shape and np.allclose(got, expected, atol=1e-5), np.abs(got - expected).max()
+
+
+def _written(path, data):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: _written(d / "empty.wav", b""), "the file is empty"),
+        (lambda d: _written(d / "text.wav", b"not audio"), "not an audio file"),
+        ("silent", "the file is silent"),
+        ("short", "at least 0.25 s are needed"),
+    ],
+)
+def test_the_runner_refuses_bad_input_by_name_and_writes_nothing(demo_run, tmp_path, make, expected):
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile
+
+    if make == "silent":
+        path = tmp_path / "silent.wav"
+        soundfile.write(path, np.zeros(22050, np.float32), 22050)
+    elif make == "short":
+        path = tmp_path / "short.wav"
+        soundfile.write(path, np.random.default_rng(0).normal(0, 0.1, 4410).astype(np.float32), 22050)  # 0.2 s
+    else:
+        path = make(tmp_path)
+    out = tmp_path / "out.wav"
+    bundle = demo_run / "results/deploy/svc_demo"
+    proc = subprocess.run([sys.executable, bundle / "run.py", "convert", path, out], capture_output=True, text=True)
+    assert proc.returncode == 2 and expected in proc.stderr and str(path.name) in proc.stderr, proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.wav*"))  # no output, not even a partial one
+
+
+def test_the_runner_states_what_it_converts_and_refuses_a_chunk_below_one_frame(demo_run, tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile
+
+    stereo = tmp_path / "stereo.wav"
+    rng = np.random.default_rng(1)
+    soundfile.write(stereo, rng.normal(0, 0.1, (44100, 2)).astype(np.float32), 44100)
+    bundle = demo_run / "results/deploy/svc_demo"
+    run = [sys.executable, bundle / "run.py"]
+    proc = subprocess.run([*run, "convert", stereo, tmp_path / "o.wav"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "2 channels averaged to mono" in proc.stderr and "from 44100 Hz" in proc.stderr
+    proc = subprocess.run(
+        [*run, "stream", stereo, tmp_path / "s.wav", "--chunk-ms", "3"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "shorter than one frame (11.6 ms" in proc.stderr
+    report = tmp_path / "stream.json"
+    proc = subprocess.run(
+        [*run, "stream", stereo, tmp_path / "s.wav", "--chunk-ms", "160", "--report", report],
+        capture_output=True,
+        text=True,
+    )
+    record = json.loads(report.read_text())
+    assert proc.returncode == 0 and record["chunk_ms"] == pytest.approx(162.5, abs=0.1) and record["chunks"] > 5
+    assert {"compute_p99_ms", "latency_ms", "late_chunks", "keeps_up"} <= set(record)
+    assert record["contexts"]["content"]["global"]  # attention: a window, stated
+
+
+def test_the_live_section_reports_latency_against_chunk_size(demo_run):
+    live = json.loads((demo_run / "results/live/svc_demo.json").read_text())
+    assert [round(c["chunk_ms"]) for c in live["chunks"]] == [81, 163, 325]
+    assert all(c["latency_ms"] >= c["chunk_ms"] + c["lookahead_ms"] for c in live["chunks"])
+    html = (demo_run / "results/report/index.html").read_text()
+    assert '<section id="live">' in html and "the smallest chunk that keeps up" in html
+    manifest = json.loads((demo_run / "results/deploy/svc_demo/manifest.json").read_text())
+    assert manifest["live"]["smallest_realtime"] == live["smallest_realtime"]  # the manifest records it

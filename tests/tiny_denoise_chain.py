@@ -1,22 +1,24 @@
 """A second chain plug-in, of another shape than the demo's: audio -> log-mel -> denoiser -> vocoder -> audio.
 
 Two roles fed in sequence, no conditioning, no side outputs, one score group: it implements only what
-it uses (the protocol's defaults cover the rest), and lives outside workflow_lib like a user's own.
+it uses (the frame-chain base runs it, offline and live), and lives outside workflow_lib like a user's own.
 """
 
 from typing import Any, ClassVar
 
 from workflow_lib.analysis.fidelity import lsd_db, snr_db
-from workflow_lib.chains.audio import AudioChain
+from workflow_lib.chains.frames import FrameChain
 from workflow_lib.core.dsp import MelSettings, log_mel
 
 
-class DenoiseChain(AudioChain):
+class DenoiseChain(FrameChain):
     roles = ("denoiser", "vocoder")
     role_inputs: ClassVar = {"denoiser": ("mel",), "vocoder": ("mel",)}
     stages = ("mel", "audio")
     produces: ClassVar = {"denoiser": "mel", "vocoder": "audio"}
     fed_by: ClassVar = {"denoiser": (), "vocoder": ("mel",)}
+    stream_inputs: ClassVar = {"denoiser": ("input_mel",), "vocoder": ("mel",)}
+    feature_context = (2, 2)  # the log-mel's reflect padding: (n_fft - hop) / 2 samples either side
     settings_schema: ClassVar = {
         "type": "object",
         "additionalProperties": False,
@@ -37,15 +39,8 @@ class DenoiseChain(AudioChain):
     def sample_rate(self) -> int:
         return self.mel.sample_rate
 
-    def forward(self, runners, item, extra, until=None):
-        feeds = {"denoiser": {"mel": log_mel(item["audio"], self.mel)[None]}}
-        if until == "denoiser":
-            return {}, feeds
-        mel = runners["denoiser"](feeds["denoiser"])[0]
-        feeds["vocoder"] = {"mel": mel}
-        if until == "vocoder":
-            return {"mel": mel}, feeds
-        return {"mel": mel, "audio": runners["vocoder"](feeds["vocoder"])[0].reshape(-1)}, feeds
+    def features(self, audio):
+        return {"input_mel": log_mel(audio, self.mel)[None]}
 
     def score(self, reference, outputs, item):
         sr = self.sample_rate

@@ -33,6 +33,7 @@ class PlotData:
         default_factory=dict
     )  # "input" / "reference" / assignment -> (samples, rate)
     int8: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> the int8 variant's sidecar
+    live: list[dict[str, Any]] = field(default_factory=list)  # per model, the live record (stages/live.py)
 
 
 def _pyplot():
@@ -231,6 +232,30 @@ def int8_plot(data: PlotData):
     return fig
 
 
+def live_plot(data: PlotData):
+    """Per model, compute per chunk (p99) and the listener's latency against the chunk size; the real-time line."""
+    plt = _pyplot()
+    records = [r for r in data.live if r.get("chunks")]
+    if not records:
+        return _empty("No chain was converted live (chain.stream).")
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    top = 0.0
+    for r in records:
+        chunks = sorted(r["chunks"], key=lambda c: c["chunk_ms"])
+        xs = [c["chunk_ms"] for c in chunks]
+        ax.plot(xs, [c["compute_p99_ms"] for c in chunks], marker="o", label=f"{r['model']}: compute per chunk (p99)")
+        ax.plot(
+            xs, [c["latency_ms"] for c in chunks], marker="s", linestyle="--", label=f"{r['model']}: listener latency"
+        )
+        top = max(top, *xs)
+    ax.plot([0, top * 1.1], [0, top * 1.1], color="red", linewidth=0.8, label="real time (compute = chunk)")
+    ax.set_xlabel("chunk (ms)")
+    ax.set_ylabel("ms")
+    ax.set_title("Live conversion: below the red line keeps up")
+    ax.legend(fontsize=7)
+    return fig
+
+
 @dataclass(frozen=True)
 class Plot:
     draw: Callable[[PlotData], Any]
@@ -271,6 +296,12 @@ PLOTS: dict[str, Plot] = {
         "chain",
         "Mel spectrograms of the first evaluation file, of what PyTorch fp32 makes of it and of what each "
         "assignment makes of it (the output the chain plug-in says a listener hears).",
+    ),
+    "live": Plot(
+        live_plot,
+        "live",
+        "The shipped chain converted live, chunk by chunk: compute per chunk at p99 (below the red line it keeps "
+        "up with real time) and the latency a listener gets (chunk + lookahead + compute at p99), per chunk size.",
     ),
     "error_propagation": Plot(
         propagation_plot,

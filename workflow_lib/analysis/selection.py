@@ -5,24 +5,20 @@ and device, the candidates that may ship: validated (a passed marker, inline par
 reference itself) and really faster than PyTorch eager (the 95 % bootstrap CI of the speedup
 lies above 1), fastest first; every other series is listed with the reason it may not ship.
 The deployment stage times the two fastest candidates of each component against each other;
-a model with a chain has its candidates tried together by the chain search instead. `bundle` writes the manifest and
-hard-links (or copies) the chosen files beside it, so the folder is what you ship.
+a model with a chain has its candidates tried together by the chain search instead; the bundle
+stage then writes what was decided, with the files, as the folder you ship.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ..core import variants
 from ..core.errors import StageError
-from ..core.files import link_or_copy, read_json, sha256_file, write_json
-from ..core.paths import bundle_file, manifest_path, sidecar_path
+from ..core.files import read_json
+from ..core.paths import sidecar_path
 from ..runtimes import registry as backends
 from .speedups import summarize
 
@@ -159,46 +155,3 @@ def quantized_nodes(source: str | None) -> int:
             return int(meta["quantized_nodes"])
         source, seen = meta.get("input"), seen + 1
     return 0
-
-
-def _suffix(path: Path) -> str:
-    return ".pth.tar" if path.name.endswith(".pth.tar") else path.suffix
-
-
-def bundle(manifest: dict[str, Any], specs: dict[str, dict[str, Any]], out_dir: str | Path) -> dict[str, Any]:
-    """Write the manifest and hard-link (or copy) each chosen artifact beside it; atomic as a directory."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for comp, per_device in manifest["components"].items():
-            for kind, chosen in per_device.items():
-                files = []
-                for src in backends.get(chosen["backend"]).artifact.files(chosen["source"]):
-                    rel = bundle_file(kind, comp, chosen["backend"], chosen["variant"], _suffix(src))
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    link_or_copy(src, tmp / rel)
-                    files.append(
-                        {"file": str(rel), "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size}
-                    )
-                chosen.update(file=files[0]["file"], files=files)
-                if chosen["marker"]:  # the evidence travels with the artifact
-                    rel = bundle_file(kind, comp, chosen["backend"], chosen["variant"], ".validation.json")
-                    shutil.copyfile(chosen["marker"], tmp / rel)
-                    chosen["marker"] = str(rel)
-                if backends.get(chosen["backend"]).artifact == "checkpoint":  # a checkpoint needs its module to load
-                    chosen["module"] = {k: specs[comp].get(k) for k in ("class", "kwargs", "method")}
-                chosen["io"] = {
-                    "inputs": specs[comp]["inputs"],
-                    "outputs": specs[comp].get("outputs"),
-                    "dims": specs[comp].get("dims"),
-                }
-        write_json(manifest_path(tmp), manifest)
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return manifest

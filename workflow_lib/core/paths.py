@@ -151,6 +151,18 @@ class Paths:
         """Written only when nothing regressed or newly fails against the baseline (the opt-in gate)."""
         return f"{self.device}/bench/comparison.passed.json"
 
+    def decision(self, model: str) -> str:
+        """What ships for a model and why, before it is bundled."""
+        return f"{self.device}/decisions/{model}.json"
+
+    def live(self, model: str) -> str:
+        """The shipped chain converted live: latency and fidelity per chunk size."""
+        return f"{self.device}/live/{model}.json"
+
+    def live_wav(self, model: str) -> str:
+        """The first evaluation file streamed at the smallest chunk that keeps up."""
+        return f"{self.device}/live/{model}.wav"
+
     def deploy(self, model: str) -> str:
         return f"{self.device}/deploy/{model}"
 

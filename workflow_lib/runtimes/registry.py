@@ -57,6 +57,7 @@ class Backend:
     requests_gpu: bool  # its jobs ask a cluster for a GPU (PyTorch's too: it runs on CUDA where one is visible)
     module: str
     description: str
+    distribution: str = ""  # the package that provides its runtime (what a deployment bundle pins and checks)
 
     def __post_init__(self) -> None:
         if self.validation not in VALIDATION:
@@ -127,6 +128,7 @@ REGISTRY: dict[str, Backend] = {
             True,
             "workflow_lib.runtimes.torch_eager",
             "PyTorch eager: the reference every other backend is compared with (fp32 on CPU and CUDA, fp16 on CUDA)",
+            "torch",
         ),
         Backend(
             "torch_compile",
@@ -136,6 +138,7 @@ REGISTRY: dict[str, Backend] = {
             True,
             "workflow_lib.runtimes.torch_compile",
             "torch.compile (inductor): what a PyTorch user would pick instead of exporting",
+            "torch",
         ),
         Backend(
             "onnxruntime",
@@ -145,6 +148,7 @@ REGISTRY: dict[str, Backend] = {
             False,
             "workflow_lib.runtimes.ort",
             "ONNX Runtime, CPU execution provider",
+            "onnxruntime",
         ),
         Backend(
             "onnxruntime_cuda",
@@ -154,6 +158,7 @@ REGISTRY: dict[str, Backend] = {
             True,
             "workflow_lib.runtimes.ort_cuda",
             "ONNX Runtime, CUDA execution provider (the onnxruntime-gpu package)",
+            "onnxruntime-gpu",
         ),
         Backend(
             "openvino",
@@ -163,6 +168,7 @@ REGISTRY: dict[str, Backend] = {
             False,
             "workflow_lib.runtimes.ov",
             "OpenVINO on the CPU, from IR converted from a variant's ONNX graph (INT8: the QDQ graph)",
+            "openvino",
         ),
         Backend(
             "tensorrt",
@@ -172,6 +178,7 @@ REGISTRY: dict[str, Backend] = {
             True,
             "workflow_lib.runtimes.tensorrt",
             "TensorRT engine (datacenter TensorRT or TensorRT for RTX), strongly typed; INT8 from the QDQ graph",
+            "tensorrt-rtx-cu13",
         ),
     )
 }

@@ -38,7 +38,7 @@ from ..analysis import pairing, selection
 from ..chains import harness
 from ..core import cli
 from ..core.errors import Unavailable
-from ..core.files import now
+from ..core.files import now, write_json
 from ..core.gates import relative_margin
 from ..core.spec import spec_from_json
 from ..core.timing import Policy, stats
@@ -325,7 +325,7 @@ def established(winner, tried, confirmed, paired, stopped) -> str:
     if paired["outcome"] == "tie":
         return (
             text
-            + f" tied with #{paired['b'] if paired['winner'] == paired['a'] else paired['a']} in paired timing"
+            + f"; tied with {paired['b'] if paired['winner'] == paired['a'] else paired['a']} in paired timing"
             + (f" ({paired['why']}); tie broken by {paired['tie_broken_by']}")
         )
     return (
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timing", required=True, type=json.loads, help="the bench timing settings")
     p.add_argument("--point", default="opt")
     p.add_argument("--bootstrap", type=int, default=2000)
-    p.add_argument("--out", required=True, help="the bundle directory (manifest.json inside)")
+    p.add_argument("--out", required=True, help="the decision (JSON): what the bundle stage ships")
 
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             "components": components,
             "search": searches,
         }
-        selection.bundle(manifest, {c: json.loads(s) for c, s in a.specs.items()}, a.out)
+        write_json(a.out, manifest)
         for record in searches:
             log.info(
                 "chain search on %s: %d assignments tried in %.1f s; %s; %s",

@@ -21,11 +21,11 @@ from typing import Any
 
 from ..analysis import pairing, selection
 from ..core import cli
-from ..core.files import now, read_json
+from ..core.files import now, read_json, write_json
 from ..core.gates import relative_margin
 
 log = logging.getLogger(__name__)
-SPEC_KEYS = ("load", "io")  # what a bundle records, and what opens each candidate for paired timing
+SPEC_KEYS = ("load", "io")  # what opens each candidate for paired timing
 
 
 def margin(entry: dict[str, Any]) -> float:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--point", default="opt")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--paired", type=json.loads, default={}, help="paired timing settings (deploy.paired)")
-    p.add_argument("--out", required=True, help="the bundle directory (manifest.json inside)")
+    p.add_argument("--out", required=True, help="the decision (JSON): what the bundle stage ships")
 
     def run(a: argparse.Namespace) -> None:
         ranked = selection.rank(a.csvs, a.markers, a.point, a.bootstrap)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             "rule": selection.RULE + "; the two fastest timed against each other",
             "components": components,
         }
-        selection.bundle(manifest, {c: json.loads(s) for c, s in a.specs.items()}, a.out)
+        write_json(a.out, manifest)
         for comp, per_device in components.items():
             for kind, chosen in per_device.items():
                 log.info("%s on %s: ship %s (%s)", comp, kind, chosen["series"], chosen["reason"])

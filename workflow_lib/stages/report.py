@@ -299,6 +299,7 @@ def render(
     references: list[str] | None = None,
     host: dict | None = None,
     comparison: list[str] | None = None,
+    live: list[str] | None = None,
 ) -> dict:
     fidelity, wavs = chain_records(bench_csvs, references or [])
     audio = {name: read_wav(path) for name, path in wavs.items()}
@@ -307,7 +308,15 @@ def render(
         by_stage.setdefault(meta.get("stage"), []).append(meta)
     int8_meta = {m["component"]: m for m in by_stage.get("quantize", [])}
     cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations or [])}
-    data = PlotData(summary=summary, bench=_bench_table(bench_csvs), fidelity=fidelity, audio=audio, int8=int8_meta)
+    live_records = [{"model": Path(p).stem, **read_json(p)} for p in live or []]
+    data = PlotData(
+        summary=summary,
+        bench=_bench_table(bench_csvs),
+        fidelity=fidelity,
+        audio=audio,
+        int8=int8_meta,
+        live=live_records,
+    )
     images = {name: save_png(plot.draw(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
     plots: dict[str, list[dict[str, str]]] = {}
     for name, plot in PLOTS.items():
@@ -354,6 +363,7 @@ def render(
         ),
         "chain": chain_tables(chain, fidelity),
         "comparison": comparison_rows(comparison or []),
+        "live": live_records,
         "ship": ship,
         "searches": searches,
         "inputs": inputs,
@@ -454,6 +464,7 @@ def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dic
         _found(sidecar(paths.chain_reference("*"))),
         host,
         [paths.comparison] if Path(sidecar(paths.comparison)).is_file() else [],
+        _found(paths.live("*")),
     )
 
 
@@ -474,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calibrations", nargs="*", default=[], help="sample set sidecars")
     p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
     p.add_argument("--comparison", nargs="*", default=[], help="this run against the baseline run (CSV)")
+    p.add_argument("--live", nargs="*", default=[], help="live records of the shipped chains (JSON)")
     p.add_argument("--config-hash", required=True)
     p.add_argument("--out")
     p.add_argument("--plots", help="directory for the PNG plots")
@@ -498,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
             references=a.references,
             host=read_json(a.host) if a.host else None,
             comparison=a.comparison,
+            live=a.live,
         )
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 

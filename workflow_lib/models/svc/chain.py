@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...analysis.fidelity import audio_metrics, perceptual, tensor_error
-from ...chains.audio import AudioChain
+from ...chains.frames import FrameChain
 from ...chains.protocol import Feeds, Infer, Item, Outputs
 from ...core.dsp import MelSettings, f0_track, log_mel
 from ...core.spec import InputSpec
@@ -40,7 +40,7 @@ MEL_SCHEMA = {
 }
 
 
-class SvcChain(AudioChain):
+class SvcChain(FrameChain):
     roles = ("content", "pitch", "flow", "projection", "vocoder")
     role_inputs: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "content": ("mel",),
@@ -64,6 +64,16 @@ class SvcChain(AudioChain):
         "projection": ("latent",),
         "vocoder": ("mel",),
     }
+    stream_inputs: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "content": ("input_mel",),
+        "pitch": ("f0", "voiced"),
+        "flow": ("content", "pitch"),
+        "projection": ("latent",),
+        "vocoder": ("mel",),
+    }
+    # the log-mel reads (n_fft - hop) / 2 samples either side of a frame (2 frames); the f0 track's window
+    # reaches 1.2 frames before and 3.7 after (YIN over twice the longest period, 70 Hz)
+    feature_context = (2, 4)
     settings_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -100,39 +110,31 @@ class SvcChain(AudioChain):
         return self.mel.sample_rate
 
     def conditioning(self, inputs: Mapping[str, Mapping[str, InputSpec]], items: list[Item]) -> dict[str, np.ndarray]:
-        """The speaker embedding and the flow's input noise, long enough for every item."""
+        """The speaker embedding and the flow's input noise, long enough for every item. The noise is drawn frame
+        by frame, so the first n frames are the same whatever the length: a stream, an offline run and the
+        deployed runner convert a file with the same noise."""
         frames = max(i["audio"].size // self.hop for i in items)
-        z = inputs["flow"]["z"]
         rng = np.random.default_rng(self.seed)
         speaker = rng.normal(size=(1, self.speaker_dim)).astype(np.float32)
-        noise = (rng.normal(size=(1, int(z.shape[1]), frames)) * self.noise_scale).astype(np.float32)
+        channels = int(inputs["flow"]["z"].shape[1])
+        noise = (rng.normal(size=(frames, channels)).T[None] * self.noise_scale).astype(np.float32)
         return {"speaker": speaker, "noise": noise}
 
-    def forward(
-        self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray], until: str | None = None
-    ) -> tuple[Outputs, dict[str, Feeds]]:
-        audio = item["audio"]
-        mel = log_mel(audio, self.mel)[None]
+    def features(self, audio: np.ndarray) -> dict[str, np.ndarray]:
         f0, voiced = f0_track(audio, self.sample_rate, self.hop)
-        frames = mel.shape[-1]
-        feeds: dict[str, Feeds] = {"content": {"mel": mel}, "pitch": {"f0": f0[None], "voiced": voiced[None]}}
-        out: Outputs = {}
-        needed = self.upstream(until) if until else self.roles
-        for role in self.roles:
-            if role == "flow":
-                speaker = np.repeat(extra["speaker"][:, :, None], frames, axis=2)
-                feeds["flow"] = {
-                    "z": extra["noise"][..., :frames],
-                    "mask": np.ones((1, 1, frames), np.float32),
-                    "cond": np.concatenate([out["content"], out["pitch"], speaker], axis=1),
-                }
-            elif role in ("projection", "vocoder"):
-                feeds[role] = {self.role_inputs[role][0]: out[self.fed_by[role][0]]}
-            if role == until:
-                break
-            if role in needed:
-                out[self.produces[role]] = runners[role](feeds[role])[0]
-        return out, feeds
+        return {"input_mel": log_mel(audio, self.mel)[None], "f0": f0[None], "voiced": voiced[None]}
+
+    def feed(
+        self, role: str, tensors: Mapping[str, np.ndarray], extra: Mapping[str, Any], start: int, frames: int
+    ) -> Feeds:
+        if role != "flow":
+            return super().feed(role, tensors, extra, start, frames)
+        speaker = np.repeat(extra["speaker"][:, :, None], frames, axis=2)
+        return {
+            "z": extra["noise"][..., start : start + frames],
+            "mask": np.ones((1, 1, frames), np.float32),
+            "cond": np.concatenate([tensors["content"], tensors["pitch"], speaker], axis=1),
+        }
 
     def side_outputs(self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray]) -> Outputs:
         return {"copy": runners["vocoder"]({"mel": log_mel(item["audio"], self.mel)[None]})[0].reshape(-1)}

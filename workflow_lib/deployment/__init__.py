@@ -1,0 +1,1 @@
+"""What ships inside a deployment bundle and runs there without the workflow: the runner (`runner`)."""
