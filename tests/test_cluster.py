@@ -66,14 +66,16 @@ def test_slurm_run_matches_local_run(tmp_path):
         )
     )
     assert set(submitted) == set(jobs)  # every sbatch job is one the workflow submitted, and completed
-    # every non-local rule went through sbatch; checkpoints, summary, deployment and report are local rules;
-    # the probe found no GPU on the node, so no TensorRT marker or benchmark was planned
+    # every non-local rule went through sbatch (the deployment decision too: it times its two fastest candidates
+    # against each other); checkpoints, summary, bundle and report are local rules; the probe found no GPU on the
+    # node, so no TensorRT marker or benchmark was planned
     assert sorted(submitted.values()) == ["bench_component"] * 3 + [
         "build_engine",
         "export_onnx",
         "graph_variant",
         "openvino_ir",
         "probe_host",
+        "select_deploy",
         "validate_cpu",
         "validate_cpu",
     ], submitted
