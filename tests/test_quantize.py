@@ -43,6 +43,9 @@ def test_blocks_come_from_the_modules_the_exporter_recorded(tmp_path):
     assert quantize.blocks(model, convs) == {"a": [convs[0]], "b": [convs[1]], "c": convs[2:4], "d": [convs[4]]}
 
 
+WITHOUT_EQUALIZATION = ["bias_correction", "single_nodes", "percentile"]
+
+
 def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
     meta = quantize.make(
@@ -50,7 +53,7 @@ def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float
         variants.get("int8"),
         tmp_path / "s.onnx",
         tmp_path / "q.onnx",
-        {"search_seconds": 60},
+        {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION},  # equalization would rescue c (next test)
         str(tmp_path / "cal.npz"),
     )
     search = meta["search"]
@@ -64,9 +67,18 @@ def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float
     assert chosen["search"]["files"] == 2 and chosen["search"]["gates"]["min_snr_db"]["file"] in ("s0.npz", "s1.npz")
     assert chosen["evaluation"]["status"] == "passed" and chosen["evaluation"]["files"] == 2
     assert chosen["evaluation"]["gates"]["min_snr_db"]["margin"] > 0
-    # past the first pass: c back in INT8 is the first candidate again (failed), which is not built twice
-    assert [c["float_blocks"] for c in search["candidates"]].count([]) == 1
+    # bias correction was tried on the whole graph first, kept only if it raised the worst file's score
+    tried = search["techniques"][0]
+    assert tried["technique"] == "bias_correction" and tried["kept"] == (tried["score_after"] > tried["score_before"])
+    # past the first pass each of c's two convs went back into INT8 alone, and failed: c stays float
+    singles = [c for c in search["candidates"] if c["technique"] == "single_nodes"]
+    assert sorted(len(c["float_node_names"]) for c in singles) == [1, 1] and all(
+        c["verdict"] == "failed" for c in singles
+    )
+    recipes = [(c["float_node_names"], c["transforms"], c["percentile_nodes"]) for c in search["candidates"]]
+    assert len(recipes) == len({repr(r) for r in recipes})  # nothing built twice
     assert search["chosen"] in search["front"] and "tried back in INT8" in search["stopped"]
+    assert search["search_s"] <= 60 and meta["float_nodes"] == chosen["float_node_names"]
     assert meta["samples"] == {"calibration": 2, "search": 2, "evaluation": 2}
     q = onnx.load(str(tmp_path / "q.onnx"))
     assert sum(n.op_type == "DequantizeLinear" for n in q.graph.node) > 0
@@ -80,7 +92,7 @@ def test_a_gate_nothing_can_pass_ships_the_most_faithful_candidate_marked_failed
         variants.get("int8"),
         tmp_path / "s.onnx",
         tmp_path / "q.onnx",
-        {"search_seconds": 60},
+        {"search_seconds": 60, "recovery": ["bias_correction"]},
         str(tmp_path / "cal.npz"),
     )
     assert meta["status"] == "failed" and "snr_db" in meta["reason"]
@@ -110,7 +122,7 @@ def test_int8_markers_judge_on_the_evaluation_files(tmp_path):
         variants.get("int8"),
         tmp_path / "s.onnx",
         tmp_path / "q.onnx",
-        {"search_seconds": 60},
+        {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION},
         str(tmp_path / "cal.npz"),
     )
     for backend, artifact in (("onnxruntime", tmp_path / "q.onnx"),):
@@ -165,30 +177,198 @@ def test_leave_one_out_judges_each_file_on_a_graph_calibrated_without_it(tmp_pat
     assert chosen["evaluation"]["scheme"] == "leave_one_out" and chosen["evaluation"]["files"] == 3  # one fold each
 
 
-class _Blocks:
-    """The block search's moves on fixture numbers: blocks a and b each add error; only both float pass."""
+def test_equalization_rescues_the_outlier_channel_and_all_of_it_stays_int8(tmp_path):
+    spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
+    meta = quantize.make(
+        spec,
+        variants.get("int8"),
+        tmp_path / "s.onnx",
+        tmp_path / "q.onnx",
+        {"search_seconds": 60},
+        str(tmp_path / "cal.npz"),
+    )
+    search = meta["search"]
+    assert meta["status"] == "passed" and meta["float_nodes"] == [] and meta["transforms"] == ["equalization"]
+    kept = search["techniques"][0]
+    assert kept["technique"] == "equalization" and kept["kept"] and kept["score_after"] > kept["score_before"]
+    assert search["stopped"] == "passed with every node quantized after equalization"
+    c_pair = next(p for p in search["transforms_applied"]["equalization"] if p["range_spread_before"] > 100)
+    assert c_pair["range_spread_after"] < c_pair["range_spread_before"] / 100  # the 1000x channel evened out
 
-    def __init__(self, needed):
-        self.groups = {b: [b] for b in "abcd"}
-        self.needed = needed
+
+def _ort(model, feeds):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+
+
+def _leaky_pair():
+    """Conv -> LeakyRelu -> Conv with badly spread per-channel weight ranges, as an ONNX graph."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = (rng.normal(size=(6, 4, 3)) * np.geomspace(0.01, 20, 6).reshape(6, 1, 1)).astype(np.float32)
+    w2 = rng.normal(size=(5, 6, 3)).astype(np.float32)
+    inits = [
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(rng.normal(size=6).astype(np.float32), "b1"),
+        numpy_helper.from_array(w2, "w2"),
+        numpy_helper.from_array(rng.normal(size=5).astype(np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["h"], name="c1", pads=[1, 1]),
+        helper.make_node("LeakyRelu", ["h"], ["a"], name="act", alpha=0.1),
+        helper.make_node("Conv", ["a", "w2", "b2"], ["y"], name="c2", pads=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "pair",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 32])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5, 32])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), rng
+
+
+def test_equalization_does_not_change_the_float_function_and_evens_the_ranges():
+    from workflow_lib.runtimes import int8_recovery
+
+    model, rng = _leaky_pair()
+    x = {"x": rng.normal(size=(1, 4, 32)).astype(np.float32)}
+    equalized, done = int8_recovery.equalize(model)
+    before, after = _ort(model, x), _ort(equalized, x)
+    assert np.max(np.abs(after - before)) <= 1e-5 * np.max(np.abs(before))  # float noise only
+    assert len(done) == 1 and done[0]["range_spread_after"] < done[0]["range_spread_before"] / 10
+
+
+def test_bias_correction_removes_the_mean_shift_weight_rounding_adds():
+    from onnx import numpy_helper
+
+    from workflow_lib.runtimes import int8_recovery
+
+    model, rng = _leaky_pair()
+    feeds = [{"x": (rng.normal(size=(1, 4, 32)) + 3.0).astype(np.float32)} for _ in range(4)]  # inputs with a mean
+    means = int8_recovery.channel_means(model, ["x", "a"], feeds)
+    corrected, done = int8_recovery.bias_correct(model, means, ["c1", "c2"], reduce_range=True)
+    assert [d["node"] for d in done] == ["c1", "c2"]
+
+    def rounded(m):  # the graph as INT8 weights compute it (7-bit weights: a bigger shift to remove)
+        m = onnx.ModelProto.FromString(m.SerializeToString())
+        for init in m.graph.initializer:
+            if init.name in ("w1", "w2"):
+                w = numpy_helper.to_array(init)
+                init.CopyFrom(
+                    numpy_helper.from_array(int8_recovery.quantized_weight(w, True).astype(np.float32), init.name)
+                )
+        return m
+
+    reference = np.mean([_ort(model, f) for f in feeds], axis=(0, 1, 3))
+    plain = np.mean([_ort(rounded(model), f) for f in feeds], axis=(0, 1, 3))
+    fixed = np.mean([_ort(rounded(corrected), f) for f in feeds], axis=(0, 1, 3))
+    assert np.abs(fixed - reference).mean() < 0.5 * np.abs(plain - reference).mean()
+
+
+def test_percentile_ranges_reach_the_quantized_graph_for_the_chosen_tensors_only(tmp_path):
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from workflow_lib.runtimes import int8_recovery
+
+    model, rng = _leaky_pair()
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    tensors = int8_recovery.node_tensors(model, ["c2"])
+    assert tensors == {"a", "y"}  # what c2 reads and writes, not its weights
+    ranges = {
+        "a": {"lowest": -0.5, "highest": 2.0},
+        "y": {"lowest": -1.0, "highest": 1.0},
+        "h": {"lowest": -9, "highest": 9},
+    }
+    overrides = int8_recovery.percentile_overrides(ranges, tensors)
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"x": rng.normal(size=(1, 4, 32)).astype(np.float32)} for _ in range(2)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(
+        str(tmp_path / "m.onnx"),
+        str(tmp_path / "q.onnx"),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        extra_options={"TensorQuantOverrides": overrides},
+    )
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    scales = {
+        i.name: float(numpy_helper.to_array(i)) for i in q.graph.initializer if i.name.endswith("_scale") and not i.dims
+    }
+    assert scales["a_scale"] == pytest.approx(2.5 / 255, rel=1e-5)  # the override's range, not MinMax's
+    assert scales["h_scale"] != pytest.approx(18 / 255, rel=1e-3)  # a tensor not asked for keeps MinMax
+
+
+class _Search:
+    """The search's moves on fixture numbers: blocks a (a1, a2), b (b1), c (c1, c2), d (d1); a candidate passes
+    when a1 and c2 are float; no transform helps."""
+
+    NEEDED = {"a1", "c2"}
+
+    def __init__(self, budget=60.0):
+        self.groups = {"a": ["a1", "a2"], "b": ["b1"], "c": ["c1", "c2"], "d": ["d1"]}
+        self.block_of = {n: b for b, ns in self.groups.items() for n in ns}
+        self.settings = {"recovery": ["equalization", "bias_correction", "single_nodes", "percentile"]}
+        self.clock = quantize.Clock(budget)
         self.candidates = []
 
-    def contribution(self, block):
+    def where(self, nodes):
+        return ", ".join(nodes)
+
+    def contribution(self, block, transforms=()):
         return {"a": 3.0, "b": 2.0, "c": 1.0, "d": 0.5}[block]
 
-    def candidate(self, float_blocks, why):
-        ok = self.needed <= set(float_blocks)
-        c = {"index": len(self.candidates), "float_blocks": list(float_blocks), "verdict": "passed" if ok else "failed"}
-        c["error"] = 4 - len(set(float_blocks) & self.needed)
+    def quick_error(self, recipe):
+        return 10.0 * len(self.NEEDED - recipe.float_nodes) + len(recipe.percentile) + 0.1 * len(recipe.float_nodes)
+
+    def candidate(self, recipe, why, technique):
+        done = next((c for c in self.candidates if c["_key"] == recipe.key()), None)
+        if done is not None:
+            return done
+        ok = self.NEEDED <= recipe.float_nodes
+        c = {
+            "index": len(self.candidates),
+            "float_node_names": sorted(recipe.float_nodes),
+            "float_nodes": len(recipe.float_nodes),
+            "technique": technique,
+            "verdict": "passed" if ok else "failed",
+            "error": 4.0 - len(recipe.float_nodes & self.NEEDED),
+            "score": float(len(recipe.float_nodes & self.NEEDED)),
+            "_key": recipe.key(),
+            "_recipe": recipe,
+        }
         self.candidates.append(c)
         return c
 
 
-def test_the_search_goes_on_past_the_first_pass_and_puts_blocks_back_into_int8():
-    s = _Blocks(needed={"a", "c"})  # c matters more than its contribution alone says; b does not matter
-    record = quantize.search(s, budget=60)
-    tried = [(c["float_blocks"], c["verdict"]) for c in s.candidates]
-    assert tried[:4] == [([], "failed"), (["a"], "failed"), (["a", "b"], "failed"), (["a", "b", "c"], "passed")]
-    # past the first pass, least contribution first: c cannot go back, b can, a cannot
-    assert tried[4:] == [(["a", "b"], "failed"), (["a", "c"], "passed"), (["c"], "failed")]
-    assert "tried back in INT8" in record["stopped"]
+def test_the_search_keeps_blocks_float_then_gives_single_nodes_back():
+    s = _Search()
+    record = quantize.search(s)
+    tried = [(c["technique"], c["float_node_names"], c["verdict"]) for c in s.candidates]
+    assert tried[:3] == [("all_int8", [], "failed"), ("equalization", [], "failed"), ("bias_correction", [], "failed")]
+    assert [t["kept"] for t in record["techniques"][:2]] == [False, False]  # neither raised the score
+    # blocks float by contribution until one passes: a, then a+b, then a+b+c
+    assert [c["float_node_names"] for c in s.candidates[3:6]] == [
+        ["a1", "a2"],
+        ["a1", "a2", "b1"],
+        ["a1", "a2", "b1", "c1", "c2"],
+    ]
+    # then single nodes back, least harm first, in groups that halve on a failure
+    assert record["node_harm"][0][0] in ("a2", "b1", "c1") and record["node_harm"][-1][0] in ("a1", "c2")
+    assert sorted(record["rescued"]["single_nodes"]) == ["a2", "b1", "c1"] and record["rescued"]["percentile"] == []
+    assert min(c["float_nodes"] for c in s.candidates if c["verdict"] == "passed") == 2
+    assert record["stopped"] == "every float node of the passing candidate was tried back in INT8"
+
+
+def test_the_search_stops_starting_steps_that_would_not_fit_its_time_box():
+    s = _Search(budget=0.0)
+    record = quantize.search(s)
+    assert len(s.candidates) == 1 and record["stopped"].startswith("time box of 0 s spent")

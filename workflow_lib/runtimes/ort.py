@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..core.spec import ComponentSpec
-from .runner import Feeds, Runner
+from .runner import Feeds, Runner, step_at
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -48,8 +48,4 @@ def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads
 
 def graph_step(path: str, spec: str, threads: int, point: str) -> tuple[Callable[[], Any], Callable[[], None]]:
     """A graph on the CPU at a shape point, warm, as (step, sync): what paired timing runs."""
-    from ..core.spec import spec_from_json
-
-    component = spec_from_json(spec)
-    runner = OrtRunner(path, threads, "cpu")
-    return runner.prepare(component.make_inputs(component.point(point))), runner.sync
+    return step_at(OrtRunner(path, threads, "cpu"), spec, point)

@@ -9,11 +9,14 @@ graph) still runs its quantized layers in INT8: the hint only governs the float 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..core.errors import Unavailable
 from ..core.spec import ComponentSpec
-from .runner import Feeds, Runner
+from .runner import Feeds, Runner, step_at
 
 
 def devices(variant: str, artifact: str | None = None) -> list[str]:
@@ -49,3 +52,8 @@ class OpenVinoRunner(Runner):
 
 def open_runner(spec: ComponentSpec, variant: str, artifact: str | None, threads: int, device: str) -> OpenVinoRunner:
     return OpenVinoRunner(str(artifact), threads)
+
+
+def graph_step(path: str, spec: str, threads: int, point: str) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """An IR on the CPU at a shape point, warm, as (step, sync): what paired timing runs."""
+    return step_at(OpenVinoRunner(path, threads), spec, point)

@@ -31,3 +31,12 @@ class Runner:
 
     def sync(self) -> None:
         """Wait until a step started by prepare()'s callable has finished."""
+
+
+def step_at(runner: Runner, spec_json: str, point: str) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """A warm runner's step on the component's inputs at a shape point, as (step, sync): what paired timing
+    runs in its worker process (analysis/pairing.py)."""
+    from ..core.spec import spec_from_json
+
+    component = spec_from_json(spec_json)
+    return runner.prepare(component.make_inputs(component.point(point))), runner.sync

@@ -1,5 +1,5 @@
 """Stage: the `int8` variant: static post-training quantization (QDQ) of the fp32 graph, with a search
-for the blocks that must stay float, judged on files the calibration never saw.
+for the nodes that must stay float, judged on files the calibration never saw.
 
 Quantizing every layer is fastest and can ruin the output: a pretrained HiFi-GAN quantized
 whole scored PESQ 2.3 against its fp32 self, and keeping its last upsampling stage float
@@ -11,18 +11,23 @@ each file, re-calibrated without it). Every gate is applied per file; the worst 
 
 1. Every quantizable node in INT8 (ONNX Runtime QDQ, per-channel s8 weights, activations per
    `quantize.activation`, `quantize.calibrate_method` ranges). If it passes, done.
-2. Otherwise each block (the module a node came from, as the exporter recorded it) is
-   quantized alone, everything else float, and its error on the first search file measured:
-   that is its contribution (log-spectral distance for audio, whose waveform SNR is dominated
-   by harmless phase shifts; noise-to-signal ratio for tensors).
-3. Blocks are kept float in order of contribution, worst first, a candidate per step, until one
-   passes (search files, then evaluation files), nothing improves for three steps, or the time
-   box (`quantize.search_seconds`) is spent.
-4. Past the first pass, within the time box: each float block is put back into INT8, least
-   contribution first; it stays INT8 if the candidate still passes on both.
-5. The two fastest passing candidates are timed against each other (analysis/pairing.py); a tie
+2. Whole-graph transforms (runtimes/int8_recovery.py), cheapest first: cross-layer equalization
+   (float-exact), then bias correction; each kept only if it lowers the all-INT8 error.
+3. Each block (the module a node came from, as the exporter recorded it) is quantized alone,
+   everything else float, and its error on the first search file measured: its contribution
+   (log-spectral distance for audio, whose waveform SNR is dominated by harmless phase shifts;
+   noise-to-signal ratio for tensors). Blocks are kept float, worst first, a candidate per step,
+   until one passes (search files, then evaluation files) or nothing improves for three steps.
+4. Past the first pass: single convs go back into INT8. Each float node's harm (the error with
+   it alone put back) is measured; they go back least harmful first, in groups that halve on
+   a failure, every group a full candidate (search files, then evaluation files).
+5. A node that fails alone gets one more try with Percentile ranges for its own activations
+   (ONNX Runtime's per-tensor overrides), if that lowers its error.
+6. The two fastest passing candidates are timed against each other (analysis/pairing.py); a tie
    goes to the larger fidelity margin, then fewer quantized nodes.
 
+Steps 2-5 stop when `quantize.search_seconds` is spent. The sidecar records what each technique
+bought (the p50 and worst evaluation score of its best candidate) and which nodes it rescued.
 Every candidate is recorded with its float blocks, p50 latency at the opt point (ONNX Runtime,
 this job's cores) and its scores per file; the sidecar keeps the front (latency against the
 worst evaluation score) and what was decided how. Nothing passing: the most faithful candidate
@@ -33,9 +38,11 @@ from __future__ import annotations
 
 import ast
 import logging
+import math
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +60,7 @@ from ..core.samples import Feeds, SampleSet, read_sample_set
 from ..core.spec import ComponentSpec
 from ..core.splits import LEAVE_ONE_OUT
 from ..core.variants import Variant
+from ..runtimes import int8_recovery as recovery
 from ..runtimes.runner import Runner
 
 log = logging.getLogger(__name__)
@@ -88,6 +96,13 @@ SETTINGS_SCHEMA = {
             "enum": ["MinMax", "Entropy", "Percentile"],
             "default": "MinMax",
             "description": "how activation ranges are taken from the calibration files",
+        },
+        "recovery": {
+            "type": "array",
+            "items": {"enum": ["equalization", "bias_correction", "single_nodes", "percentile"]},
+            "uniqueItems": True,
+            "default": ["equalization", "bias_correction", "single_nodes", "percentile"],
+            "description": "the moves the search may use besides keeping whole blocks float (module docstring)",
         },
         "search_seconds": {
             "type": "number",
@@ -133,6 +148,45 @@ class _Reader:
         return next(self.it, None)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One candidate: the nodes left float, the nodes whose activations take Percentile ranges instead of the
+    configured method's, and the float-exact transforms applied to the graph first."""
+
+    float_nodes: frozenset[str] = frozenset()
+    percentile: frozenset[str] = frozenset()
+    transforms: tuple[str, ...] = ()
+
+    def key(self) -> tuple:
+        return (tuple(sorted(self.float_nodes)), tuple(sorted(self.percentile)), self.transforms)
+
+
+TRANSFORMS = ("equalization", "bias_correction")  # tried in this order, kept only if they lower the error
+PERCENTILE_FRAMES = 128  # histogram calibration needs samples of one length: cut into chunks of this many frames
+
+
+class Clock:
+    """The search's time box: a step starts only if the time spent plus `steps` times the longest of the last
+    three steps of its kind still fits (the first step of a kind is assumed to fit)."""
+
+    def __init__(self, budget: float):
+        self.budget, self.t0 = budget, time.perf_counter()
+        self.recent: dict[str, list[float]] = {}
+        self.stopped: str | None = None
+
+    def took(self, kind: str, seconds: float) -> None:
+        self.recent[kind] = [*self.recent.get(kind, [])[-2:], seconds]
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def fits(self, kind: str, steps: int = 1) -> bool:
+        if self.elapsed() + steps * max(self.recent.get(kind, [0.0])) <= self.budget:
+            return True
+        self.stopped = f"time box of {self.budget:g} s spent (quantize.search_seconds)"
+        return False
+
+
 class Search:
     """Builds, judges and times candidates; everything it tried is in `candidates`."""
 
@@ -150,6 +204,8 @@ class Search:
     ):
         self.spec, self.variant, self.src, self.groups, self.work = spec, variant, str(src), groups, work
         self.settings, self.threads = settings, threads
+        self.model = onnx.load(self.src)
+        self.block_of = {n: b for b, nodes in groups.items() for n in nodes}
         names = [i.name for i in spec.inputs]
         self.calibration = sset.of("calibration", names)
         self.search = sset.of("search", names)
@@ -167,16 +223,81 @@ class Search:
         self.refs = [reference(s) for s in self.search]
         self.opt_feeds = spec.make_inputs(spec.point("opt"))
         self.candidates: list[dict[str, Any]] = []
+        self._sources: dict[tuple, str] = {}
+        self._means: dict[tuple, dict[str, np.ndarray]] = {}
+        self._equalized: onnx.ModelProto | None = None
+        self._percentile: dict[str, Any] | None = None
+        self.applied: dict[str, list[dict[str, Any]]] = {}  # what each transform did, the first time it ran
+        self.clock = Clock(float(settings["search_seconds"]))
 
-    def build(
-        self, float_blocks: list[str], path: Path, calibration: list[Feeds] | None = None, cache: str = ""
-    ) -> None:
+    def source(self, recipe: Recipe, calibration: list[Feeds] | None = None, cache: str = "") -> str:
+        """The fp32 graph with the recipe's transforms applied, written once per distinct graph: equalization
+        is float-exact; bias correction moves the biases of the convs that are quantized, from channel means
+        over the calibration samples (the fold's, under leave-one-out)."""
+        if not recipe.transforms:
+            return self.src
+        equalized = "equalization" in recipe.transforms
+        corrected = ()
+        if "bias_correction" in recipe.transforms:
+            corrected = tuple(sorted(n for n in self.block_of if n not in recipe.float_nodes))
+        key = (equalized, corrected, cache if corrected else "")
+        if key not in self._sources:
+            model = self.model
+            if equalized:
+                if "equalization" not in self.applied:
+                    self._equalized, self.applied["equalization"] = recovery.equalize(self.model)
+                model = self._equalized
+            if corrected:
+                means_key = (equalized, cache)
+                if means_key not in self._means:
+                    tensors = sorted({n.input[0] for n in recovery.correctable(model, self.block_of)})
+                    samples = self.calibration if calibration is None else calibration
+                    self._means[means_key] = recovery.channel_means(model, tensors, samples)
+                model, done = recovery.bias_correct(
+                    model, self._means[means_key], corrected, bool(self.settings["reduce_range"])
+                )
+                self.applied.setdefault("bias_correction", done)
+            path = self.work / f"source{len(self._sources)}.onnx"
+            onnx.save(model, str(path))
+            self._sources[key] = str(path)
+        return self._sources[key]
+
+    def percentile_ranges(self) -> dict[str, Any]:
+        """Every activation's Percentile range, from one calibration pass (histograms need equal lengths: chunks)."""
+        if self._percentile is None:
+            from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+            chunks = [
+                {k: v[..., i : i + PERCENTILE_FRAMES] for k, v in s.items()}
+                for s in self.calibration
+                for i in range(0, max(1, next(iter(s.values())).shape[-1] - PERCENTILE_FRAMES + 1), PERCENTILE_FRAMES)
+            ]
+            calibrator = create_calibrator(
+                self.src,
+                augmented_model_path=str(self.work / "percentile.onnx"),
+                calibrate_method=CalibrationMethod.Percentile,
+                extra_options={"percentile": 99.999},
+            )
+            calibrator.collect_data(_Reader(chunks))
+            ranges = calibrator.compute_data()
+            self._percentile = {
+                name: {"lowest": float(np.asarray(r.range_value[0])), "highest": float(np.asarray(r.range_value[1]))}
+                for name, r in ranges.data.items()
+            }
+        return self._percentile
+
+    def build(self, recipe: Recipe, path: Path, calibration: list[Feeds] | None = None, cache: str = "") -> None:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
         s = self.settings
         symmetric = s["activation"] == "int8"
+        overrides = {}
+        if recipe.percentile:
+            tensors = recovery.node_tensors(self.model, recipe.percentile)
+            overrides = recovery.percentile_overrides(self.percentile_ranges(), tensors)
+        source = self.source(recipe, calibration, cache)
         quantize_static(
-            self.src,
+            source,
             str(path),
             _Reader(self.calibration if calibration is None else calibration),
             quant_format=QuantFormat.QDQ,
@@ -185,10 +306,15 @@ class Search:
             reduce_range=bool(s["reduce_range"]),
             activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=[n for b in float_blocks for n in self.groups[b]],
+            nodes_to_exclude=sorted(recipe.float_nodes),
             calibrate_method=getattr(CalibrationMethod, s["calibrate_method"]),
-            calibration_cache_path=str(self.work / f"ranges{cache}.json"),  # ranges computed once per calibration set
-            extra_options={"ActivationSymmetric": symmetric, "QuantizeBias": not symmetric},
+            # ranges computed once per calibration set and source graph
+            calibration_cache_path=str(self.work / f"ranges{cache}-{Path(source).stem}.json"),
+            extra_options={
+                "ActivationSymmetric": symmetric,
+                "QuantizeBias": not symmetric,
+                **({"TensorQuantOverrides": overrides} if overrides else {}),
+            },
         )
 
     def error(self, metrics: dict[str, Any]) -> float:
@@ -213,33 +339,59 @@ class Search:
             times.append((time.perf_counter() - t) * 1e3)
         return float(np.median(times))
 
-    def contribution(self, block: str) -> float:
-        """The error with only `block` in INT8, judged on the first search file (a ranking, not a verdict)."""
-        path = self.work / "alone.onnx"
-        self.build([b for b in self.groups if b != block], path)
+    def by_block(self, nodes) -> dict[str, list[int]]:
+        """Per block holding any of `nodes`: [how many of them, how many quantizable nodes it has]."""
+        counts: dict[str, list[int]] = {}
+        for n in nodes:
+            b = self.block_of.get(n, n)
+            counts.setdefault(b, [0, len(self.groups.get(b, [b]))])[0] += 1
+        return counts
+
+    def where(self, nodes: list[str]) -> str:
+        """Nodes as a reader finds them: per block, how many of its quantizable nodes (`resblocks.8: 4 of 6`)."""
+        return ", ".join(f"{b}: {k} of {n}" for b, (k, n) in self.by_block(nodes).items())
+
+    def quick_error(self, recipe: Recipe) -> float:
+        """The error of a recipe on the first search file (no perceptual scores): a ranking, not a verdict."""
+        t0 = time.perf_counter()
+        path = self.work / "quick.onnx"
+        self.build(recipe, path)
         runner = parity.onnxruntime(path, self.threads)
         scores = parity.sample_scores(self.spec, self.refs[0], runner(self.search[0]), perceptual_scores=False)
+        self.clock.took("quick", time.perf_counter() - t0)
         return self.error(scores)
 
-    def candidate(self, float_blocks: list[str], why: str) -> dict[str, Any]:
-        """Build, judge on the search files, time; if it passes there, confirm on the evaluation files. A set of
-        float blocks already tried is not tried again."""
-        done = next((c for c in self.candidates if sorted(c["float_blocks"]) == sorted(float_blocks)), None)
+    def contribution(self, block: str, transforms: tuple[str, ...] = ()) -> float:
+        """The error with only `block` in INT8, judged on the first search file (a ranking, not a verdict)."""
+        others = frozenset(n for b, ns in self.groups.items() if b != block for n in ns)
+        return self.quick_error(Recipe(others, transforms=transforms))
+
+    def candidate(self, recipe: Recipe, why: str, technique: str) -> dict[str, Any]:
+        """Build, judge on the search files, time; if it passes there, confirm on the evaluation files. A recipe
+        already tried is not tried again."""
+        done = next((c for c in self.candidates if c["_key"] == recipe.key()), None)
         if done is not None:
             return done
         t0 = time.perf_counter()
         path = self.work / f"candidate{len(self.candidates)}.onnx"
-        self.build(float_blocks, path)
+        self.build(recipe, path)
         runner = parity.onnxruntime(path, self.threads)
         judged = parity.judge_samples(
             self.spec, self.refs, [runner(s) for s in self.search], self.gate, self.search_files
         )
         worst = parity.worst(judged.pop("per_file"))
+        whole = [b for b, ns in self.groups.items() if set(ns) <= recipe.float_nodes]
         c = {
             "index": len(self.candidates),
-            "float_blocks": list(float_blocks),
-            "float_nodes": sum(len(self.groups[b]) for b in float_blocks),
-            "quantized_nodes": sum(len(v) for b, v in self.groups.items() if b not in float_blocks),
+            "float_blocks": whole,
+            "partly_float": sorted({self.block_of[n] for n in recipe.float_nodes if self.block_of.get(n) not in whole}),
+            "float_node_names": sorted(recipe.float_nodes),
+            "float_by_block": self.by_block(recipe.float_nodes),
+            "float_nodes": len(recipe.float_nodes),
+            "quantized_nodes": len(self.block_of) - len(recipe.float_nodes),
+            "percentile_nodes": sorted(recipe.percentile),
+            "transforms": list(recipe.transforms),
+            "technique": technique,
             "p50_ms": round(self.p50_ms(runner), 3),
             "metrics": worst,
             "score": self.score(worst),
@@ -249,19 +401,23 @@ class Search:
             "reason": judged["reason"],
             "why": why,
             "path": str(path),
+            "_key": recipe.key(),
+            "_recipe": recipe,
         }
         if c["verdict"] == "passed":
-            c["evaluation"] = self.confirm(float_blocks, runner)
+            c["evaluation"] = self.confirm(recipe, runner)
             c["verdict"] = c["evaluation"]["status"]
             c["reason"] = c["evaluation"]["reason"] and f"evaluation files: {c['evaluation']['reason']}"
             c["evaluation_score"] = self.score(c["evaluation"]["worst"])
         c["seconds"] = round(time.perf_counter() - t0, 2)
+        self.clock.took("candidate", c["seconds"])
         self.candidates.append(c)
         log.info(
-            "%s int8 candidate %d (%s float): p50 %.2f ms, search %s, %s %s",
+            "%s int8 candidate %d (%s; %d nodes float): p50 %.2f ms, search %s, %s %s",
             self.spec.name,
             c["index"],
-            ", ".join(float_blocks) or "nothing",
+            technique,
+            c["float_nodes"],
             c["p50_ms"],
             {k: round(v, 3) for k, v in worst.items() if isinstance(v, float)},
             c["verdict"],
@@ -269,7 +425,7 @@ class Search:
         )
         return c
 
-    def confirm(self, float_blocks: list[str], runner: Runner) -> dict[str, Any]:
+    def confirm(self, recipe: Recipe, runner: Runner) -> dict[str, Any]:
         """The candidate judged on the evaluation files, the worst deciding; under leave-one-out each file
         is judged on a graph calibrated without it (every fold must pass)."""
         if not self.loo:
@@ -281,7 +437,7 @@ class Search:
             refs, outs, files = [], [], []
             for k, (train, held_out, file) in enumerate(self.folds):
                 path = self.work / "fold.onnx"
-                self.build(float_blocks, path, train, cache=f"-fold{k}")
+                self.build(recipe, path, train, cache=f"-fold{k}")
                 refs.append(self.reference(held_out))
                 outs.append(parity.onnxruntime(path, self.threads)(held_out))
                 files.append(file)
@@ -304,61 +460,157 @@ def resolved(settings: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
-def search(s: Search, budget: float) -> dict[str, Any]:
-    """Steps 1-4 of the module docstring; the record (what was tried, why it stopped)."""
-    t0 = time.perf_counter()
-    record: dict[str, Any] = {"blocks": {b: len(v) for b, v in s.groups.items()}, "budget_s": budget, "stopped": None}
+def search(s: Search) -> dict[str, Any]:
+    """Steps 1-5 of the module docstring; the record (what was tried, what each technique bought, why it
+    stopped)."""
+    record: dict[str, Any] = {"blocks": {b: len(v) for b, v in s.groups.items()}, "budget_s": s.clock.budget}
+    record["stopped"] = _search(s, record)
+    record["search_s"] = round(s.clock.elapsed(), 2)
+    return record
 
-    def spent() -> bool:
-        if time.perf_counter() - t0 > budget:
-            record["stopped"] = f"time box of {budget:g} s spent (quantize.search_seconds)"
-            return True
-        return False
 
-    first = s.candidate([], "every quantizable node in INT8")
+def _search(s: Search, record: dict[str, Any]) -> str:
+    """The steps in order; why they stopped."""
+    record["techniques"] = []
+    first = s.candidate(Recipe(), "every quantizable node in INT8", "all_int8")
     if first["verdict"] == "passed":
-        record["stopped"] = "passed with every node quantized"
-        return record
-    if len(s.groups) == 1:
-        record["stopped"] = "one block only: nothing to keep float"
-        return record
-    contributions = {}
-    for b in s.groups:
-        if spent():
+        return "passed with every node quantized"
+    transforms = _transforms(s, record, first)
+    if transforms and s.candidates[-1]["verdict"] == "passed":
+        return f"passed with every node quantized after {' + '.join(transforms)}"
+    nodes_back = "single_nodes" in s.settings["recovery"]
+    if len(s.block_of) == 1 or (len(s.groups) == 1 and not nodes_back):
+        return "one block only: nothing to keep float"
+    if len(s.groups) > 1:
+        passing = _blocks_float(s, record, transforms)
+        if passing is None:
+            return s.clock.stopped or record.pop("no_pass")
+        if not nodes_back:
+            return "passed with whole blocks float (single_nodes is not in quantize.recovery)"
+    else:  # one block: the node-level search starts from everything float but what it puts back
+        passing = {"_recipe": Recipe(frozenset(s.block_of), transforms=transforms)}
+    _nodes_back(s, record, passing)
+    return s.clock.stopped or "every float node of the passing candidate was tried back in INT8"
+
+
+def _transforms(s: Search, record: dict[str, Any], first: dict[str, Any]) -> tuple[str, ...]:
+    """Step 2: each whole-graph transform as an all-INT8 candidate, kept where its worst search file scores
+    better (the gate's metric) than without it."""
+    kept: tuple[str, ...] = ()
+    best = first
+    for t in (t for t in TRANSFORMS if t in s.settings["recovery"]):
+        if not s.clock.fits("candidate"):
             break
-        contributions[b] = s.contribution(b)
+        c = s.candidate(Recipe(transforms=(*kept, t)), f"every node in INT8 after {' + '.join((*kept, t))}", t)
+        useful = c["verdict"] == "passed" or c["score"] > best["score"]
+        record["techniques"].append(
+            {
+                "technique": t,
+                "scope": "every node",
+                "score_before": best["score"],
+                "score_after": c["score"],
+                "kept": useful,
+            }
+        )
+        if useful:
+            kept, best = (*kept, t), c
+        if c["verdict"] == "passed":
+            break
+    return kept
+
+
+def _blocks_float(s: Search, record: dict[str, Any], transforms: tuple[str, ...]) -> dict[str, Any] | None:
+    """Step 3: blocks kept float, worst contribution first, until a candidate passes (or nothing improves)."""
+    contributions = {}
+    if not s.clock.fits("quick", len(s.groups)):
+        return None
+    for b in s.groups:
+        contributions[b] = s.contribution(b, transforms)
     # a list of [block, error], worst first: JSON objects lose their order when written sorted
     record["contributions"] = sorted(([b, e] for b, e in contributions.items()), key=lambda be: -be[1])
     order = [b for b, _ in record["contributions"]][: len(s.groups) - 1]  # at least one block stays quantized
-    kept, best, stale, passing = [], first["error"], 0, None
+    kept: list[str] = []
+    best, stale = math.inf, 0
     for b in order:
-        if spent():
-            break
+        if not s.clock.fits("candidate"):
+            return None
         kept.append(b)
-        c = s.candidate(list(kept), f"keep {b} float too (contribution {contributions[b]:.3g})")
+        recipe = Recipe(frozenset(n for k in kept for n in s.groups[k]), transforms=transforms)
+        c = s.candidate(recipe, f"keep {b} float too (contribution {contributions[b]:.3g})", "blocks_float")
         if c["verdict"] == "passed":
-            passing = c
-            break
+            record["techniques"].append(
+                {"technique": "blocks_float", "scope": ", ".join(kept), "float_nodes": c["float_nodes"], **_bought(c)}
+            )
+            return c
         stale = 0 if c["error"] < best * 0.98 else stale + 1
         best = min(best, c["error"])
         if stale >= PATIENCE:
-            record["stopped"] = f"nothing left to gain: no better for {PATIENCE} steps"
-            break
-    else:
-        record["stopped"] = record["stopped"] or "every block but one tried"
-    if passing is None:
-        return record
-    # past the first pass: give each float block back to INT8, least contribution first
-    current = list(passing["float_blocks"])
-    for b in sorted(current, key=lambda b: contributions.get(b, 0.0)):
-        if spent():
-            return record
-        trial = [x for x in current if x != b]
-        c = s.candidate(trial, f"put {b} back into INT8 (contribution {contributions.get(b, 0.0):.3g})")
+            record["no_pass"] = f"nothing left to gain: no better for {PATIENCE} steps"
+            return None
+    record["no_pass"] = "every block but one kept float, nothing passed"
+    return None
+
+
+def _nodes_back(s: Search, record: dict[str, Any], passing: dict[str, Any]) -> None:
+    """Steps 4-5: the float nodes of the passing candidate back into INT8, single convs, those that hurt least
+    first, in groups that halve on failure; a node that fails alone is tried once more with Percentile ranges
+    for its activations (if that lowers its quick error)."""
+    current: Recipe = passing["_recipe"]
+    harm = {}
+    if not s.clock.fits("quick", len(current.float_nodes)):
+        return
+    for n in sorted(current.float_nodes):
+        harm[n] = s.quick_error(replace(current, float_nodes=current.float_nodes - {n}))
+    pending = sorted(harm, key=harm.get)
+    record["node_harm"] = [[n, s.block_of.get(n, n), round(harm[n], 4)] for n in pending]
+    back, rescued, step = [], [], max(1, len(pending) // 2)
+    while pending and s.clock.fits("candidate"):
+        group = pending[:step]
+        trial = replace(current, float_nodes=current.float_nodes - set(group))
+        where = s.where(group)
+        c = s.candidate(trial, f"put {where} back into INT8", "single_nodes")
         if c["verdict"] == "passed":
-            current = trial
-    record["stopped"] = "every float block of the passing candidate was tried back in INT8"
-    return record
+            current, passing = trial, c
+            back += group
+            pending = pending[step:]
+            continue
+        if step > 1:
+            step = max(1, step // 2)
+            continue
+        node = pending.pop(0)
+        try_percentile = "percentile" in s.settings["recovery"] and s.clock.fits("candidate", 2)
+        rescue = _percentile_rescue(s, current, node, harm[node]) if try_percentile else None
+        if rescue is not None and s.clock.fits("candidate"):
+            c = s.candidate(
+                rescue,
+                f"put {s.where([node])} back into INT8 with Percentile ranges",
+                "percentile",
+            )
+            if c["verdict"] == "passed":
+                current, passing = rescue, c
+                rescued.append(node)
+    record["techniques"].append(
+        {
+            "technique": "single_nodes",
+            "scope": s.where(back) or "none",
+            "float_nodes": len(current.float_nodes),
+            **_bought(passing),
+        }
+    )
+    if rescued:
+        record["techniques"].append({"technique": "percentile", "scope": s.where(rescued)})
+    record["rescued"] = {"single_nodes": back, "percentile": rescued}
+
+
+def _percentile_rescue(s: Search, current: Recipe, node: str, plain: float) -> Recipe | None:
+    """`node` back into INT8 with Percentile ranges on its activations, if that lowers its quick error by 2 %."""
+    trial = replace(current, float_nodes=current.float_nodes - {node}, percentile=current.percentile | {node})
+    return trial if s.quick_error(trial) < plain * 0.98 else None
+
+
+def _bought(c: dict[str, Any]) -> dict[str, Any]:
+    """What a technique's best candidate gives: its speed and its worst evaluation score."""
+    return {"p50_ms": c.get("p50_ms"), "evaluation_score": c.get("evaluation_score"), "candidate": c.get("index")}
 
 
 def decide(s: Search, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -414,11 +666,13 @@ def make(
             f"component's variants"
         )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    # ONNX Runtime's quantizer advises pre-processing on every call (the graph is simplified already)
+    logging.getLogger().addFilter(lambda r: "pre-process" not in r.getMessage())
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=".quantize.", dir=Path(out).parent) as work:
         ref = parity.reference(spec, [reference, calibration])
         searcher = Search(spec, variant, src, sset, blocks(model, nodes), s, Path(work), ref, threads)
-        record = search(searcher, float(s["search_seconds"]))
+        record = search(searcher)
         chosen, paired = decide(searcher, s)
         with atomic_path(out, suffix=".onnx") as tmp:
             shutil.copyfile(chosen["path"], tmp)
@@ -429,7 +683,8 @@ def make(
         chosen=chosen["index"],
         paired=paired,
         threads=threads,
-        candidates=[{k: v for k, v in c.items() if k != "path"} for c in searcher.candidates],
+        transforms_applied=searcher.applied,
+        candidates=[{k: v for k, v in c.items() if k not in ("path", "_key", "_recipe")} for c in searcher.candidates],
     )
     meta = {
         **cli.made_from("quantize", variant.name, spec, src),
@@ -443,6 +698,9 @@ def make(
         "status": status,
         "reason": chosen["reason"] if status == "failed" else "",
         "float_blocks": chosen["float_blocks"],
+        "float_nodes": chosen["float_node_names"],
+        "percentile_nodes": chosen["percentile_nodes"],
+        "transforms": chosen["transforms"],
         "quantized_nodes": chosen["quantized_nodes"],
         "search": record,
         "host": host.device_info(),
@@ -450,10 +708,10 @@ def make(
     }
     write_json(sidecar_path(out), meta)
     log.info(
-        "%s: %s graph with %s kept float (%s; %d candidates, %.1f s): %s",
+        "%s: %s graph with %d nodes kept float (%s; %d candidates, %.1f s): %s",
         spec.name,
         variant.name,
-        ", ".join(chosen["float_blocks"]) or "nothing",
+        chosen["float_nodes"],
         record["stopped"],
         len(record["candidates"]),
         record["seconds"],
