@@ -1,4 +1,7 @@
-"""FLOP counts of known modules, the CPU peak estimate, and the roofline columns of the summary."""
+"""FLOP counts of known modules, the CPU peak estimate, the roofline columns of the summary, and the
+memory cap every job runs under."""
+
+import os
 
 import numpy as np
 import pytest
@@ -74,3 +77,23 @@ def test_summary_reports_achieved_gflops_and_fraction_of_peak(tmp_path):
     )
     table, _ = summarize([str(tmp_path / "a.csv")], 200, {("m", "c", "opt"): 10**9}, {})
     assert table.row(0, named=True)["peak_fraction"] == pytest.approx(0.25, rel=0.02)  # the row's own estimate
+
+
+def test_a_job_cannot_map_more_than_its_share_of_the_machine():
+    """A runaway runtime fails its own job with an allocation error instead of waking the OOM killer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, resource\n"
+        "from workflow_lib.core import host\n"
+        "limit = host.cap_memory()\n"
+        "assert resource.getrlimit(resource.RLIMIT_DATA)[0] == limit\n"
+        "try:\n"
+        "    np.ones(limit, dtype=np.uint8)\n"
+        "except MemoryError:\n"
+        "    print('refused', limit)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert out.startswith("refused") and int(out.split()[1]) == int(total * host.MEMORY_SHARE)

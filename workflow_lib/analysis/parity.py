@@ -80,13 +80,15 @@ def compare(ref: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> dict[
     }
 
 
-def _run(candidate: Infer, feeds: Feeds, n_ref: int) -> tuple[list[np.ndarray] | None, str | None]:
+def _run(candidate: Infer, feeds: Feeds, ref: list[np.ndarray]) -> tuple[list[np.ndarray] | None, str | None]:
     try:
         got = candidate(feeds)
     except Exception as e:  # a runtime that cannot run this shape is a parity failure, named
         return None, f"{type(e).__name__}: {e}"
-    if len(got) != n_ref:
-        return None, f"{len(got)} outputs, PyTorch gives {n_ref}"
+    if len(got) != len(ref):
+        return None, f"{len(got)} outputs, PyTorch gives {len(ref)}"
+    if any(g.shape != r.shape for g, r in zip(got, ref, strict=True)):  # a runtime can get a shape wrong
+        return None, f"output shapes {[list(g.shape) for g in got]}, PyTorch's {[list(r.shape) for r in ref]}"
     return got, None
 
 
@@ -110,7 +112,7 @@ def check(
         feeds = spec.make_inputs(dims, seed)
         shapes = {k: list(v.shape) for k, v in feeds.items()}
         ref = reference(feeds)
-        got, error = _run(candidate, feeds, len(ref))
+        got, error = _run(candidate, feeds, ref)
         if error:
             points[which] = {"ok": False, "dims": dims, "shapes": shapes, "error": error}
             continue
@@ -189,9 +191,7 @@ def _fidelity(
         dims = spec.point(which)
         feeds = spec.make_inputs(dims, seed)
         ref = reference(feeds)
-        got, error = _run(candidate, feeds, len(ref))
-        if error is None and any(g.shape != r.shape for g, r in zip(got, ref, strict=True)):
-            error = f"output shapes {[list(g.shape) for g in got]} != reference {[list(r.shape) for r in ref]}"
+        got, error = _run(candidate, feeds, ref)
         if error is None and not all(np.isfinite(g).all() for g in got):
             error = "non-finite outputs"
         points[which] = {"ok": error is None, "dims": dims, "shapes": {k: list(v.shape) for k, v in feeds.items()}}
@@ -210,7 +210,7 @@ def _fidelity(
         return result
     refs, outs = [reference(f) for f in samples], []
     for feeds, ref in zip(samples, refs, strict=True):
-        got, error = _run(candidate, feeds, len(ref))
+        got, error = _run(candidate, feeds, ref)
         if error:
             result.update(ok=False, metrics={}, reason=f"evaluation sample: {error}")
             return result

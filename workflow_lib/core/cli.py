@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import slots, variants
+from . import host, slots, variants
 from .errors import WorkflowError, plain
 from .files import now, sha256_file, write_json
 from .paths import Paths
@@ -69,6 +69,7 @@ def run(
     slot = slots.acquire(args.threads)
     if slot is not None:
         log.info("running on cores %s (waited %.1f s for them)", slot.cores, slot.waited_s)
+    host.cap_memory()
     try:
         if isinstance(getattr(args, "spec", None), str):
             args.spec = spec_from_json(args.spec)

@@ -91,3 +91,26 @@ def cpu_peak_gflops(threads: int) -> dict[str, Any]:
         f"x 2 x {mhz / 1e3:.2f} GHz (the reported clock; boost runs above "
         f"it, so achieved can exceed 100 %)",
     }
+
+
+MEMORY_SHARE = 0.8  # of this machine's memory, the most one job may map
+
+
+def cap_memory(share: float = MEMORY_SHARE) -> int | None:
+    """Limit this process's writable private memory (RLIMIT_DATA: heap and anonymous mappings, not the address
+    space CUDA or V8 reserve without using) to `share` of the machine's: a runtime that runs away (OpenVINO on
+    some INT8 graphs asks for more than the machine has) then fails its own job with an allocation error, which
+    the stage records, instead of the kernel's OOM killer taking down whatever it picks. The limit in bytes, or
+    None where it cannot be set."""
+    import resource
+
+    try:
+        limit = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * share)
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+        return limit
+    except (ValueError, OSError):
+        return None
