@@ -131,7 +131,7 @@ def main() -> None:
     df = pl.read_csv(workdir / "results/bench/summary.csv").filter(
         (pl.col("point") == "opt") & (pl.col("component") != "e2e")
     )
-    table = df.pivot(on="label", index="component", values="p50_ms", aggregate_function="first").sort("component")
+    table = df.pivot(on="series", index="component", values="p50_ms", aggregate_function="first").sort("component")
     with pl.Config(tbl_rows=50, tbl_cols=20, float_precision=2, tbl_width_chars=250):
         print("p50 ms at the opt point:")
         print(table)

@@ -141,7 +141,7 @@ class SvcChain(FrameChain):
 
     def upstream(self, role: str) -> list[str]:
         """The vocoder is calibrated on real speech's log-mel (copy synthesis): nothing upstream of it runs.
-        The demo's seeded upstream feeds it mels no trained model would make."""
+        The demo's seeded upstream feeds it noise in speech's log-mel range, not speech."""
         return [] if role == "vocoder" else super().upstream(role)
 
     def capture(self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray], role: str) -> Feeds:

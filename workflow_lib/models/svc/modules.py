@@ -185,12 +185,24 @@ class FlowDecoder(nn.Module):
         return z
 
 
+# HiFi-GAN's log-mel of speech (natural log of a magnitude mel, floor log(1e-5) = -11.5): the demo's two
+# calibration files average -5.5 with a spread of 1.6 per mel bin.
+SPEECH_LOG_MEL_MEAN, SPEECH_LOG_MEL_SPREAD = -5.5, 1.6
+
+
 class MelProjection(nn.Module):
-    """Latent [B, latent, T] -> mel [B, n_mels, T] through a 1x1 convolution."""
+    """Latent [B, latent, T] -> mel [B, n_mels, T] through a 1x1 convolution.
+
+    Initialised to emit speech's log-mel range from a unit-spread latent, as a trained projection does: with
+    PyTorch's default init a seeded projection emits values near 0 (every bin ~245x louder than speech), which
+    drive the vocoder's tanh to +-1 and feed it mels no calibration set of real speech covers.
+    """
 
     def __init__(self, latent: int = 192, n_mels: int = 80):
         super().__init__()
         self.proj = nn.Conv1d(latent, n_mels, 1)
+        nn.init.normal_(self.proj.weight, std=SPEECH_LOG_MEL_SPREAD / math.sqrt(latent))
+        nn.init.constant_(self.proj.bias, SPEECH_LOG_MEL_MEAN)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.proj(latent)
