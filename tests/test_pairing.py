@@ -15,6 +15,10 @@ def test_the_decision_needs_six_rounds_and_knows_ties_from_wins():
     assert pairing.decision([2.0, 2.1, 1.9, 2.0, 2.05, 1.95], policy) == "b"
     assert pairing.decision([1.0, 1.01, 0.99, 1.0, 1.005, 0.995], policy) == "tie"
     assert pairing.decision([0.9, 1.1, 0.8, 1.2, 0.95, 1.05], policy) is None  # straddles 1, wider than the band
+    # B faster by 2 % (the CI excludes 1 and reaches past the band): a difference smaller than the band is a tie
+    slightly = [1.01, 1.02, 1.05, 1.015, 1.04, 1.02, 1.035, 1.012, 1.06, 1.018]
+    assert pairing.ratio_ci(slightly) == (1.012, 1.05) and pairing.decision(slightly, policy) == "tie"
+    assert pairing.decision([0.95, 0.92, 0.96, 0.90, 0.952, 0.94, 0.95, 0.97, 0.93, 0.95], policy) == "a"  # 5 %
 
 
 def test_a_tie_goes_to_the_larger_margin_then_to_fewer_quantized_nodes():

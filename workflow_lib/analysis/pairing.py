@@ -9,7 +9,9 @@ t_A / t_B; its median's 95 % confidence interval (order statistics, distribution
 only from 6 rounds on) decides:
 
 - the interval lies inside the tie band (default +-3 %): a tie;
-- it excludes 1: the faster one wins;
+- it excludes 1: the faster one wins, unless the median ratio lies inside the tie band: a difference
+  that is real but that small is a tie too (asv's `factor`: below it a change is not reported), since the
+  next run on the same machine may well reverse it;
 - otherwise another round, from `min_rounds` (default 10) up to `max_rounds` or `max_seconds`;
   still open then: recorded as a tie because the time box ran out.
 
@@ -111,11 +113,13 @@ def decision(ratios: list[float], policy: PairPolicy) -> str | None:
     lo, hi = ci
     if lo >= 1 / (1 + policy.tie_band) and hi <= 1 + policy.tie_band:
         return "tie"
-    if hi < 1:
-        return "a"
-    if lo > 1:
-        return "b"
+    if hi < 1 or lo > 1:
+        return "tie" if _within_band(float(np.median(ratios)), policy) else ("a" if hi < 1 else "b")
     return None
+
+
+def _within_band(ratio: float, policy: PairPolicy) -> bool:
+    return 1 / (1 + policy.tie_band) <= ratio <= 1 + policy.tie_band
 
 
 def compare(a: dict[str, Any], b: dict[str, Any], policy: PairPolicy, names: tuple[str, str] = ("a", "b")) -> dict:
@@ -139,8 +143,12 @@ def compare(a: dict[str, Any], b: dict[str, Any], policy: PairPolicy, names: tup
             if outcome is None and (len(ratios) >= policy.max_rounds or spent >= policy.max_seconds):
                 why = f"time box ({len(ratios)} rounds, {spent:.1f} s): the CI still straddles the tie band"
                 return _record(names, ta, tb, ratios, "tie", why, t0, policy)
+        lo, hi = ratio_ci(ratios)
         why = {
-            "tie": f"the ratio's 95 % CI lies within +-{policy.tie_band:.0%}",
+            "tie": f"the ratio's 95 % CI lies within +-{policy.tie_band:.0%}"
+            if lo >= 1 / (1 + policy.tie_band) and hi <= 1 + policy.tie_band
+            else f"the ratio's 95 % CI excludes 1 but its median ({float(np.median(ratios)):.3f}) lies within "
+            f"+-{policy.tie_band:.0%}: a difference too small to prefer either",
             "a": f"{names[0]} is faster: the ratio's 95 % CI lies below 1",
             "b": f"{names[1]} is faster: the ratio's 95 % CI lies above 1",
         }[outcome]
