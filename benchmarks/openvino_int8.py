@@ -12,7 +12,8 @@ rounds, each runner in its own worker process (analysis/pairing.py).
     pip install --target DIR nncf==3.4.0   # not a project dependency: this measurement decides that
     PYTHONPATH=DIR .venv/bin/python benchmarks/openvino_int8.py --run RUN [--component vocoder]
 
-RUN is a finished run's directory (its config/ and results/). Series: ONNX Runtime on the shipped int8
+RUN is a finished run's directory (its results/, and its config/config.yaml or else the repository's, as
+for a run of benchmarks/rebuilds.py). Series: ONNX Runtime on the shipped int8
 graph (the search's), OpenVINO on the same QDQ graph's IR, NNCF quantize (every layer INT8), NNCF
 accuracy control. Prints one JSON line per series and a Markdown table.
 """
@@ -134,7 +135,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     a = p.parse_args()
     os.chdir(a.run)  # the config's paths are relative to the run
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    config = Path("config/config.yaml")
+    cfg = yaml.safe_load((config if config.exists() else REPO / config).read_text())  # rebuilds.py's runs: the repo's
     plan.normalise(cfg)
     spec = plan.check(cfg, REPO / "config/schema.yaml")[(a.model, a.component)]
     r, m, c = Path("results"), a.model, a.component

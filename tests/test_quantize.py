@@ -43,19 +43,20 @@ def test_blocks_come_from_the_modules_the_exporter_recorded(tmp_path):
     assert quantize.blocks(model, convs) == {"a": [convs[0]], "b": [convs[1]], "c": convs[2:4], "d": [convs[4]]}
 
 
+def _quantize(tmp_path, spec, settings, samples="cal.npz"):
+    """The int8 stage on the simplified graph s.onnx and a sample set in tmp_path, writing q.onnx."""
+    return quantize.make(
+        spec, variants.get("int8"), tmp_path / "s.onnx", tmp_path / "q.onnx", settings, str(tmp_path / samples)
+    )
+
+
 WITHOUT_EQUALIZATION = ["bias_correction", "single_nodes", "percentile"]
 
 
 def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
-    meta = quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION},  # equalization would rescue c (next test)
-        str(tmp_path / "cal.npz"),
-    )
+    # without equalization, which would rescue c (a later test)
+    meta = _quantize(tmp_path, spec, {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION})
     search = meta["search"]
     first = search["candidates"][0]
     assert first["float_blocks"] == [] and first["verdict"] == "failed" and first["metrics"]["snr_db"] < 30
@@ -87,14 +88,7 @@ def test_naive_int8_fails_and_the_search_keeps_exactly_the_sensitive_block_float
 
 def test_a_gate_nothing_can_pass_ships_the_most_faithful_candidate_marked_failed(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 200.0})
-    meta = quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 60, "recovery": ["bias_correction"]},
-        str(tmp_path / "cal.npz"),
-    )
+    meta = _quantize(tmp_path, spec, {"search_seconds": 60, "recovery": ["bias_correction"]})
     assert meta["status"] == "failed" and "snr_db" in meta["reason"]
     assert all(c["quantized_nodes"] >= 1 for c in meta["search"]["candidates"])  # never an all-float "int8"
     marker = validate.validate(spec, "onnxruntime", "int8", tmp_path / "q.onnx", tmp_path / "cal.npz")
@@ -104,27 +98,13 @@ def test_a_gate_nothing_can_pass_ships_the_most_faithful_candidate_marked_failed
 
 def test_the_search_stops_when_its_time_budget_is_spent(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 200.0})
-    meta = quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 0},
-        str(tmp_path / "cal.npz"),
-    )
+    meta = _quantize(tmp_path, spec, {"search_seconds": 0})
     assert "time box of 0 s spent" in meta["search"]["stopped"] and len(meta["search"]["candidates"]) == 1
 
 
 def test_int8_markers_judge_on_the_evaluation_files(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
-    quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION},
-        str(tmp_path / "cal.npz"),
-    )
+    _quantize(tmp_path, spec, {"search_seconds": 60, "recovery": WITHOUT_EQUALIZATION})
     for backend, artifact in (("onnxruntime", tmp_path / "q.onnx"),):
         marker = validate.validate(spec, backend, "int8", artifact, tmp_path / "cal.npz")
         assert marker["status"] == "passed" and marker["gate"] == "fidelity"
@@ -164,14 +144,7 @@ def test_leave_one_out_judges_each_file_on_a_graph_calibrated_without_it(tmp_pat
     for i in range(3):
         np.savez(tmp_path / f"f{i}.npz", x=rng.normal(size=(1, 8, 64)).astype(np.float32))
     calibration.make(spec, tmp_path / "loo.npz", {"files": [str(tmp_path / f"f{i}.npz") for i in range(3)]})
-    meta = quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 60},
-        str(tmp_path / "loo.npz"),
-    )
+    meta = _quantize(tmp_path, spec, {"search_seconds": 60}, "loo.npz")
     chosen = meta["search"]["candidates"][meta["search"]["chosen"]]
     assert meta["splits"]["scheme"] == "leave_one_out" and meta["status"] == "passed"
     assert chosen["evaluation"]["scheme"] == "leave_one_out" and chosen["evaluation"]["files"] == 3  # one fold each
@@ -179,14 +152,7 @@ def test_leave_one_out_judges_each_file_on_a_graph_calibrated_without_it(tmp_pat
 
 def test_equalization_rescues_the_outlier_channel_and_all_of_it_stays_int8(tmp_path):
     spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
-    meta = quantize.make(
-        spec,
-        variants.get("int8"),
-        tmp_path / "s.onnx",
-        tmp_path / "q.onnx",
-        {"search_seconds": 60},
-        str(tmp_path / "cal.npz"),
-    )
+    meta = _quantize(tmp_path, spec, {"search_seconds": 60})
     search = meta["search"]
     assert meta["status"] == "passed" and meta["float_nodes"] == [] and meta["transforms"] == ["equalization"]
     kept = search["techniques"][0]
