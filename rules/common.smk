@@ -41,7 +41,8 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 PATHS = Paths.from_config(config)
 os.environ[DEVICE_RESULTS_ENV] = PATHS.device  # failure records of every job go there
 # torch.compile's caches, beside the engine cache: a second checkout or a cluster node reuses them.
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.abspath(config["torch_compile"]["cache_dir"])
+# (set, not read: update() keeps `snakemake --lint` from taking it for an undeclared envvar)
+os.environ.update(TORCHINDUCTOR_CACHE_DIR=os.path.abspath(config["torch_compile"]["cache_dir"]))
 GPU_RESOURCES = {"gpu": 1} | {
     key: config["cluster"][name]
     for name, key in (("gpu_model", "gpu_model"), ("partition", "slurm_partition"), ("constraint", "constraint"))

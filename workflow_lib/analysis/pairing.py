@@ -111,7 +111,7 @@ def decision(ratios: list[float], policy: PairPolicy) -> str | None:
     if ci is None or len(ratios) < policy.min_rounds:
         return None
     lo, hi = ci
-    if lo >= 1 / (1 + policy.tie_band) and hi <= 1 + policy.tie_band:
+    if _within_band(lo, policy) and _within_band(hi, policy):
         return "tie"
     if hi < 1 or lo > 1:
         return "tie" if _within_band(float(np.median(ratios)), policy) else ("a" if hi < 1 else "b")
@@ -143,10 +143,9 @@ def compare(a: dict[str, Any], b: dict[str, Any], policy: PairPolicy, names: tup
             if outcome is None and (len(ratios) >= policy.max_rounds or spent >= policy.max_seconds):
                 why = f"time box ({len(ratios)} rounds, {spent:.1f} s): the CI still straddles the tie band"
                 return _record(names, ta, tb, ratios, "tie", why, t0, policy)
-        lo, hi = ratio_ci(ratios)
         why = {
             "tie": f"the ratio's 95 % CI lies within +-{policy.tie_band:.0%}"
-            if lo >= 1 / (1 + policy.tie_band) and hi <= 1 + policy.tie_band
+            if all(_within_band(x, policy) for x in ratio_ci(ratios))
             else f"the ratio's 95 % CI excludes 1 but its median ({float(np.median(ratios)):.3f}) lies within "
             f"+-{policy.tie_band:.0%}: a difference too small to prefer either",
             "a": f"{names[0]} is faster: the ratio's 95 % CI lies below 1",
