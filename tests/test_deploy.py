@@ -84,11 +84,17 @@ def test_candidates_are_ranked_fastest_first_with_pytorch_last(tmp_path):
     assert entry["reference"]["series"] == "pytorch.fp32" and entry["others"] == []
 
 
-def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
+def _tiny_net(tmp_path):
+    """The tiny conv exported under tmp_path/model, with its OpenVINO fp32 IR beside it."""
     d = tmp_path / "model"
     d.mkdir()
     spec = export_tiny_conv(d)
     openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
+    return d, spec
+
+
+def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
+    d, spec = _tiny_net(tmp_path)
     csv_dir = tmp_path / "bench"
     csvs = [
         synthetic_csv(csv_dir / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
@@ -126,10 +132,7 @@ def test_bundle_holds_the_chosen_files_and_their_evidence(tmp_path):
 
 def test_the_two_fastest_are_timed_against_each_other_before_one_ships(tmp_path):
     """Real ONNX Runtime and OpenVINO runs of one graph, each warm in its own process, in alternating rounds."""
-    d = tmp_path / "model"
-    d.mkdir()
-    spec = export_tiny_conv(d)
-    openvino_ir.convert(spec, d / "net.onnx", d / "net.fp32.xml", "fp32")
+    d, spec = _tiny_net(tmp_path)
     csv_dir = tmp_path / "bench"
     csvs = [
         synthetic_csv(csv_dir / "a.csv", "pytorch", "fp32", {"cpu": 10.0}, "net"),
