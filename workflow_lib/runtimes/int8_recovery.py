@@ -41,6 +41,11 @@ def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     return onnx.helper.get_attribute_value(a) if a is not None else default
 
 
+def _plain_conv(n: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """A Conv of group 1 whose weight is an initializer: what both transforms can rewrite."""
+    return n.op_type == "Conv" and _attr(n, "group", 1) == 1 and n.input[1] in inits
+
+
 HOMOGENEOUS = ("LeakyRelu", "Relu")  # f(x / s) = f(x) / s for s > 0: equalization can cross them
 
 
@@ -53,7 +58,7 @@ def equalizable_pairs(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, onnx
     def plain(n: onnx.NodeProto) -> bool:
         params = [t for t in n.input[1:] if t]
         own = all(t in inits and len(consumers[t]) == 1 for t in params)  # a shared weight would change twice
-        return n.op_type == "Conv" and _attr(n, "group", 1) == 1 and own
+        return _plain_conv(n, inits) and own
 
     def only_reader(tensor: str) -> onnx.NodeProto | None:
         readers = consumers.get(tensor, [])
@@ -138,11 +143,7 @@ def correctable(model: onnx.ModelProto, nodes: Iterable[str]) -> list[onnx.NodeP
     """The plain convs (group 1, initializer weights) among `nodes`: those bias correction handles."""
     inits = _initializers(model)
     wanted = set(nodes)
-    return [
-        n
-        for n in model.graph.node
-        if n.name in wanted and n.op_type == "Conv" and _attr(n, "group", 1) == 1 and n.input[1] in inits
-    ]
+    return [n for n in model.graph.node if n.name in wanted and _plain_conv(n, inits)]
 
 
 def quantized_weight(w: np.ndarray, reduce_range: bool) -> np.ndarray:
@@ -179,17 +180,12 @@ def bias_correct(
 
 
 def percentile_overrides(ranges: dict[str, Any], tensors: Iterable[str]) -> dict[str, list[dict[str, float]]]:
-    """TensorQuantOverrides giving `tensors` the ranges of a Percentile calibration (ONNX Runtime's cache format)."""
-    data = ranges.get("data", ranges)
-    out = {}
-    for t in tensors:
-        entry = data.get(t)
-        if not entry:
-            continue
-        hi = entry["highest"]["data"] if isinstance(entry["highest"], dict) else entry["highest"]
-        lo = entry["lowest"]["data"] if isinstance(entry["lowest"], dict) else entry["lowest"]
-        out[t] = [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]  # the quantizer wants numpy scalars
-    return out
+    """TensorQuantOverrides giving `tensors` their Percentile ranges (`ranges`: tensor -> {lowest, highest})."""
+    return {
+        t: [{"rmin": np.float32(ranges[t]["lowest"]), "rmax": np.float32(ranges[t]["highest"])}]  # numpy scalars
+        for t in tensors
+        if t in ranges
+    }
 
 
 def node_tensors(model: onnx.ModelProto, nodes: Iterable[str]) -> set[str]:
