@@ -1,16 +1,23 @@
-"""This run against a baseline run: per series and per chain, the ratio of medians, a rank test on the raw
-samples, and a mark, in the manner of asv's `compare` and pyperf's `compare_to`.
+"""This run against a baseline run: per series and per chain, the ratio of medians normalised by the drift
+of the machine, a significance test, and a mark, in the manner of asv's `compare` and pyperf's `compare_to`.
+
+Absolute milliseconds drift between two runs on a shared VM by more than any useful factor (two cold runs
+of one commit, nothing changed: 40 of 112 series 1.1-2.4x "slower"); what one run measures side by side is
+stable. So a series is compared by its time relative to its anchor in the same run (PyTorch fp32 on the
+same component, device and input: the speedup's baseline; a chain assignment's, the chain run in PyTorch
+fp32), and an anchor by its time relative to the run's drift (the median over every anchor of its ratio).
 
 A run's snapshot (written by the summary stage beside summary.csv) holds, per measured or unmeasured
 series, its raw samples, its fidelity verdict, the sha256 of what it ran, the runtime versions and
 the CPU. Two snapshots compare series by series:
 
-- not comparable: the artifact, a runtime version or the host changed (the mark says which): the
-  two numbers time different things;
+- not comparable: the host changed: the two numbers time different machines (a changed artifact or
+  runtime version is what a comparison is for: it is compared, and the why says what changed);
 - newly failing / fixed: measured and passing in one run, unmeasured or failing its gates in the other;
-- regressed / improved: the median moved by at least `factor` (default 1.10) and the change is
-  significant: Mann-Whitney U p < 0.002 on the raw samples, or, where too few samples make that
-  impossible, 99 % CIs of the two medians that do not overlap;
+- regressed / improved: the normalised ratio moved by at least `factor` (the run-to-run noise floor,
+  measured from repeated runs: BENCHMARKS.md) and the change is significant: a 99 % bootstrap CI of the
+  ratio of ratios that excludes 1 (anchors: Mann-Whitney U p < 0.002 on the drift-scaled samples, or 99 %
+  CIs of the two medians that do not overlap where too few samples make that impossible);
 - unchanged: anything else (a change below the factor, or not significant, is not reported).
 """
 
@@ -26,10 +33,12 @@ import polars as pl
 
 from ..core.files import read_json
 from ..core.paths import samples_path, sidecar_path
-from ..core.timing import MIN_CI_SAMPLES, median_ci
+from ..core.variants import REFERENCE, REFERENCE_VARIANT
+from ..jobs.timing import MIN_CI_SAMPLES, median_ci
 
 FACTOR = 1.10
 ALPHA = 0.002
+RESAMPLES = 2000
 KEYS = ["model", "component", "backend", "variant", "device", "point", "series"]
 SNAPSHOT = {
     **{k: pl.Utf8 for k in KEYS},
@@ -117,18 +126,18 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(math.erfc(max(z, 0.0) / math.sqrt(2)))
 
 
-def _changed(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
-    """What makes the two numbers time different things."""
-    reasons = []
+def _changed(new: dict[str, Any], old: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(what makes the two numbers time different machines: the host; what changed in what was timed: the
+    artifact, runtime versions, which a comparison is for, so they are said, not excused)."""
+    moved_host = [f"host changed ({old['cpu']} -> {new['cpu']})"] if new["cpu"] != old["cpu"] else []
+    changes = []
     if new["artifact_sha256"] and old["artifact_sha256"] and new["artifact_sha256"] != old["artifact_sha256"]:
-        reasons.append("artifact changed")
-    if new["cpu"] != old["cpu"]:
-        reasons.append(f"host changed ({old['cpu']} -> {new['cpu']})")
+        changes.append("artifact changed")
     a, b = json.loads(old["versions"] or "{}"), json.loads(new["versions"] or "{}")
     moved = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     if moved:
-        reasons.append("runtime versions changed: " + ", ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in moved))
-    return reasons
+        changes.append("runtime versions changed: " + ", ".join(f"{k} {a.get(k)} -> {b.get(k)}" for k in moved))
+    return moved_host, changes
 
 
 def _passing(row: dict[str, Any]) -> bool:
@@ -143,8 +152,37 @@ def _series(key: tuple) -> tuple:
     return (k["model"], k["component"], k["backend"], k["variant"], "*", "*", "*")
 
 
-def compare_one(new: dict[str, Any] | None, old: dict[str, Any] | None, factor: float = FACTOR) -> dict[str, Any]:
-    """One series: its mark, why, and the numbers behind it (the key of whichever run measured it)."""
+def is_anchor(row: dict[str, Any]) -> bool:
+    return row["backend"] == REFERENCE and row["variant"] == REFERENCE_VARIANT
+
+
+def ratio_of_ratios_ci(
+    new: np.ndarray, new_anchor: np.ndarray, old: np.ndarray, old_anchor: np.ndarray, level: float = 0.99
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of (median(new) / median(new_anchor)) / (median(old) / median(old_anchor)),
+    each of the four resampled on its own; None where a side has too few samples for a median's CI."""
+    if min(a.size for a in (new, new_anchor, old, old_anchor)) < MIN_CI_SAMPLES:
+        return None
+    rng = np.random.default_rng(0)
+
+    def medians(a: np.ndarray) -> np.ndarray:
+        return np.median(rng.choice(a, size=(RESAMPLES, a.size), replace=True), axis=1)
+
+    r = (medians(new) / medians(new_anchor)) / (medians(old) / medians(old_anchor))
+    lo, hi = np.percentile(r, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def compare_one(
+    new: dict[str, Any] | None,
+    old: dict[str, Any] | None,
+    factor: float = FACTOR,
+    anchors: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    drift: float = 1.0,
+) -> dict[str, Any]:
+    """One series: its mark, why, and the numbers behind it (the key of whichever run measured it). With
+    `anchors` (new, old), its time relative to its anchor in each run is compared; without, its time scaled
+    by the run's `drift` (the anchors themselves)."""
     measured = [r for r in (new, old) if r is not None and r["status"] == "measured"]
     key = {k: (measured[0] if measured else new or old)[k] for k in KEYS}
     if old is None:
@@ -158,55 +196,104 @@ def compare_one(new: dict[str, Any] | None, old: dict[str, Any] | None, factor: 
         return {**key, "mark": "fixed", "why": "measured and passing now, not in the baseline run"}
     if not _passing(new):
         return {**key, "mark": "unchanged", "why": "failing or unmeasured in both runs"}
-    changed = _changed(new, old)
+    host, changes = _changed(new, old)
     a, b = np.asarray(old["samples_ms"]), np.asarray(new["samples_ms"])
+    raw = float(np.median(b) / np.median(a))  # above 1: slower now
     out: dict[str, Any] = {
         **key,
         "old_p50_ms": float(np.median(a)),
         "new_p50_ms": float(np.median(b)),
-        "ratio": float(np.median(b) / np.median(a)),  # above 1: slower now
+        "raw_ratio": raw,
         "old_n": int(a.size),
         "new_n": int(b.size),
-        "p_value": mann_whitney_p(b, a),
     }
-    if changed:
-        return {**out, "mark": "not comparable", "why": "; ".join(changed)}
-    significant = out["p_value"] < ALPHA
-    how = f"Mann-Whitney p {out['p_value']:.2g}"
-    if not significant and min(a.size, b.size) >= MIN_CI_SAMPLES:
-        (alo, ahi), (blo, bhi) = median_ci(a, 0.99), median_ci(b, 0.99)
-        significant = bhi < alo or blo > ahi
-        how += "; 99 % CIs of the medians " + ("do not overlap" if significant else "overlap")
-    ratio = out["ratio"]
+    if anchors is not None:
+        new_anchor, old_anchor = (np.asarray(r["samples_ms"]) for r in anchors)
+        host += [f"its anchor's {c}" for c in _changed(*anchors)[0]]
+        ratio = raw / float(np.median(new_anchor) / np.median(old_anchor))
+        ci = ratio_of_ratios_ci(b, new_anchor, a, old_anchor)
+        significant = ci is not None and (ci[0] > 1 or ci[1] < 1)
+        how = f"relative to {REFERENCE} {REFERENCE_VARIANT} in each run; " + (
+            f"99 % bootstrap CI {ci[0]:.3f}-{ci[1]:.3f}" if ci else "too few samples for a CI"
+        )
+        out.update(ratio=ratio, p_value=None)
+    else:
+        ratio = raw / drift
+        out.update(ratio=ratio, p_value=mann_whitney_p(b / drift, a))
+        significant = out["p_value"] < ALPHA
+        how = f"scaled by the run's drift {drift:.3f}; Mann-Whitney p {out['p_value']:.2g}"
+        if not significant and min(a.size, b.size) >= MIN_CI_SAMPLES:
+            (alo, ahi), (blo, bhi) = median_ci(a, 0.99), median_ci(b / drift, 0.99)
+            significant = bhi < alo or blo > ahi
+            how += "; 99 % CIs of the medians " + ("do not overlap" if significant else "overlap")
+    if host:
+        return {**out, "mark": "not comparable", "why": "; ".join(host)}
+    said = "".join(f"; {c}" for c in changes)
     if ratio >= factor and significant:
-        return {**out, "mark": "regressed", "why": f"{ratio:.2f}x slower ({how})"}
+        return {**out, "mark": "regressed", "why": f"{ratio:.2f}x slower ({how}){said}"}
     if ratio <= 1 / factor and significant:
-        return {**out, "mark": "improved", "why": f"{1 / ratio:.2f}x faster ({how})"}
-    size = "within the factor" if 1 / factor < ratio < factor else "not significant"
-    return {**out, "mark": "unchanged", "why": f"ratio {ratio:.3f}, {size} ({how})"}
+        return {**out, "mark": "improved", "why": f"{1 / ratio:.2f}x faster ({how}){said}"}
+    size = "within the noise floor" if 1 / factor < ratio < factor else "not significant"
+    return {**out, "mark": "unchanged", "why": f"ratio {ratio:.3f}, {size} ({how}){said}"}
 
 
-def compare(new: pl.DataFrame, old: pl.DataFrame, factor: float = FACTOR) -> pl.DataFrame:
-    """Every series of either run, compared; regressions and newly failing first."""
+def drift_of(new: dict[tuple, dict[str, Any]], old: dict[tuple, dict[str, Any]]) -> float:
+    """How much slower the machine ran this time: the median over the anchors both runs measured (and
+    passed) of their ratio of medians. 1.0 where there is none."""
+    ratios = [
+        float(np.median(new[k]["samples_ms"]) / np.median(old[k]["samples_ms"]))
+        for k in set(new) & set(old)
+        if is_anchor(new[k]) and _passing(new[k]) and _passing(old[k]) and not _changed(new[k], old[k])[0]
+    ]
+    return float(np.median(ratios)) if ratios else 1.0
+
+
+def compare(new: pl.DataFrame, old: pl.DataFrame, factor: float = FACTOR) -> tuple[pl.DataFrame, float]:
+    """Every series of either run, compared; regressions and newly failing first. And the run's drift."""
 
     def index(frame: pl.DataFrame) -> dict[tuple, dict[str, Any]]:
         return {tuple(r[k] for k in KEYS): r for r in frame.iter_rows(named=True)}
 
+    def anchor(rows: dict[tuple, dict[str, Any]], k: tuple) -> dict[str, Any] | None:
+        """PyTorch fp32 on the same component (a chain: the chain run in it), device and input, as the
+        speedups take their baseline."""
+        found = [r for key, r in sorted(rows.items()) if key[:2] == k[:2] and key[4:6] == k[4:6] and is_anchor(r)]
+        return found[0] if found and _passing(found[0]) else None
+
     a, b = index(old), index(new)
+    drift = drift_of(b, a)
     rows = []
     for k in sorted(set(a) | set(b), key=lambda k: [str(x) for x in k]):
         if "*" in k[4:6] and (any(_series(m) == k for m in a) or any(_series(m) == k for m in b)):
             continue  # an unmeasured series is compared through the rows it has in the other run
         new = b.get(k) or b.get(_series(k))  # measured there, or recorded as not measured
         old = a.get(k) or a.get(_series(k))
-        rows.append(compare_one(new, old, factor))
+        anchors = None
+        if new is not None and not is_anchor(new) and "*" not in k[4:6]:
+            na, oa = anchor(b, k), anchor(a, k)
+            anchors = (na, oa) if na is not None and oa is not None else None
+        rows.append(compare_one(new, old, factor, anchors, drift))
     schema = {
         **{k: pl.Utf8 for k in KEYS},
         "mark": pl.Utf8,
         "why": pl.Utf8,
-        **{k: pl.Float64 for k in ("old_p50_ms", "new_p50_ms", "ratio", "p_value")},
+        **{k: pl.Float64 for k in ("old_p50_ms", "new_p50_ms", "raw_ratio", "ratio", "p_value")},
         "old_n": pl.Int64,
         "new_n": pl.Int64,
     }
     frame = pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema, orient="row")
-    return frame.sort(pl.col("mark").replace_strict({m: i for i, m in enumerate(MARKS)}, default=len(MARKS)))
+    order = pl.col("mark").replace_strict({m: i for i, m in enumerate(MARKS)}, default=len(MARKS))
+    return frame.sort(order), drift
+
+
+def noise_floor(table: pl.DataFrame, quantile: float = 1.0) -> dict[str, Any]:
+    """Two runs of one commit compared: how far the normalised and the raw ratios stray from 1 (the largest,
+    or a quantile, of max(r, 1/r) over the series both measured). The factor a comparison should use is
+    above the normalised one."""
+    measured = table.filter(pl.col("ratio").is_not_null())
+
+    def spread(col: str) -> float | None:
+        r = measured[col].to_numpy()
+        return float(np.quantile(np.maximum(r, 1 / r), quantile)) if r.size else None
+
+    return {"series": measured.height, "normalised": spread("ratio"), "raw": spread("raw_ratio")}

@@ -4,7 +4,7 @@ Timings taken in separate jobs minutes apart carry whatever the machine did in b
 VM measured the same model 983 ms in one run and 1640 ms an hour later); a decision between two
 candidates should not. So each candidate runs warm in a worker process of its own (one backend
 per process stays the rule: ONNX Runtime's threads slow PyTorch in the same process), on this
-job's cores, and the parent alternates them: A, B, A, B, ... Each round gives a ratio
+job's cores, and the parent alternates them: A B, B A, A B, ... (neither always runs first). Each round gives a ratio
 t_A / t_B; its median's 95 % confidence interval (order statistics, distribution-free, formed
 only from 6 rounds on) decides:
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.timing import MIN_CI_SAMPLES, median_ci
+from ..jobs.timing import MIN_CI_SAMPLES, median_ci
 
 TIE_BAND = 0.03
 MIN_ROUNDS = 10
@@ -135,8 +135,12 @@ def compare(a: dict[str, Any], b: dict[str, Any], policy: PairPolicy, names: tup
         ta, tb, ratios, outcome = [], [], [], None
         started = time.perf_counter()
         while outcome is None:
-            ta.append(first.run())
-            tb.append(second.run())
+            if len(ratios) % 2:  # B first in every other round: a side running first would otherwise always do so
+                tb.append(second.run())
+                ta.append(first.run())
+            else:
+                ta.append(first.run())
+                tb.append(second.run())
             ratios.append(ta[-1] / tb[-1])
             outcome = decision(ratios, policy)
             spent = time.perf_counter() - started
@@ -191,20 +195,35 @@ def front(entries: list[dict[str, Any]], score: str) -> list[int]:
     ]
 
 
-def break_tie(record: dict[str, Any], margins: tuple[float, float], quantized: tuple[int, int]) -> str:
-    """The winner of a comparison: the faster one, or on a tie the one further from failing its gates, then
-    the one with fewer quantized nodes, then A (the one ranked first). Records why in `record`."""
+@dataclass(frozen=True)
+class Contender:
+    """One side of a decision between two: how to build it warm (a recipe), and what breaks a tie, both known
+    before any evaluation file is read: its margin on the search files (None where it has none) and how many
+    of its nodes run quantized."""
+
+    name: str
+    recipe: dict[str, Any]
+    margin: float | None = None
+    quantized_nodes: int = 0
+
+
+def decide_between(a: Contender, b: Contender, policy: PairPolicy) -> dict[str, Any]:
+    """The one way two candidates are decided between: timed in pairs (`compare`); the faster wins; a tie goes
+    to the one further from failing its gates on the search files (where both have a margin), then to the one
+    with fewer quantized nodes (closer to the model), then to A (ranked first). The record says which and why;
+    its raw per-round milliseconds are dropped."""
+    record = compare(a.recipe, b.recipe, policy, (a.name, b.name))
+    record.pop("a_ms"), record.pop("b_ms")
     if record["outcome"] != "tie":
-        return record["winner"]
-    a, b = record["a"], record["b"]
-    if margins[0] != margins[1]:
-        winner = a if margins[0] > margins[1] else b
-        record["tie_broken_by"] = f"fidelity margin ({margins[0]:.3g} vs {margins[1]:.3g})"
-    elif quantized[0] != quantized[1]:
-        winner = a if quantized[0] < quantized[1] else b
-        record["tie_broken_by"] = f"fewer quantized nodes ({quantized[0]} vs {quantized[1]})"
+        return record
+    if a.margin is not None and b.margin is not None and a.margin != b.margin:
+        winner = a if a.margin > b.margin else b
+        record["tie_broken_by"] = f"margin on the search files ({a.margin:.3g} vs {b.margin:.3g})"
+    elif a.quantized_nodes != b.quantized_nodes:
+        winner = a if a.quantized_nodes < b.quantized_nodes else b
+        record["tie_broken_by"] = f"fewer quantized nodes ({a.quantized_nodes} vs {b.quantized_nodes})"
     else:
         winner = a
         record["tie_broken_by"] = "nothing tells them apart: the one ranked first"
-    record["winner"] = winner
-    return winner
+    record["winner"] = winner.name
+    return record

@@ -5,7 +5,7 @@ is not enough, the legacy exporter bakes the export-time sequence length into at
 reshapes and only a second length shows it. `fidelity` gates (INT8) first check that the
 artifact runs at those three points with finite outputs of the right shape, then score its
 outputs on the component's calibration samples (real inputs) against PyTorch fp32's: SNR for
-tensors, and for audio outputs also LSD, PESQ and STOI. 8-bit arithmetic never passes a
+tensors, and for other output kinds their own metrics (metrics.py). 8-bit arithmetic never passes a
 per-element tolerance, and random inputs say nothing about the ranges it was calibrated for.
 """
 
@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..core import variants
-from ..core.gates import judge
 from ..core.samples import Outputs, feeds_key, read_outputs
 from ..core.spec import POINTS, ComponentSpec
 from ..runtimes import ort
-from .fidelity import audio_metrics, lsd_db, perceptual, snr_db
+from . import metrics
+from .gates import WORST, Statistic, judge
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,9 @@ def check(
             name: compare(r, g, thresholds["atol"], thresholds["rtol"])
             for name, r, g in zip(_names(spec, len(ref)), ref, got, strict=True)
         }
-        if spec.output_kind == "audio":  # what a listener gets, beside the elementwise check
-            for (_, o), r, g in zip(outs.items(), ref, got, strict=True):
-                if "error" not in o:
-                    o.update(audio_metrics(r, g, spec.sample_rate))
+        for o, r, g in zip(outs.values(), ref, got, strict=True):  # the kind's metrics, beside the elementwise check
+            if "error" not in o:
+                o.update(metrics.scores(spec.output_kind, [r], [g], spec.sample_rate))
         points[which] = {"ok": all(o["ok"] for o in outs.values()), "dims": dims, "shapes": shapes, "outputs": outs}
         log.info(
             "%s %s parity at %s %s: %s",
@@ -146,16 +145,12 @@ def check(
 def sample_scores(
     spec: ComponentSpec, reference: list[np.ndarray], output: list[np.ndarray], perceptual_scores: bool = True
 ) -> dict[str, Any]:
-    """One sample's error against PyTorch fp32: SNR over all its outputs; for audio outputs also LSD and
-    (unless told not to: they cost most) PESQ and STOI of the first output."""
-    ref = np.concatenate([r.ravel() for r in reference])
-    got = np.concatenate([g.ravel() for g in output])
-    scores: dict[str, Any] = {"snr_db": snr_db(ref, got), "finite": bool(np.isfinite(got).all())}
-    if spec.output_kind == "audio" and scores["finite"]:
-        if perceptual_scores:
-            scores.update(perceptual(reference[0], output[0], spec.sample_rate))
-        scores["lsd_db"] = lsd_db(reference[0], output[0], spec.sample_rate)
-    return scores
+    """One sample's error against PyTorch fp32: the metrics of the component's output kind (analysis/metrics.py;
+    the perceptual ones unless told not to: they cost most). Non-finite outputs get no scores: `finite` says so."""
+    finite = all(bool(np.isfinite(g).all()) for g in output)
+    if not finite:
+        return {"finite": False, "snr_db": float("nan")}
+    return {"finite": True, **metrics.scores(spec.output_kind, reference, output, spec.sample_rate, perceptual_scores)}
 
 
 def judge_samples(
@@ -164,12 +159,13 @@ def judge_samples(
     outputs: list[list[np.ndarray]],
     thresholds: dict[str, float],
     files: list[Any] | None = None,
+    statistic: Statistic = WORST,
     perceptual_scores: bool = True,
 ) -> dict[str, Any]:
-    """Every gate applied to each sample (one per file), the worst file deciding: the verdict with each
-    gate's worst value, file and margin, and every sample's scores."""
+    """Every gate applied to the samples (one per file) by `statistic`: the verdict with each gate's value,
+    margin, worst file and fraction passing, and every sample's scores."""
     per = [sample_scores(spec, r, o, perceptual_scores) for r, o in zip(references, outputs, strict=True)]
-    verdict = judge(per, thresholds, files)
+    verdict = judge(per, thresholds, files, statistic)
     if not all(s["finite"] for s in per):
         verdict.update(status="failed", reason="; ".join(filter(None, ["non-finite outputs", verdict["reason"]])))
     verdict["per_file"] = per
@@ -206,25 +202,25 @@ def _fidelity(
         "samples": len(samples),
     }
     if not samples:
-        result.update(ok=False, metrics={}, reason="no evaluation samples to judge a fidelity gate on")
+        result.update(ok=False, metrics={}, reason="no samples to judge a fidelity gate on")
         return result
     refs, outs = [reference(f) for f in samples], []
     for feeds, ref in zip(samples, refs, strict=True):
         got, error = _run(candidate, feeds, ref)
         if error:
-            result.update(ok=False, metrics={}, reason=f"evaluation sample: {error}")
+            result.update(ok=False, metrics={}, reason=f"sample: {error}")
             return result
         outs.append(got)
-    verdict = judge_samples(spec, refs, outs, thresholds, files)
+    verdict = judge_samples(spec, refs, outs, thresholds, files, Statistic.from_settings(spec.raw.get("gating")))
     result.update(
         ok=verdict["status"] == "passed" and all(p["ok"] for p in points.values()),
-        metrics=worst(verdict["per_file"]),
+        metrics=metrics.worst_values(verdict["per_file"]),
         verdict={k: v for k, v in verdict.items() if k != "per_file"},
         per_file=verdict["per_file"],
         reason=verdict["reason"],
     )
     log.info(
-        "%s %s on %d evaluation samples (worst file): %s %s",
+        "%s %s on %d samples: %s %s",
         spec.name,
         variant,
         len(samples),
@@ -232,15 +228,6 @@ def _fidelity(
         verdict["status"],
     )
     return result
-
-
-def worst(per_file: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per metric, the worst file's value (lowest; LSD and max errors: highest)."""
-    out: dict[str, Any] = {}
-    for key in {k for s in per_file for k, v in s.items() if isinstance(v, float)}:
-        values = [s[key] for s in per_file if isinstance(s.get(key), float)]
-        out[key] = (max if key.startswith(("lsd", "max_")) else min)(values) if len(values) == len(per_file) else None
-    return out
 
 
 def _names(spec: ComponentSpec, n: int) -> list[str]:
@@ -270,7 +257,7 @@ def describe_failure(spec: ComponentSpec, result: dict[str, Any], artifact: str)
     if result["gate"] == "fidelity" and not result["ok"]:
         return (
             f"{spec.name} {result['variant']} fidelity gate failed for {artifact} on {result['samples']} "
-            f"evaluation samples (worst file): {result.get('reason')} ({_limits(result['thresholds'])})"
+            f"samples: {result.get('reason')} ({_limits(result['thresholds'])})"
         )
     return f"{spec.name}: parity passed"
 

@@ -20,6 +20,7 @@ import polars as pl
 
 from ..core.files import atomic_path
 from ..core.spec import POINTS
+from . import metrics
 
 
 @dataclass
@@ -29,11 +30,11 @@ class PlotData:
     fidelity: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # assignment -> its chain sidecar's fidelity record
-    audio: dict[str, tuple[Any, int]] = field(
-        default_factory=dict
-    )  # "input" / "reference" / assignment -> (samples, rate)
+    pictures: dict[str, Any] = field(default_factory=dict)  # "input" / "reference" / assignment / "live" -> 2-D array
     int8: dict[str, dict[str, Any]] = field(default_factory=dict)  # component -> the int8 variant's sidecar
     live: list[dict[str, Any]] = field(default_factory=list)  # per model, the live record (stages/live.py)
+    # what ships, judged on the evaluation files: label -> a gates verdict (analysis/gates.judge) with per-file values
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _pyplot():
@@ -143,12 +144,12 @@ def chain_plot(data: PlotData):
     return fig
 
 
-AUDIO_FIRST = ("input", "reference")  # the speech itself, then PyTorch fp32's resynthesis of it
+MEDIA_FIRST = ("input", "reference")  # the item itself, then what PyTorch fp32 makes of it
 
 
-def audio_order(names) -> list[str]:
-    """The input speech, PyTorch fp32's resynthesis, then the assignments by name: how plots and players list audio."""
-    return sorted(names, key=lambda n: (AUDIO_FIRST.index(n) if n in AUDIO_FIRST else len(AUDIO_FIRST), n))
+def media_order(names) -> list[str]:
+    """The input, what PyTorch fp32 makes of it, then the assignments by name: how plots and players list media."""
+    return sorted(names, key=lambda n: (MEDIA_FIRST.index(n) if n in MEDIA_FIRST else len(MEDIA_FIRST), n))
 
 
 def propagation_plot(data: PlotData):
@@ -173,21 +174,16 @@ def propagation_plot(data: PlotData):
 
 
 def spectrogram_plot(data: PlotData):
-    """Mel spectrograms of the reference audio and each assignment's output, side by side."""
+    """The pictures the chain plug-in draws of its media (audio: mel spectrograms), side by side."""
     plt = _pyplot()
-    from ..core.dsp import mel_db
-
-    clips = {k: v for k, v in data.audio.items() if len(v[0])}
-    if not clips:
-        return _empty("No chain produced audio.")
-    names = audio_order(clips)
+    if not data.pictures:
+        return _empty("No chain made media it can draw.")
+    names = media_order(data.pictures)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.6), squeeze=False, sharey=True)
     for ax, name in zip(axes[0], names, strict=True):
-        samples, rate = clips[name]
-        ax.imshow(mel_db(samples, rate), origin="lower", aspect="auto", cmap="magma")
+        ax.imshow(data.pictures[name], origin="lower", aspect="auto", cmap="magma")
         ax.set_title(name, fontsize=8)
         ax.set_xlabel("frame", fontsize=7)
-    axes[0][0].set_ylabel("mel band", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -202,18 +198,12 @@ def int8_plot(data: PlotData):
     for ax, (comp, meta) in zip(axes[0], comps.items(), strict=True):
         search = meta["search"]
         cands = search["candidates"]
-        audio = any(c["metrics"].get("pesq") is not None for c in cands)
-        metric, limit = (
-            ("PESQ vs fp32", meta["gate"].get("min_pesq"))
-            if audio
-            else ("SNR vs fp32 (dB)", meta["gate"].get("min_snr_db"))
-        )
+        score = metrics.kind(meta.get("output_kind", "tensor")).score  # what `score` holds where computed
+        metric, limit = f"{score} vs fp32 (worst search file)", meta["gate"].get(f"min_{score}")
         front = set(search.get("front") or [])
         for c in cands:
             color = "tab:green" if c["verdict"] == "passed" else "tab:red"
             ax.scatter(c["p50_ms"], c["score"], color=color, marker="o" if c["index"] in front else "x", zorder=3)
-            if "evaluation_score" in c:  # its worst evaluation file, below or above its worst search file
-                ax.plot([c["p50_ms"]] * 2, [c["score"], c["evaluation_score"]], color=color, linewidth=0.6, zorder=2)
             ax.annotate(
                 str(c["float_nodes"]), (c["p50_ms"], c["score"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
             )
@@ -233,7 +223,7 @@ def int8_plot(data: PlotData):
 
 
 def live_plot(data: PlotData):
-    """Per model, compute per chunk (p99) and the listener's latency against the chunk size; the real-time line."""
+    """Per model, compute per chunk (p95) and the delay a listener measured by the clock (p95) against the chunk."""
     plt = _pyplot()
     records = [r for r in data.live if r.get("chunks")]
     if not records:
@@ -243,16 +233,57 @@ def live_plot(data: PlotData):
     for r in records:
         chunks = sorted(r["chunks"], key=lambda c: c["chunk_ms"])
         xs = [c["chunk_ms"] for c in chunks]
-        ax.plot(xs, [c["compute_p99_ms"] for c in chunks], marker="o", label=f"{r['model']}: compute per chunk (p99)")
+        ax.plot(xs, [c["compute_p95_ms"] for c in chunks], marker="o", label=f"{r['model']}: compute per chunk (p95)")
         ax.plot(
-            xs, [c["latency_ms"] for c in chunks], marker="s", linestyle="--", label=f"{r['model']}: listener latency"
+            xs,
+            [c["delay_p95_ms"] for c in chunks],
+            marker="s",
+            linestyle="--",
+            label=f"{r['model']}: delay a listener hears (p95, by the clock)",
         )
+        for c in chunks:
+            if not c["keeps_up"]:
+                ax.annotate(f"{c['late_chunks']} late", (c["chunk_ms"], c["delay_p95_ms"]), fontsize=7, color="red")
         top = max(top, *xs)
     ax.plot([0, top * 1.1], [0, top * 1.1], color="red", linewidth=0.8, label="real time (compute = chunk)")
     ax.set_xlabel("chunk (ms)")
     ax.set_ylabel("ms")
-    ax.set_title("Live conversion: below the red line keeps up")
+    ax.set_title("Live conversion: compute below the red line keeps up")
     ax.legend(fontsize=7)
+    return fig
+
+
+def gate_files_plot(data: PlotData):
+    """Per gate of what ships, every evaluation file's value against the limit: how far the files spread, which
+    fail on their own, and the statistic that decided."""
+    plt = _pyplot()
+    rows = [
+        (label, key, g)
+        for label, verdict in sorted(data.verdicts.items())
+        for key, g in sorted((verdict.get("gates") or {}).items())
+        if g.get("values")
+    ]
+    if not rows:
+        return _empty("Nothing shipped was judged on evaluation files.")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 0.9 + 0.75 * len(rows)), squeeze=False)
+    for ax, (label, key, g) in zip(axes[:, 0], rows, strict=True):
+        values = [v for v in g["values"].values() if v is not None and abs(v) != float("inf")]
+        ok = [(v >= g["limit"]) if key.startswith("min_") else (v <= g["limit"]) for v in values]
+        ax.scatter(values, [0] * len(values), c=["tab:green" if o else "tab:red" for o in ok], s=14, zorder=3)
+        ax.axvline(g["limit"], color="gray", linestyle="--", linewidth=0.8)
+        if g.get("value") is not None:
+            ax.axvline(g["value"], color="black", linewidth=1.0)
+        ax.set_yticks([])
+        share = g.get("passing")
+        ax.set_title(
+            f"{label} {key} {g['limit']:g}: {len(values)} files"
+            + (f", {share:.0%} pass alone" if share is not None else "")
+            + (f"; {g.get('statistic')}" if g.get("statistic") else ""),
+            fontsize=7,
+            loc="left",
+        )
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
     return fig
 
 
@@ -264,6 +295,13 @@ class Plot:
 
 
 PLOTS: dict[str, Plot] = {
+    "gate_files": Plot(
+        gate_files_plot,
+        "ship",
+        "What ships, judged once on the evaluation files (files nothing was chosen on): per gate, every file's "
+        "value (green passes the limit on its own, red does not), the limit (dashed) and the statistic that "
+        "decided (solid; a tolerance bound over the files, or the worst file where there are few).",
+    ),
     "speedup": Plot(
         speedup_plot,
         "speedup",
@@ -280,10 +318,10 @@ PLOTS: dict[str, Plot] = {
         int8_plot,
         "int8",
         "Every INT8 candidate the search tried, per component: p50 latency at the "
-        "opt shape (ONNX Runtime) against fidelity on the worst search file (PESQ for audio outputs, "
-        "SNR otherwise), a line to the worst evaluation file for those confirmed there. Green passed the "
-        "gate (dashed) on both, red failed; circles are the front (latency against the worst evaluation file), "
-        "numbers count the nodes kept float; the ringed point shipped.",
+        "opt shape (ONNX Runtime) against fidelity on the worst search file (the output kind's score, "
+        "SNR where it could not be computed). Green passed the gate (dashed) on the search files, red failed; "
+        "circles are the front, numbers count the nodes kept float; the ringed point was chosen. The evaluation "
+        "files judge what ships, once, after every choice (the gate plot in the section on what ships).",
     ),
     "chain_rtf": Plot(
         chain_plot,
@@ -294,14 +332,15 @@ PLOTS: dict[str, Plot] = {
     "spectrograms": Plot(
         spectrogram_plot,
         "chain",
-        "Mel spectrograms of the first evaluation file, of what PyTorch fp32 makes of it and of what each "
-        "assignment makes of it (the output the chain plug-in says a listener hears).",
+        "Pictures of the first evaluation file, of what PyTorch fp32 makes of it and of what each assignment "
+        "makes of it, as the chain plug-in draws its media (audio: mel spectrograms of what a listener hears).",
     ),
     "live": Plot(
         live_plot,
         "live",
-        "The shipped chain converted live, chunk by chunk: compute per chunk at p99 (below the red line it keeps "
-        "up with real time) and the latency a listener gets (chunk + lookahead + compute at p99), per chunk size.",
+        "The shipped chain converted live, chunk by chunk, each chunk pushed when its last sample would have been "
+        "captured: compute per chunk at p95 (below the red line it keeps up) and the delay from a sample entering "
+        "to it being heard at p95, measured by the clock with the output device's buffer (worst file).",
     ),
     "error_propagation": Plot(
         propagation_plot,

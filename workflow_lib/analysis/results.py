@@ -14,7 +14,7 @@ import polars as pl
 
 from ..core.files import atomic_path, versions, write_json
 from ..core.paths import samples_path, sidecar_path
-from ..core.timing import Samples
+from ..jobs.timing import Samples
 
 STAT_COLUMNS = ["iterations", "warmup", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cv"]
 # series: what plots and tables call a measured series (backend.variant@device kind; a chain assignment's name)

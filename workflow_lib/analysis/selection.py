@@ -92,10 +92,23 @@ def rank(csvs: list[str], markers: list[str], point: str = "opt", resamples: int
             ranked[comp][device_kind(device)] = _split(entries)
             ranked[comp][device_kind(device)]["not_measured"] = [
                 {"series": f"{u['backend']}.{u['variant']}", "reason": u.get("reason")}
+                | ({"error": u["error"]} if u.get("error") else {})
                 for u in unavailable
                 if u.get("component") == comp
             ]
     return {"model": table["model"][0] if table.height else None, "point": point, "components": ranked}
+
+
+def failures(ranked: dict[str, Any]) -> list[dict[str, Any]]:
+    """The series not measured because of an error (not a gate, not this host): per component and series, the
+    stage that failed, why, and its log. What a manifest names under `failures`."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for comp, per_device in ranked["components"].items():
+        for entry in per_device.values():
+            for u in entry["not_measured"]:
+                if u.get("error"):
+                    seen.setdefault((comp, u["series"]), {"component": comp, "series": u["series"], **u["error"]})
+    return [seen[k] for k in sorted(seen)]
 
 
 def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:

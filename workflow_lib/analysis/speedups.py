@@ -14,8 +14,8 @@ import polars as pl
 
 from ..core.files import read_json
 from ..core.paths import samples_path, sidecar_path
-from ..core.timing import MIN_CI_SAMPLES
 from ..core.variants import REFERENCE, REFERENCE_VARIANT
+from ..jobs.timing import MIN_CI_SAMPLES
 
 KEYS = ["model", "component", "backend", "variant", "device", "point"]
 # The bench CSVs' series column names a series: chain assignments can resolve to the same
@@ -91,7 +91,7 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
         meta = read_json(sidecar_path(csv))
         if meta.get("status") != "measured":
             unavailable.append(
-                {k: meta.get(k) for k in ("model", "component", "backend", "variant", "assignment", "reason")}
+                {k: meta.get(k) for k in ("model", "component", "backend", "variant", "assignment", "reason", "error")}
                 | {"file": str(csv)}
             )
             continue

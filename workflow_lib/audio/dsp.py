@@ -1,5 +1,5 @@
-"""Audio signal processing shared by the chain, the fidelity metrics and the report: reading and
-writing audio, resampling, mel filters, log-mel spectra and an f0 track. numpy (and soxr,
+"""Audio signal processing for audio chains and their metrics: reading audio files, resampling, mel
+filters, log-mel spectra and an f0 track. numpy (and soxr,
 soundfile) only, so every backend is fed and judged by exactly the same numbers.
 
 The log-mel is HiFi-GAN's own (Slaney mel filters as librosa makes them, reflect padding of
@@ -10,15 +10,12 @@ only meaningful when fed the features it was trained on.
 from __future__ import annotations
 
 import functools
-import io
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import StageError
-from .files import atomic_path
+from ..core.errors import StageError
 
 
 @dataclass(frozen=True)
@@ -165,27 +162,3 @@ def f0_track(
                 i += 1
             f0[t], voiced[t] = sr / lags[i], 1.0
     return f0, voiced
-
-
-def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
-    """16-bit PCM mono WAV; samples clipped to [-1, 1] (clipping is what a listener would hear)."""
-    pcm = (np.clip(np.asarray(audio, np.float64).ravel(), -1.0, 1.0) * 32767).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sr)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sr: int) -> None:
-    with atomic_path(path, suffix=".wav") as tmp:
-        tmp.write_bytes(wav_bytes(audio, sr))
-
-
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Samples in [-1, 1] and the rate of a 16-bit PCM mono WAV (what write_wav makes)."""
-    with wave.open(str(path), "rb") as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        return pcm.astype(np.float32) / 32767, w.getframerate()

@@ -1,2 +1,3 @@
-"""The chains layer: the protocol a model's end-to-end chain implements as a plug-in (`protocol`), a base
-for chains whose input is audio (`audio`), and what every chain stage does with a plug-in (`harness`)."""
+"""The chains layer: the protocol a model's end-to-end chain implements as a plug-in (`protocol`), its typed
+config (`spec`), turning an assignment or a decision into runners (`assignment`), and what every chain
+stage does with a plug-in (`harness`)."""

@@ -1,6 +1,5 @@
-"""What every chain stage does with a plug-in: load it, map its roles onto the model's components,
-open runners for an assignment, run it on files, score it per file against PyTorch fp32's run, judge
-the gates on the worst file, and time it.
+"""What every chain stage does with a plug-in: run it on files, score it per file against PyTorch fp32's run,
+judge the gates on the worst file, and time it.
 
 The reference (`Reference`) is PyTorch fp32's run of the chain on every file it is judged on,
 with the conditioning every assignment shares and the timing inputs: the chain stages read it
@@ -9,7 +8,6 @@ instead of running PyTorch again.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,97 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import ConfigError, Unavailable
-from ..core.files import read_json, read_npz
-from ..core.gates import judge
-from ..core.spec import ComponentSpec, InputSpec, spec_from_json
-from ..core.splits import SPLITS, Splits, from_config
-from ..core.timing import Policy, measure
-from ..runtimes import registry as backends
-from ..runtimes.runner import Runner
-from .protocol import Chain, Infer, Item, Outputs
-
-# artifacts[component][series] = {"artifact": path, "marker": path or None}
-Artifacts = dict[str, dict[str, dict[str, str | None]]]
-Roles = dict[str, tuple[str, dict[str, str]]]  # role -> (component, chain's name -> the component's input name)
-
-
-def plugin_class(module: str) -> type[Chain]:
-    """The `CHAIN` class of a plug-in module, imported by name (the config names it)."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise ConfigError(
-            f"chain.plugin: cannot import '{module}' ({e}); install the package that holds it or set PYTHONPATH"
-        ) from None
-    cls = getattr(mod, "CHAIN", None)
-    if not (isinstance(cls, type) and issubclass(cls, Chain)):
-        raise ConfigError(f"chain.plugin: '{module}' defines no CHAIN (a workflow_lib.chains.protocol.Chain subclass)")
-    return cls
-
-
-def load(chain_cfg: Mapping[str, Any]) -> Chain:
-    """The model's chain plug-in, with its settings (defaults filled in at config time)."""
-    return plugin_class(chain_cfg["plugin"])(dict(chain_cfg.get("settings") or {}))
-
-
-def parse_roles(chain: type[Chain] | Chain, roles: Mapping[str, Any]) -> Roles:
-    """role -> (component, {chain's input name: the component's input name}) from chain.roles."""
-    out = {}
-    for role, entry in roles.items():
-        component, names = (entry, {}) if isinstance(entry, str) else (entry["component"], entry.get("inputs", {}))
-        out[role] = (component, {n: names.get(n, n) for n in chain.role_inputs[role]})
-    return out
-
-
-def check_roles(chain: type[Chain], model: str, mcfg: Mapping[str, Any]) -> None:
-    """Every role of the plug-in is mapped to a component the model has, fed under names it accepts."""
-    where = f"models.{model}.chain.roles"
-    given, known = dict(mcfg["chain"].get("roles") or {}), set(mcfg["components"])
-    for role in chain.roles:
-        if role not in given:
-            raise ConfigError(f"{where}: the chain needs a component for role '{role}' (roles: {list(chain.roles)})")
-    for role in given:
-        if role not in chain.roles:
-            raise ConfigError(f"{where}.{role}: the chain has no such role (roles: {list(chain.roles)})")
-    for role, (comp, names) in parse_roles(chain, given).items():
-        if comp not in known:
-            raise ConfigError(f"{where}.{role}: no component '{comp}' (components: {sorted(known)})")
-        inputs = {i["name"] for i in mcfg["components"][comp]["inputs"]}
-        for chain_name, name in names.items():
-            if name not in inputs:
-                raise ConfigError(
-                    f"{where}.{role}: the chain feeds '{chain_name}' as '{name}', but "
-                    f"{comp} has inputs {sorted(inputs)}; map it with inputs: {{{chain_name}: <name>}}"
-                )
-
-
-def renamed(runner: Infer, names: Mapping[str, str]) -> Infer:
-    """The runner fed under the chain's names, passing the component's own names on."""
-    if all(k == v for k, v in names.items()):
-        return runner
-    return lambda feeds: runner({names.get(k, k): v for k, v in feeds.items()})
-
-
-def role_inputs(specs: Mapping[str, ComponentSpec], roles: Roles) -> dict[str, dict[str, InputSpec]]:
-    """Each role's input specs under the chain's names (what a plug-in's conditioning sizes its tensors by), for
-    the roles whose component is among `specs`."""
-    out = {}
-    for role, (comp, names) in roles.items():
-        if comp not in specs:
-            continue
-        own = {i.name: i for i in specs[comp].inputs}
-        out[role] = {chain_name: own[name] for chain_name, name in names.items() if name in own}
-    return out
-
+from ..analysis import metrics
+from ..analysis.gates import WORST, Statistic, judge
+from ..core.errors import Unavailable
+from ..core.files import read_npz
+from ..core.spec import spec_from_json
+from ..core.splits import SPLITS, Splits, spread
+from ..jobs.timing import Policy, measure
+from .assignment import open_roles, preferences_from_json
+from .protocol import Chain, Infer, Item, Outputs, Scorer
+from .spec import ChainSpec
 
 META = "meta.json"  # the roles of the files, as a byte array inside the reference .npz
-
-
-def splits_of(chain_cfg: Mapping[str, Any]) -> Splits:
-    """The roles of the chain's files; with none, the plug-in's synthetic item plays every role."""
-    splits = from_config(chain_cfg.get("inputs"))
-    return splits if splits.files else Splits(splits.scheme, (), {s: (0,) for s in SPLITS})
 
 
 def file_name(splits: Splits, index: int) -> str:
@@ -124,12 +43,12 @@ def read_items(chain: Chain, splits: Splits) -> list[Item]:
     return [chain.read(f) for f in splits.files] if splits.files else [chain.synthetic()]
 
 
-def judged_files(splits: Splits) -> list[int]:
-    """The files the reference covers: those of the search and evaluation roles (every file under
-    leave-one-out); with no files, the synthetic item."""
+def judged_files(splits: Splits, search_files: int | None = None) -> list[int]:
+    """The files the reference covers: the search files the chain search judges on (an even spread of
+    `search_files` of them; None: all) and the evaluation files; with no files, the synthetic item."""
     if not splits.files:
         return [0]
-    return sorted(set(splits.of("search")) | set(splits.of("evaluation")))
+    return sorted(set(spread(splits.of("search"), search_files)) | set(splits.of("evaluation")))
 
 
 @dataclass
@@ -170,44 +89,11 @@ class Reference:
         )
 
     def files(self, split: str) -> list[int]:
-        """The judged files of a role (every judged file under leave-one-out, where each is its own fold)."""
+        """The judged files of a role."""
         return [i for i in self.splits.of(split) if i in self.items]
 
     def name(self, index: int) -> str:
         return file_name(self.splits, index)
-
-
-def resolve(
-    specs: Mapping[str, ComponentSpec],
-    roles: Roles,
-    preferences: Mapping[str, list[str]],
-    artifacts: Artifacts,
-    threads: int,
-    cache: dict[str, tuple[Runner, str]] | None = None,
-) -> tuple[dict[str, Infer], dict[str, str]]:
-    """Per role, the first series that can run here; Unavailable lists every reason if one cannot.
-    `cache` keeps opened runners between calls (the chain search tries many assignments)."""
-    cache = {} if cache is None else cache
-    runners, chosen, missing = {}, {}, []
-    for role, (comp, names) in roles.items():
-        reasons = []
-        for series in preferences[comp]:
-            key = f"{comp}:{series}"
-            try:
-                if key not in cache:
-                    entry = artifacts[comp][series]
-                    marker = read_json(entry["marker"]) if entry.get("marker") else None
-                    cache[key] = backends.open_series(specs[comp], series, entry["artifact"], marker, threads)
-                runner, chosen[comp] = cache[key]
-                runners[role] = renamed(runner, names)
-                break
-            except Unavailable as e:
-                reasons.append(f"{series}: {e}")
-        else:
-            missing.append(f"{comp} ({'; '.join(reasons)})")
-    if missing:
-        raise Unavailable("no runnable backend for " + ", ".join(missing))
-    return runners, chosen
 
 
 def run_item(chain: Chain, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray]) -> Outputs:
@@ -217,9 +103,10 @@ def run_item(chain: Chain, runners: Mapping[str, Infer], item: Item, extra: Mapp
 
 
 def score_files(
-    chain: Chain, runners: Mapping[str, Infer], ref: Reference, files: list[int]
+    spec: ChainSpec, runners: Mapping[str, Infer], ref: Reference, files: list[int]
 ) -> tuple[list[dict[str, Any]], dict[int, Outputs]]:
     """Per file: its scores per group and its stage errors against PyTorch fp32's run; and the outputs."""
+    chain, scorer = spec.chain, spec.scorer
     records, outputs = [], {}
     for i in files:
         out = run_item(chain, runners, ref.items[i], ref.extra)
@@ -234,21 +121,46 @@ def score_files(
             {
                 "file": ref.name(i),
                 "index": i,
-                "scores": chain.score(expected, out, ref.items[i]),
-                "stages": chain.stage_errors(expected, out),
+                "scores": scorer.score(expected, out, ref.items[i]),
+                "stages": scorer.stage_errors(expected, out),
             }
         )
         outputs[i] = out
     return records, outputs
 
 
-def verdict(chain: Chain, records: list[dict[str, Any]], gates: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
-    """Every gate of every group applied per file, the worst file deciding."""
+def reference_records(spec: ChainSpec, ref: Reference, files: list[int]) -> tuple[list[dict[str, Any]], dict]:
+    """The records `score_files` gives for an assignment that is PyTorch fp32 throughout: the reference run is
+    that assignment's run (the chain is not run again to be compared with itself), scored against itself."""
+    scorer, records = spec.scorer, []
+    for i in files:
+        expected = ref.outputs[i]
+        records.append(
+            {
+                "file": ref.name(i),
+                "index": i,
+                "scores": scorer.score(expected, expected, ref.items[i]),
+                "stages": scorer.stage_errors(expected, expected),
+            }
+        )
+    return records, {i: ref.outputs[i] for i in files}
+
+
+def verdict(
+    scorer: Scorer,
+    records: list[dict[str, Any]],
+    gates: Mapping[str, Mapping[str, float]],
+    statistic: Statistic = WORST,
+) -> dict[str, Any]:
+    """Every gate of every group applied to the per-file scores by `statistic` (analysis/gates.py)."""
     per_group = {
         group: judge(
-            [r["scores"].get(group, {}) for r in records], dict(gates.get(group) or {}), [r["file"] for r in records]
+            [r["scores"].get(group, {}) for r in records],
+            dict(gates.get(group) or {}),
+            [r["file"] for r in records],
+            statistic,
         )
-        for group in chain.metrics
+        for group in scorer.metrics
     }
     failed = sorted(g for g, v in per_group.items() if v["status"] == "failed")
     return {
@@ -258,18 +170,18 @@ def verdict(chain: Chain, records: list[dict[str, Any]], gates: Mapping[str, Map
         "groups": per_group,
         "gates": {f"{g}.{k}": v for g, rec in per_group.items() for k, v in rec["gates"].items()},
         "files": [r["file"] for r in records],
+        "statistic": statistic.describe(),
     }
 
 
-def worst_scores(chain: Chain, records: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Per `<group>_<metric>`, the worst file's value (the lowest; LSD, distances and max errors: the highest)."""
+def worst_scores(scorer: Scorer, records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per `<group>_<metric>`, the worst file's value (the metric's own direction: analysis/metrics.py)."""
     out: dict[str, float | None] = {}
-    for group, metrics in chain.metrics.items():
-        for metric in metrics:
-            values = [r["scores"].get(group, {}).get(metric) for r in records]
+    for group, names in scorer.metrics.items():
+        for name in names:
+            values = [r["scores"].get(group, {}).get(name) for r in records]
             values = [v for v in values if v is not None]
-            higher_is_worse = metric.startswith(("lsd", "max_")) or metric.endswith("_distance")
-            out[f"{group}_{metric}"] = (max if higher_is_worse else min)(values) if values else None
+            out[f"{group}_{name}"] = metrics.get(name).worst(values) if values else None
     return out
 
 
@@ -301,24 +213,17 @@ def describe_inputs(splits: Splits, hashes: Mapping[str, str] | None = None) -> 
 
 
 def chain_step(
-    chain_cfg: dict[str, Any],
-    specs: dict[str, str],
-    preferences: dict[str, list[str]],
-    artifacts: Artifacts,
-    reference: str,
-    point: str,
-    threads: int,
+    chain: str, specs: dict[str, str], choices: dict[str, Any], reference: str, point: str, threads: int
 ) -> tuple[Callable[[], Any], Callable[[], None]]:
     """One assignment's chain, warm, on the timing input of `point`, as (step, sync): what paired timing runs
-    (analysis/pairing.py)."""
+    (analysis/pairing.py). Arguments as JSON-able values: the chain spec, component specs and choices."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    chain = load(chain_cfg)
-    roles = parse_roles(chain, chain_cfg["roles"])
+    spec = ChainSpec.from_json(chain)
     components = {c: spec_from_json(s) for c, s in specs.items()}
     ref = Reference.load(reference)
-    runners, _ = resolve(components, roles, preferences, artifacts, threads)
+    runners, _ = open_roles(spec, components, preferences_from_json(choices), threads)
     item = ref.timing[point]
-    return lambda: chain.forward(runners, item, ref.extra), lambda: None
+    return lambda: spec.chain.forward(runners, item, ref.extra), lambda: None

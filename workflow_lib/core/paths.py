@@ -11,8 +11,10 @@ Imports nothing heavy: the Snakefile loads this while it builds the DAG.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from glob import glob
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +99,15 @@ class Paths:
         return f"{RESULTS}/chain/{model}/reference.npz"
 
     @staticmethod
-    def chain_audio(model: str, which: str) -> str:
-        """The first evaluation file (`input`) and what PyTorch fp32 makes of it (`reference`), as WAV."""
-        return f"{RESULTS}/chain/{model}/{which}.wav"
+    def chain_listen(model: str) -> str:
+        """The first evaluation file and what PyTorch fp32 makes of it, for the media a person judges."""
+        return f"{RESULTS}/chain/{model}/reference.listen.npz"
+
+    @staticmethod
+    def chain_media(model: str, which: str, suffix: str) -> str:
+        """Media of the first evaluation file (`input`) and of PyTorch fp32's run of it (`reference`): the plug-in
+        encodes them (`suffix`: its media_suffix, .wav for audio)."""
+        return f"{RESULTS}/chain/{model}/media/{which}{suffix}"
 
     @staticmethod
     def log(*parts: str) -> str:
@@ -124,9 +132,12 @@ class Paths:
     def chain_csv(self, model: str, assignment: str) -> str:
         return f"{self.device}/bench/{model}/chain/{assignment}.csv"
 
-    def chain_wav(self, model: str, assignment: str) -> str:
-        """What a listener hears of an assignment's run on the first evaluation file."""
-        return f"{self.device}/bench/{model}/chain/{assignment}.wav"
+    def assignment_listen(self, model: str, assignment: str) -> str:
+        """An assignment's outputs on the first evaluation file, for the media a person judges."""
+        return f"{self.device}/bench/{model}/chain/{assignment}.listen.npz"
+
+    def assignment_media(self, model: str, assignment: str, suffix: str) -> str:
+        return f"{self.device}/bench/{model}/chain/media/{assignment}{suffix}"
 
     @property
     def summary(self) -> str:
@@ -159,9 +170,12 @@ class Paths:
         """The shipped chain converted live: latency and fidelity per chunk size."""
         return f"{self.device}/live/{model}.json"
 
-    def live_wav(self, model: str) -> str:
-        """The first evaluation file streamed at the smallest chunk that keeps up."""
-        return f"{self.device}/live/{model}.wav"
+    def live_listen(self, model: str) -> str:
+        """The first evaluation file streamed at the smallest chunk that keeps up, for its media."""
+        return f"{self.device}/live/{model}.listen.npz"
+
+    def live_media(self, model: str, suffix: str) -> str:
+        return f"{self.device}/live/media/{model}{suffix}"
 
     def deploy(self, model: str) -> str:
         return f"{self.device}/deploy/{model}"
@@ -180,8 +194,17 @@ class Paths:
     def plot(self, name: str) -> str:
         return f"{self.report_dir}/{name}.png"
 
+    @property
+    def failures_checked(self) -> str:
+        """Written when the run's last check passes: no variant failed with an error (or failures may pass)."""
+        return f"{self.device}/failures.checked.json"
+
+    @property
+    def failures_dir(self) -> str:
+        return f"{self.device}/failures"
+
     def failure(self, model: str, name: str) -> str:
-        return f"{self.device}/failures/{model}/{name}.json"
+        return f"{self.failures_dir}/{model}/{name}.json"
 
     def device_log(self, *parts: str) -> str:
         return "/".join((self.device, "logs", *parts)) + ".log"
@@ -222,3 +245,77 @@ def bundle_file(device: str, component: str, backend: str, variant: str, suffix:
 def samples_path(csv: str | os.PathLike) -> str:
     """Raw timings beside a benchmark CSV: `x.csv` -> `x.samples.parquet`."""
     return str(csv)[: -len(".csv")] + ".samples.parquet"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report reads, declared once: the rule's inputs are built as one (rules/common.smk), the
+    stage reads them back from JSON, and after a failed run the same fields are found by globbing `Paths`."""
+
+    summary: str | None = None
+    unavailable: str | None = None
+    host: str | None = None
+    bench: tuple[str, ...] = ()  # component and chain benchmark CSVs
+    markers: tuple[str, ...] = ()
+    artifacts: tuple[str, ...] = ()  # sidecars of what is made from graphs (IR, engines)
+    bundles: tuple[str, ...] = ()  # deployment directories
+    graphs: tuple[str, ...] = ()  # graph variant sidecars
+    calibrations: tuple[str, ...] = ()  # sample set sidecars
+    references: tuple[str, ...] = ()  # chain reference sidecars
+    comparison: tuple[str, ...] = ()  # this run against the baseline (CSV), when configured
+    live: tuple[str, ...] = ()  # live records
+    media: tuple[str, ...] = ()  # what a person judges (chain plug-ins' media)
+    failures: str = ""  # the run's failure records (a directory; not a rule input: records are side files)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReportInputs:
+        d = json.loads(text)
+        return cls(
+            **{
+                f.name: tuple(d[f.name]) if isinstance(d.get(f.name), list) else d.get(f.name)
+                for f in fields(cls)
+                if f.name in d
+            }
+        )
+
+    def files(self) -> dict[str, Any]:
+        """The rule's inputs (named lists; the failure records are not among them)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "failures" and getattr(self, f.name)}
+
+    @classmethod
+    def discover(cls, paths: Paths, made: list[ArtifactKind]) -> ReportInputs:
+        """Whatever exists under a run's roots (the partial report after a failed run); `made`: the artifact kinds
+        made from graphs (the backend registry's)."""
+
+        def found(pattern: str) -> tuple[str, ...]:
+            return tuple(sorted(glob(pattern)))
+
+        def one(path: str) -> str | None:
+            return path if Path(path).is_file() else None
+
+        csvs = [
+            p
+            for p in found(paths.bench_csv("*", "*", "*", "*")) + found(paths.chain_csv("*", "*"))
+            if sidecar_path(p).is_file()
+        ]
+        return cls(
+            summary=one(paths.summary),
+            unavailable=one(paths.unavailable),
+            host=one(paths.host),
+            bench=tuple(csvs),
+            markers=found(paths.marker("*", "*", "*", "*")),
+            artifacts=tuple(p for kind in made for p in found(sidecar(paths.artifact(kind, "*", "*", "*")))),
+            bundles=tuple(d for d in found(paths.deploy("*")) if manifest_path(d).is_file()),
+            graphs=found(sidecar(paths.graph("*", "*", "*"))),
+            calibrations=found(sidecar(paths.calibration("*", "*"))),
+            references=found(sidecar(paths.chain_reference("*"))),
+            comparison=tuple(p for p in (paths.comparison,) if Path(sidecar(p)).is_file()),
+            live=found(paths.live("*")),
+            media=found(paths.chain_media("*", "*", ".*"))
+            + found(paths.assignment_media("*", "*", ".*"))
+            + found(paths.live_media("*", ".*")),
+            failures=paths.failures_dir,
+        )

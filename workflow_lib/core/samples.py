@@ -20,7 +20,7 @@ import numpy as np
 
 from .files import now, read_npz, sha256_file, write_json, write_npz
 from .paths import sidecar_path
-from .splits import GENERATED, SPLITS, Splits
+from .splits import GENERATED, SPLITS, Splits, spread
 
 Feeds = dict[str, np.ndarray]
 Outputs = list[np.ndarray]
@@ -45,16 +45,16 @@ class SampleSet:
         """The samples of one role, narrowed to `names` (a chain may feed inputs a component lacks)."""
         return [_narrowed(self.samples[i], names) for i in self.indices(split)]
 
-    def folds(self, names: list[str] | None = None) -> list[tuple[list[Feeds], Feeds, int]]:
-        """(the samples tuned on, the sample judged, its file) per fold."""
-        out = []
-        for tuned, judged in self.splits.folds():
-            keep = set(tuned)
-            train = [_narrowed(s, names) for s, f in zip(self.samples, self.files, strict=True) if f in keep]
-            for s, f in zip(self.samples, self.files, strict=True):
-                if f == judged:
-                    out.append((train, _narrowed(s, names), f))
-        return out
+    def judged(
+        self, split: str, names: list[str] | None = None, count: int | None = None
+    ) -> tuple[list[Feeds], list[Any]]:
+        """The samples a role judges with (an even spread of `count` of them, the same on every machine; None:
+        all), narrowed to `names`, and what each came from: its file, or for generated samples its index."""
+        chosen = spread(self.indices(split), count)
+        return (
+            [_narrowed(self.samples[i], names) for i in chosen],
+            [self.splits.files[self.files[i]] if self.splits.files else i for i in chosen],
+        )
 
 
 def _narrowed(feeds: Feeds, names: list[str] | None) -> Feeds:
@@ -72,11 +72,6 @@ def grouped(arrays: dict[str, np.ndarray]) -> list[Feeds]:
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def read_samples(path: str | Path) -> list[Feeds]:
-    """The samples of a sample set, in order; each a dict of the component's inputs."""
-    return grouped(_section(read_npz(path), "inputs/"))
 
 
 def read_sample_set(path: str | Path) -> SampleSet:

@@ -22,7 +22,6 @@ import numpy as np
 
 from . import declarations, variants
 from .errors import ConfigError
-from .gates import METRICS, gate_keys
 from .paths import Paths
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -56,7 +55,7 @@ LOAD_KEYS = (
     "allow_unsafe_pickle",
 )
 IO_KEYS = ("inputs", "outputs", "dims", "output_kind", "sample_rate")
-KEY_GROUPS = {"load": LOAD_KEYS, "io": IO_KEYS, "gate": ("gates",)}
+KEY_GROUPS = {"load": LOAD_KEYS, "io": IO_KEYS, "gate": ("gates", "gating")}
 GRAPH_STAGE_KEYS = ("load", "io", "gate")
 # Inputs above this many bytes at the max point are refused: TensorRT sizes its
 # activation memory from the max profile, and such a profile cannot be built or run.
@@ -93,7 +92,7 @@ class ComponentSpec:
     exporter: str = "dynamo"
     opset: int = 20
     fp32_ops: tuple[str, ...] = ()
-    output_kind: str = "tensor"  # "audio": gates and markers add the audio metrics (SNR, LSD, PESQ, STOI)
+    output_kind: str = "tensor"  # the metrics its outputs are scored by (analysis/metrics.py KINDS)
     sample_rate: int = 22050
     allow_unsafe_pickle: bool = False
     variants: tuple[str, ...] = ()
@@ -128,8 +127,10 @@ class ComponentSpec:
         rerun it."""
         keys = stage_keys(stage)
         keep = {k: self.raw[k] for k in ("model", "component", *keys) if k in self.raw}
-        if "gates" in keys:  # the gate of the one variant the stage works on, defaults filled in
-            keep["gates"] = {variant or "fp32": self.gate(variant or "fp32")}
+        if "gates" in keys:  # the gate of the one variant the stage works on (else of each), defaults filled in
+            keep["gates"] = {
+                v: self.gate(v) for v in ([variant] if variant else dict.fromkeys(("fp32", *self.variants)))
+            }
         return json.dumps(keep, sort_keys=True)
 
 
@@ -221,6 +222,7 @@ def component_spec(
     raw = {**cfg, "model": model, "component": component}
     if check:
         raw["opset"] = cfg.get("opset", defaults.get("opset", 20))
+        raw["gating"] = {**(defaults.get("gating") or {}), **(cfg.get("gating") or {})}
         raw["checkpoint"] = checkpoint_path(model, component, str(cfg.get("checkpoint", "")))
         raw["checkpoint_source"] = str(cfg.get("checkpoint", ""))
         raw["variants"] = list(cfg.get("variants") or defaults.get("variants") or variants.DERIVED)
@@ -303,14 +305,10 @@ def _check(spec: ComponentSpec, where: str, max_input_bytes: int) -> None:
             raise ConfigError(
                 f"{where}.gates.{name}: an elementwise gate needs exactly atol and rtol, got {sorted(keys)}"
             )
-        if kind == "fidelity":
-            problems = (
-                gate_keys(spec.gates[name], METRICS, f"{where}.gates.{name}")
-                if keys
-                else [f"{where}.gates.{name}: a fidelity gate needs at least one min_<metric> / max_<metric> key"]
+        if kind == "fidelity" and not keys:
+            raise ConfigError(
+                f"{where}.gates.{name}: a fidelity gate needs at least one min_<metric> / max_<metric> key"
             )
-            if problems:
-                raise ConfigError(problems[0])
     total = sum(
         int(np.prod(shape)) * np.dtype(DTYPES[i.dtype]).itemsize
         for i, shape in zip(spec.inputs, spec.shapes("max").values(), strict=True)

@@ -1,13 +1,12 @@
-"""The three roles input files play: calibration (INT8 ranges), search (ranking blocks and
-assignments) and evaluation (the gates that decide what ships, and every number the report and
-manifest quote).
+"""The three roles input files play: calibration (INT8 ranges), search (every choice: candidates, transforms,
+fallbacks, ties, and which series are candidates at all) and evaluation (read once, after every choice: the
+verdict on what ships, and every held-out number the report and manifest quote).
 
-A decision judged on the data it was tuned on says little about data it never saw, so the roles
-are disjoint sets of files, checked by content hash. Given too few files for three roles (a plain
-list of files, the older form), every file is held out in turn instead: leave-one-out, where the
-shipped artifact must pass on each file with everything else tuned on the other files. With one
-file nothing can be held out, and the record says so; generated inputs (no files at all) are
-disjoint by seed and say they are not real data.
+A decision judged on the data it was tuned on says little about data it never saw, so the roles are disjoint
+sets of files, checked by content hash. Given one list of files (the older form), the roles are dealt out in
+turn (calibration, search, evaluation, calibration, ...); with fewer than three files nothing can be held out,
+every file plays every role, and the record says the verdicts are not held out. Generated inputs (no files at
+all) are disjoint by seed and say they are not real data.
 """
 
 from __future__ import annotations
@@ -20,19 +19,17 @@ from .files import sha256_file
 
 SPLITS = ("calibration", "search", "evaluation")
 # scheme: how the roles were formed, recorded with every number judged on them
-DISJOINT, LEAVE_ONE_OUT, SINGLE, GENERATED = "disjoint", "leave_one_out", "single", "generated"
+DISJOINT, SHARED, GENERATED = "disjoint", "shared", "generated"
 DESCRIBE = {
-    DISJOINT: "three disjoint sets of files: calibrated on one, searched on another, judged on the third",
-    LEAVE_ONE_OUT: "too few files for three roles: each file is judged with everything else tuned on the "
-    "other files (leave-one-out), and every fold must pass",
-    SINGLE: "one file: nothing could be held out; calibrated, searched and judged on the same file",
+    DISJOINT: "disjoint sets of files: calibrated on one, every choice made on another, the verdict on the third",
+    SHARED: "too few files for three roles: every file plays every role, so no verdict is held out",
     GENERATED: "no files: generated inputs (disjoint seeds per role), not what the component sees in use",
 }
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Files in order, and per role the indices of its files; `folds` for leave-one-out."""
+    """Files in order, and per role the indices of its files."""
 
     scheme: str
     files: tuple[str, ...] = ()
@@ -40,13 +37,6 @@ class Splits:
 
     def of(self, split: str) -> tuple[int, ...]:
         return self.members[split]
-
-    def folds(self) -> list[tuple[tuple[int, ...], int]]:
-        """(the files tuned on, the file judged) per fold; one fold per evaluation file."""
-        if self.scheme == LEAVE_ONE_OUT:
-            n = len(self.files)
-            return [(tuple(j for j in range(n) if j != i), i) for i in range(n)]
-        return [(self.members["calibration"], i) for i in self.members["evaluation"]]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,13 +52,12 @@ class Splits:
 
 
 def from_config(inputs: list[str] | dict[str, list[str]] | None) -> Splits:
-    """The roles of a chain's `inputs` (or a component's calibration files): a mapping of the three roles,
-    or a list of files (leave-one-out when there are two or more)."""
+    """The roles of a chain's `inputs` (or a component's calibration files): a mapping of the three roles, or a
+    list of files whose roles are dealt out in turn (shared by every role below three files)."""
     if not inputs:
         return Splits(GENERATED, (), {s: () for s in SPLITS})
     if isinstance(inputs, dict):
-        missing = [s for s in SPLITS if not inputs.get(s)]
-        if not missing:
+        if all(inputs.get(s) for s in SPLITS):
             files = [f for s in SPLITS for f in inputs[s]]
             index, members = 0, {}
             for s in SPLITS:
@@ -77,9 +66,18 @@ def from_config(inputs: list[str] | dict[str, list[str]] | None) -> Splits:
             return Splits(DISJOINT, tuple(files), members)
         inputs = [f for s in SPLITS for f in inputs.get(s) or []]
     files = tuple(dict.fromkeys(inputs))
-    everything = tuple(range(len(files)))
-    scheme = LEAVE_ONE_OUT if len(files) > 1 else SINGLE
-    return Splits(scheme, files, {s: everything for s in SPLITS})
+    if len(files) < len(SPLITS):
+        return Splits(SHARED, files, {s: tuple(range(len(files))) for s in SPLITS})
+    return Splits(DISJOINT, files, {s: tuple(range(k, len(files), len(SPLITS))) for k, s in enumerate(SPLITS)})
+
+
+def spread(items: list | tuple, n: int | None) -> list:
+    """An even spread of `n` of `items`, the same on every machine (all of them when n is None or not smaller):
+    how a search judges on a subset of its role's files to stay fast."""
+    items = list(items)
+    if n is None or n >= len(items):
+        return items
+    return [items[(2 * k + 1) * len(items) // (2 * n)] for k in range(n)]
 
 
 def check_disjoint(splits: Splits, where: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ and one entry below; the generic `graph_variant` rule makes it.
 
 Gates: `allclose` compares elementwise with PyTorch fp32 at the min, opt and max point
 (atol/rtol); `fidelity` judges the outputs on the component's calibration inputs (real data)
-by SNR in dB and, for audio outputs, by PESQ/STOI/LSD: per-element tolerances are the wrong
+by the metrics of its output kind (analysis/metrics.py): per-element tolerances are the wrong
 test for 8-bit arithmetic. A component's `gates.<variant>` replaces the default gate.
 
 Imports nothing heavy: the Snakefile reads this table while it builds the DAG.
@@ -82,6 +82,19 @@ VARIANTS: dict[str, Variant] = {
             {"atol": 1e-2, "rtol": 1e-2},
             "fp16 graph with fp32 inputs and outputs; op types that fail parity in fp16 stay fp32",
             cast=True,
+        ),
+        Variant(
+            "bf16",
+            "bf16",
+            "fp32",
+            "bf16",
+            "fidelity",
+            {"min_snr_db": 30.0},
+            "the fp32 graph run in bf16 arithmetic where the CPU or GPU has it natively (AMX, AVX512-BF16, or an "
+            "Ampere-class GPU), the nodes that break in bf16 marked to keep f32, found by measurement",
+            cast=True,
+            settings="bf16",
+            calibration=True,
         ),
         Variant(
             "int8",

@@ -1,16 +1,18 @@
-"""Run a deployment bundle: audio in, audio out, with exactly what the manifest ships.
+"""Run a deployment bundle: the chain's input in, its output out, with exactly what the manifest ships.
 
 The bundle (stages/bundle.py) holds the chosen files, the manifest, and this code with what it
-imports (`lib/`), so it runs where only numpy, soundfile, soxr and the runtimes the manifest names
-are installed: no torch (unless a PyTorch series ships), no Snakemake, no ONNX tooling. Each
+imports (`lib/`), so it runs where only numpy, the chain's own needs and the runtimes the manifest
+names are installed: no torch (unless a PyTorch series ships), no Snakemake, no ONNX tooling. Each
 component opens through the same backend registry, with the same thread count and runtime settings
-the benchmarks used; the chain (the model's plug-in) converts offline, or live chunk by chunk
-(chains/streaming.py), its seeded inputs drawn as the pipeline drew them.
+the benchmarks used; the chain (the model's plug-in) reads and writes its own files and converts
+offline, or live chunk by chunk (a chain that streams), its seeded inputs drawn as the pipeline drew
+them. Every bad input (the file, the flags, the manifest, a missing bundle file, a CPU without what a
+shipped series needs) is one line naming it, and nothing is written.
 
-    python run.py convert IN.wav OUT.wav            the whole file (also: OUT.npy, float32 samples)
-    python run.py stream IN.wav OUT.wav --chunk-ms 160 [--lookahead-ms 23] [--realtime]
+    python run.py convert IN OUT                    the whole input (a chain that streams: in segments, any length)
+    python run.py stream IN OUT [--chunk-ms MS] [--lookahead-ms MS] [--realtime]    chunk by chunk, as live
     python run.py component NAME IN.npz OUT.npz     one component on arrays (.npz by input name, or .npy)
-    python run.py check                             the runtimes this bundle needs, installed or not
+    python run.py check                             what this bundle needs, installed here or not
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from ..chains import harness, streaming
+from ..chains.assignment import choice_of, renamed
+from ..chains.spec import ChainSpec
 from ..core.errors import WorkflowError
 from ..core.files import atomic_path, read_json
 from ..core.paths import manifest_path
 from ..core.spec import component_spec
+from ..jobs import host
 from ..runtimes import registry
 
 log = logging.getLogger("deployment")
-MIN_SECONDS = 0.25  # shorter input gives too few frames for the chain's context
+SEGMENT_S = 10.0  # `convert`: segments this long, so memory does not grow with the input
 
 
 class BundleError(WorkflowError):
@@ -50,6 +54,17 @@ def required_runtimes(manifest: dict[str, Any]) -> dict[str, str]:
             if dist:
                 out[dist] = measured.get(dist) or "?"
     return out
+
+
+def check_cpu(manifest: dict[str, Any], features: list[str] | None = None) -> list[str]:
+    """Problems with this CPU: a shipped series whose arithmetic it does not have natively (bf16 without AMX or
+    AVX512-BF16 would be emulated, slower than what was measured)."""
+    have = set(host.cpu_features() if features is None else features)
+    return [
+        f"{what} needs one of {', '.join(needed)}; this CPU has none (it has {', '.join(sorted(have)) or 'none'})"
+        for what, needed in sorted(manifest.get("requires", {}).items())
+        if not have & set(needed)
+    ]
 
 
 def check_runtimes(manifest: dict[str, Any]) -> list[str]:
@@ -73,15 +88,16 @@ class Deployment:
 
     def __init__(self, bundle: str | Path, threads: int | None = None, device: str = "cpu"):
         self.root = Path(bundle)
-        self.manifest = read_json(manifest_path(self.root))
-        problems = check_runtimes(self.manifest)
+        self.manifest = read_manifest(self.root)
+        problems = check_runtimes(self.manifest) + (check_cpu(self.manifest) if device == "cpu" else [])
+        problems += check_files(self.manifest, self.root)
         if problems:
             raise BundleError("; ".join(problems))
         self.threads = self.manifest.get("runner", {}).get("threads", 0) if threads is None else threads
         self.device = device
         self.specs = {c: self._spec(c) for c in self.manifest["components"]}
-        self.chain_cfg = self.manifest.get("chain")
-        self.chain = harness.load(self.chain_cfg) if self.chain_cfg else None
+        self.chain_spec = ChainSpec.from_json(self.manifest["chain"]) if self.manifest.get("chain") else None
+        self.chain = self.chain_spec.chain if self.chain_spec else None
         self._runners: dict[str, Any] | None = None
 
     def _chosen(self, component: str) -> dict[str, Any]:
@@ -100,11 +116,10 @@ class Deployment:
         if self._runners is None:
             self._runners = {}
             for comp in self.manifest["components"]:
-                chosen = self._chosen(comp)
-                marker = read_json(self.root / chosen["marker"]) if chosen.get("marker") else None
-                series = f"{chosen['series']}@{self.device}"
+                choice = choice_of(self._chosen(comp), self.device, self.root)
+                marker = read_json(choice.marker) if choice.marker else None
                 self._runners[comp], _ = registry.open_series(
-                    self.specs[comp], series, str(self.root / chosen["file"]), marker, self.threads
+                    self.specs[comp], choice.key, choice.artifact, marker, self.threads
                 )
         return self._runners
 
@@ -119,79 +134,81 @@ class Deployment:
     def _chain_parts(self, item: dict[str, np.ndarray]):
         if self.chain is None:
             raise BundleError("this bundle ships components without a chain: use `component`")
-        roles = harness.parse_roles(self.chain, self.chain_cfg["roles"])
-        runners = {role: harness.renamed(self.runners()[comp], names) for role, (comp, names) in roles.items()}
-        extra = self.chain.conditioning(harness.role_inputs(self.specs, roles), [item])
+        runners = {role: renamed(self.runners()[b.component], b.names) for role, b in self.chain_spec.roles.items()}
+        extra = self.chain.conditioning(self.chain_spec.role_inputs(self.specs), [item])
         return runners, extra
 
     def read(self, path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
         """The input as the chain's item, and the conversions made on the way (stated, not silent)."""
-        return read_input(self.chain, path)
+        if self.chain is None:
+            raise BundleError("this bundle ships components without a chain: use `component`")
+        return self.chain.read_input(str(path))
 
-    def convert(self, item: dict[str, np.ndarray]) -> np.ndarray:
-        """The whole input through the chain, as the pipeline ran it (same seeded inputs)."""
+    def convert(self, item: dict[str, np.ndarray], segment_s: float = SEGMENT_S) -> dict[str, np.ndarray]:
+        """The whole input through the chain, as the pipeline ran it (same seeded inputs): its outputs. A chain that
+        streams converts in segments of `segment_s` with the exact lookahead, so memory does not grow with the
+        input; its global roles (attention) see a window of one segment. Progress is logged per segment."""
         runners, extra = self._chain_parts(item)
-        return harness.run_item(self.chain, runners, item, extra)[self.chain.stages[-1]].reshape(-1)
+        if not self.chain.streams:
+            return self.chain.forward(runners, item, extra)[0]
+        settings = {"chunk_ms": segment_s * 1e3, "lookahead_ms": None, "window_ms": segment_s * 1e3}
+        session = self.chain.live(runners, item, extra, settings)
+        total = self.chain.seconds(item)
+        pieces, step = [], session.plan.chunk * self.chain.hop
+        audio = item["audio"]
+        for start in range(0, audio.size, step):
+            end = min(audio.size, start + step)
+            pieces.append(session.push(audio[start:end], final=end >= audio.size))
+            if total > 2 * segment_s:
+                log.info("converted %.0f of %.0f s (%.0f %%)", end / audio.size * total, total, 100 * end / audio.size)
+        return {self.chain.stages[-1]: np.concatenate(pieces) if pieces else np.zeros(0, np.float32)}
 
-    def stream(
-        self,
-        item: dict[str, np.ndarray],
-        chunk_ms: float,
-        lookahead_ms: float = 0.0,
-        crossfade_ms: float | None = None,
-        window_ms: float = 1000.0,
-        realtime: bool = False,
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """The input chunk by chunk; the output and the plan and latency record."""
+    def stream_defaults(self) -> dict[str, Any]:
+        """What the live job measured: its smallest chunk that kept up, its lookahead, window and device buffer."""
+        live = self.manifest.get("live") or {}
+        settings = dict(live.get("settings") or {})
+        best = live.get("smallest_realtime") or {}
+        return {
+            "chunk_ms": best.get("chunk_ms", settings.get("chunks_ms", [160])[0]),
+            "lookahead_ms": settings.get("lookahead_ms", 0.0),
+            "window_ms": settings.get("window_ms", 1000.0),
+            "device_ms": settings.get("device_ms", 0.0),
+        }
+
+    def stream(self, item: dict[str, np.ndarray], settings: dict[str, Any], realtime: bool = False):
+        """The input chunk by chunk (by the clock with `realtime`): the output, and the plan and latency record."""
+        if not self.chain.streams:
+            raise BundleError(f"the {type(self.chain).__name__} chain does not stream: use `convert`")
         runners, extra = self._chain_parts(item)
-        plan = streaming.plan(self.chain, runners, item, extra, chunk_ms, lookahead_ms, crossfade_ms, window_ms)
-        s = streaming.Stream(self.chain, runners, extra, plan)
-        out = s.run(item["audio"], realtime)
-        ms = 1000 * self.chain.hop / self.chain.sample_rate
-        return out, {**plan.describe(), **streaming.stats(s.timings_ms, plan.chunk * ms, plan.lookahead * ms)}
+        session = self.chain.live(runners, item, extra, settings)
+        out, record = session.run(item, clock=realtime)
+        return out, {**session.plan.describe(), **record}
 
 
-def read_input(chain, path: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
-    """An audio file as the chain's item: missing, empty, unreadable, silent or too short is an error naming
-    the file; other channel counts and rates are converted, and the conversion is stated."""
-    import soundfile
+def check_files(manifest: dict[str, Any], root: Path) -> list[str]:
+    """Problems with the bundle itself: a file the manifest ships that is not there."""
+    return [
+        f"{root / f['file']}: missing from the bundle (copy the whole deployment folder)"
+        for per_device in manifest["components"].values()
+        for chosen in per_device.values()
+        for f in chosen.get("files", [])
+        if not (root / f["file"]).is_file()
+    ]
 
-    path = Path(path)
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The bundle's manifest; a missing or broken one is a one-line error naming the file."""
+    path = manifest_path(root)
     if not path.is_file():
-        raise BundleError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BundleError(f"{path}: the file is empty")
+        raise BundleError(f"{path}: no manifest here: --bundle must name a deployment folder")
     try:
-        info = soundfile.info(str(path))
-    except (RuntimeError, soundfile.LibsndfileError) as e:
-        raise BundleError(f"{path}: not an audio file libsndfile can read ({e})") from None
-    notes = []
-    if info.channels > 1:
-        notes.append(f"{info.channels} channels averaged to mono")
-    if info.samplerate != chain.sample_rate:
-        notes.append(f"resampled from {info.samplerate} Hz to {chain.sample_rate} Hz")
-        if info.samplerate < chain.sample_rate / 2:
-            notes.append(f"(band-limited: nothing above {info.samplerate // 2} Hz in the input)")
-    item = chain.read(str(path))
-    audio = item["audio"]
-    if audio.size < MIN_SECONDS * chain.sample_rate:
-        raise BundleError(f"{path}: {audio.size / chain.sample_rate:.2f} s; at least {MIN_SECONDS:g} s are needed")
-    if float(np.max(np.abs(audio))) < 1e-4:
-        raise BundleError(f"{path}: the file is silent (peak below -80 dBFS): nothing to convert")
-    return item, notes
-
-
-def write_output(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """WAV (16-bit) or .npy (float32), written to a temp file and renamed: never a partial output."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        with atomic_path(path, suffix=".npy") as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, np.asarray(audio, np.float32))
-        return
-    from ..core.dsp import write_wav
-
-    write_wav(path, audio, sample_rate)
+        manifest = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: not a readable manifest ({e})") from None
+    missing = [k for k in ("model", "components") if k not in manifest]
+    if missing:
+        raise BundleError(f"{path}: the manifest lacks {', '.join(missing)}")
+    return manifest
 
 
 def main(argv: list[str] | None = None, bundle: str | Path | None = None) -> None:
@@ -203,13 +220,12 @@ def main(argv: list[str] | None = None, bundle: str | Path | None = None) -> Non
     c = sub.add_parser("convert", help="the whole file")
     c.add_argument("input")
     c.add_argument("output")
-    s = sub.add_parser("stream", help="chunk by chunk, as live")
+    s = sub.add_parser("stream", help="chunk by chunk, as live (defaults: what the live job measured)")
     s.add_argument("input")
     s.add_argument("output")
-    s.add_argument("--chunk-ms", type=float, default=160.0)
-    s.add_argument("--lookahead-ms", type=float, default=0.0)
-    s.add_argument("--crossfade-ms", type=float, help="default: the lookahead")
-    s.add_argument("--window-ms", type=float, default=1000.0, help="context of global (attention) components")
+    s.add_argument("--chunk-ms", type=float, help="default: the smallest chunk that kept up in the live job")
+    s.add_argument("--lookahead-ms", type=float, help="default: the live job's lookahead")
+    s.add_argument("--window-ms", type=float, help="context of global (attention) components; default: the live job's")
     s.add_argument("--realtime", action="store_true", help="read the file at the pace it would be captured")
     s.add_argument("--report", help="write the plan and per-chunk latency record (JSON) here")
     k = sub.add_parser("component", help="one component on arrays")
@@ -221,10 +237,12 @@ def main(argv: list[str] | None = None, bundle: str | Path | None = None) -> Non
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         if a.command == "check":
-            manifest = read_json(manifest_path(a.bundle))
+            manifest = read_manifest(Path(a.bundle))
             for dist, version in sorted(required_runtimes(manifest).items()):
                 log.info("%s==%s", dist, version)
-            problems = check_runtimes(manifest)
+            for what, needed in sorted(manifest.get("requires", {}).items()):
+                log.info("%s: needs a CPU with one of %s", what, ", ".join(needed))
+            problems = check_runtimes(manifest) + (check_cpu(manifest) if a.device == "cpu" else [])
             for problem in problems:
                 log.error(problem)
             sys.exit(1 if problems else 0)
@@ -241,23 +259,31 @@ def main(argv: list[str] | None = None, bundle: str | Path | None = None) -> Non
         for note in notes:
             log.info("%s: %s", a.input, note)
         if a.command == "convert":
-            out = d.convert(item)
+            outputs = d.convert(item)
         else:
-            out, record = d.stream(item, a.chunk_ms, a.lookahead_ms, a.crossfade_ms, a.window_ms, a.realtime)
+            asked = {"chunk_ms": a.chunk_ms, "lookahead_ms": a.lookahead_ms, "window_ms": a.window_ms}
+            settings = {**d.stream_defaults(), **{k: v for k, v in asked.items() if v is not None}}
+            out, record = d.stream(item, settings, a.realtime)
+            outputs = {d.chain.stages[-1]: out}
+            clocked = (
+                f"delay p50 {record['delay_p50_ms']:.0f} ms, p95 {record['delay_p95_ms']:.0f} ms; "
+                + ("keeps up" if record["keeps_up"] else f"{record['late_chunks']} late chunks")
+                if a.realtime
+                else "(--realtime measures the delay a listener gets)"
+            )
             log.info(
-                "chunks of %.0f ms, lookahead %.0f ms: compute p50 %.1f ms, p99 %.1f ms; latency %.0f ms; %s",
+                "chunks of %.0f ms, lookahead %.0f ms: compute p50 %.1f ms, p95 %.1f ms; %s",
                 record["chunk_ms"],
                 record["lookahead_ms"],
                 record["compute_p50_ms"],
-                record["compute_p99_ms"],
-                record["latency_ms"],
-                "keeps up" if record["keeps_up"] else f"{record['late_chunks']} late chunks",
+                record["compute_p95_ms"],
+                clocked,
             )
             if a.report:
                 with atomic_path(a.report, suffix=".json") as tmp:
-                    tmp.write_text(json.dumps(record, indent=2))
-        write_output(a.output, out, d.chain.sample_rate)
-        log.info("wrote %s (%.2f s)", a.output, out.size / d.chain.sample_rate)
+                    tmp.write_text(json.dumps(record, indent=2, default=str))
+        d.chain.write(a.output, outputs)
+        log.info("wrote %s", a.output)
     except WorkflowError as e:
         log.error("error: %s", e)
         sys.exit(2)

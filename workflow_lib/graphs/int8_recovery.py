@@ -117,8 +117,12 @@ def equalize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[dict[str, An
 def channel_means(
     model: onnx.ModelProto, tensors: list[str], samples: list[dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """Per channel (axis 1), the mean of each tensor over the samples: what bias correction needs."""
+    """Per channel (axis 1), the mean of each tensor over the samples: what bias correction needs (nothing, for a
+    graph without plain convs: an MLP)."""
     import onnxruntime as ort
+
+    if not tensors:
+        return {}
 
     probe = onnx.ModelProto.FromString(model.SerializeToString())
     known = {o.name for o in probe.graph.output}

@@ -72,6 +72,33 @@ def has_vnni() -> bool:
     return bool({"avx512_vnni", "avx_vnni"} & flags)
 
 
+# The CPU features a precision's arithmetic runs natively on (any one of them); where none is present the
+# runtimes emulate it, slower than fp32, so no series of that precision is planned on the CPU.
+NATIVE = {"bf16": ("amx_bf16", "avx512_bf16")}
+# What the host probe records of the CPU: the features that decide which precisions run fast here.
+FEATURES = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "fma")
+
+
+def cpu_features() -> list[str]:
+    """The arithmetic features of this CPU (FEATURES it has), from /proc/cpuinfo's flags."""
+    flags = _cpuinfo()[0]
+    return [f for f in FEATURES if f in flags]
+
+
+def native(precision: str, features: list[str] | None = None) -> tuple[bool, str]:
+    """Whether `precision` runs natively on this CPU (or one with `features`), and why not."""
+    needed = NATIVE.get(precision)
+    if needed is None:
+        return True, ""
+    have = cpu_features() if features is None else features
+    if set(needed) & set(have):
+        return True, ""
+    return False, (
+        f"this CPU has no native {precision} arithmetic ({' or '.join(needed)}; it has {', '.join(have) or 'none'}): "
+        f"{precision} would be emulated, slower than fp32"
+    )
+
+
 def cpu_peak_gflops(threads: int) -> dict[str, Any]:
     """fp32 peak of `threads` cores: cores x FMA units x lanes x 2 x GHz, as an estimate.
 

@@ -41,6 +41,11 @@ class Policy:
         return cls(**{k: type(getattr(cls, k))(s[k]) for k in cls.__dataclass_fields__ if k in s})
 
 
+# How a search ranks its candidates by speed: a few warm runs, enough to order them; every decision between the
+# two fastest is then made by paired timing (analysis/pairing.py), never by these numbers.
+RANKING = Policy(warmup=1, min_iterations=3, max_iterations=7, target_rel_ci=0.05, max_seconds=1.0)
+
+
 def median_ci(samples: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Distribution-free CI of the median from order statistics (binomial ranks). Below MIN_CI_SAMPLES it is
     [min, max], which covers the median less often than asked: callers report no CI there (`rel_ci`)."""

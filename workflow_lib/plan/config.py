@@ -20,17 +20,16 @@ from typing import Any
 import jsonschema
 import yaml
 
-from ..chains import harness
+from ..analysis import metrics
+from ..analysis.gates import gate_keys
+from ..chains.spec import ChainSpec
 from ..core import variants
 from ..core.declarations import declared
 from ..core.errors import ConfigError
-from ..core.gates import gate_keys
 from ..core.spec import ComponentSpec, component_spec
-from ..core.splits import DISJOINT, LEAVE_ONE_OUT, check_disjoint, from_config
+from ..core.splits import DISJOINT, check_disjoint, from_config
 from ..runtimes import registry
 
-# The chain a model with the older `e2e:` section ran before chains were plug-ins.
-DEFAULT_PLUGIN = "workflow_lib.models.svc.chain"
 # The older chain keys that are now the plug-in's settings.
 _SETTINGS_KEYS = ("mel", "speaker_dim", "noise_scale", "seed")
 
@@ -44,31 +43,35 @@ def normalise(config: dict[str, Any]) -> list[str]:
                 ccfg.setdefault("gates", ccfg.pop("tolerance"))
                 messages.append(f"models.{model}.components.{comp}.tolerance is now `gates` (same format)")
         if "e2e" in mcfg:
-            mcfg.setdefault("chain", mcfg.pop("e2e"))
+            if "chain" in mcfg:
+                raise ConfigError(
+                    f"models.{model}: both `e2e` (the older name) and `chain`; `e2e` would be ignored: move what it "
+                    "holds under `chain` and drop it"
+                )
+            mcfg["chain"] = mcfg.pop("e2e")
             messages.append(f"models.{model}.e2e is now `chain`")
         chain = mcfg.get("chain")
         if not isinstance(chain, dict):
             continue
         where = f"models.{model}.chain"
         if "fidelity" in chain:
-            chain.setdefault("gates", chain.pop("fidelity"))
+            if "gates" in chain:
+                raise ConfigError(f"{where}: both `fidelity` (the older name) and `gates`; merge them into `gates`")
+            chain["gates"] = chain.pop("fidelity")
             messages.append(f"{where}.fidelity is now `gates` (same format)")
-        if "plugin" not in chain:
-            chain["plugin"] = DEFAULT_PLUGIN
-            messages.append(f"{where}.plugin is missing: the voice-conversion chain ({DEFAULT_PLUGIN}) is assumed")
         moved = [k for k in _SETTINGS_KEYS if k in chain]
         if moved:
             chain.setdefault("settings", {}).update({k: chain.pop(k) for k in moved})
             messages.append(f"{where}.{{{', '.join(moved)}}} are now under {where}.settings (the plug-in's own)")
         if isinstance(chain.get("inputs"), list) and chain["inputs"]:
             messages.append(
-                f"{where}.inputs is a list: too few roles for calibration, search and evaluation, so every file "
-                "is held out in turn (leave-one-out); give {calibration: [...], search: [...], evaluation: [...]}"
+                f"{where}.inputs is a list: its files are dealt out to the calibration, search and evaluation roles "
+                "in turn; give {calibration: [...], search: [...], evaluation: [...]} to choose them (by speaker)"
             )
     return messages
 
 
-def schema(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+def schema(path: str | Path) -> dict[str, Any]:
     """config/schema.yaml with each variant's settings section (its stage's schema) and each chain's settings
     (its plug-in's schema) filled in."""
     doc = yaml.safe_load(Path(path).read_text())
@@ -104,14 +107,18 @@ def validate(instance: Any, doc: dict[str, Any], where: str) -> None:
         raise ConfigError(f"{path or 'config'}: {e.message}")
 
 
-def check(config: dict[str, Any], schema_path: str | Path) -> dict[tuple[str, str], ComponentSpec]:
-    """The config normalised, validated with defaults, checked; every component's spec."""
-    validate(config, schema(schema_path, config), "")
+def check(
+    config: dict[str, Any], schema_path: str | Path
+) -> tuple[dict[tuple[str, str], ComponentSpec], dict[str, ChainSpec]]:
+    """The config normalised, validated with defaults, checked; every component's spec and every chain's."""
+    validate(config, schema(schema_path), "")
     _check_backends(config.get("backends"))
-    for model, mcfg in config["models"].items():
-        if mcfg.get("chain"):
-            _check_chain(model, mcfg)
-    return specs_from_config(config)
+    chains = {
+        model: _check_chain(model, mcfg, config.get("gating") or {})
+        for model, mcfg in config["models"].items()
+        if mcfg.get("chain")
+    }
+    return specs_from_config(config), chains
 
 
 def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], ComponentSpec]:
@@ -120,12 +127,26 @@ def specs_from_config(config: dict[str, Any]) -> dict[tuple[str, str], Component
         "opset": config.get("export", {}).get("opset", 20),
         "max_input_bytes": int(config.get("limits", {}).get("max_input_mb", 1024)) << 20,
         "variants": config.get("variants"),
+        "gating": config.get("gating"),
     }
-    return {
+    specs = {
         (model, comp): component_spec(model, comp, ccfg, defaults)
         for model, mcfg in config["models"].items()
         for comp, ccfg in mcfg["components"].items()
     }
+    for spec in specs.values():
+        _check_gates(spec)
+    return specs
+
+
+def _check_gates(spec: ComponentSpec) -> None:
+    """A fidelity gate names metrics its output kind is scored by, each on its own side (analysis/gates.py)."""
+    allowed = metrics.kind(spec.output_kind).metrics
+    for name, gates in spec.raw.get("gates", {}).items():
+        if variants.get(name).gate == "fidelity":
+            problems = gate_keys(gates, allowed, f"models.{spec.model}.components.{spec.component}.gates.{name}")
+            if problems:
+                raise ConfigError(problems[0])
 
 
 def _check_backends(names: list[str] | None) -> None:
@@ -138,34 +159,38 @@ def _check_backends(names: list[str] | None) -> None:
         )
 
 
-def _check_chain(model: str, mcfg: dict[str, Any]) -> None:
-    """The plug-in loads; its settings, roles and gates are its own; assignments name components and series
-    that exist; the input files play disjoint roles."""
+def _check_chain(model: str, mcfg: dict[str, Any], gating: dict[str, Any]) -> ChainSpec:
+    """The chain's spec: the plug-in and its scorer load; its settings, roles and gates are theirs; assignments
+    name components and series that exist, as does the safe one; the input files play disjoint roles."""
     chain_cfg, where = mcfg["chain"], f"models.{model}.chain"
+    chain_cfg["gating"] = {**gating, **(chain_cfg.get("gating") or {})}
     try:
-        plugin = harness.plugin_class(chain_cfg["plugin"])
+        spec = ChainSpec.from_config(model, chain_cfg, mcfg["components"])
+        validate(chain_cfg.setdefault("settings", {}), spec.chain_class.settings_schema, f"{where}.settings")
+        scorer = spec.scorer
     except ConfigError as e:
-        raise ConfigError(f"{where}.{e}") from None
-    chain_cfg.setdefault("settings", {})
-    validate(chain_cfg["settings"], plugin.settings_schema, f"{where}.settings")
-    harness.check_roles(plugin, model, mcfg)
-    for group, gates in (chain_cfg.get("gates") or {}).items():
-        if group not in plugin.metrics:
-            raise ConfigError(f"{where}.gates.{group}: the chain scores no such group (groups: {list(plugin.metrics)})")
-        problems = gate_keys(gates or {}, plugin.metrics[group], f"{where}.gates.{group}")
+        raise ConfigError(f"models.{model}.{e}" if str(e).startswith("chain.") else str(e)) from None
+    for group, gates in spec.gates.items():
+        if group not in scorer.metrics:
+            raise ConfigError(f"{where}.gates.{group}: the chain scores no such group (groups: {list(scorer.metrics)})")
+        problems = gate_keys(gates, scorer.metrics[group], f"{where}.gates.{group}")
         if problems:
             raise ConfigError(problems[0])
     known = set(mcfg["components"])
-    for name, assignment in (chain_cfg.get("assignments") or {}).items():
+    for name, assignment in spec.assignments.items():
         for comp in set(assignment) - known - {"default"}:
             raise ConfigError(f"{where}.assignments.{name}.{comp}: no such component (or 'default')")
         for comp, prefs in assignment.items():
-            for series in [prefs] if isinstance(prefs, str) else prefs:
+            for series in prefs:
                 try:
                     registry.parse_series(series)
                 except ValueError as e:
                     raise ConfigError(f"{where}.assignments.{name}.{comp}: {e}") from None
+    safe = chain_cfg.get("safe")
+    if safe is not None and safe not in spec.assignments:
+        raise ConfigError(f"{where}.safe: '{safe}' is not one of the assignments ({', '.join(spec.assignments)})")
     splits = from_config(chain_cfg.get("inputs"))
-    if splits.scheme not in (DISJOINT, LEAVE_ONE_OUT) and splits.files:
-        raise ConfigError(f"{where}.inputs: one file cannot be held out; give at least two")
+    if splits.scheme != DISJOINT and splits.files:
+        raise ConfigError(f"{where}.inputs: {len(splits.files)} file(s) cannot play three roles; give at least three")
     check_disjoint(splits, f"{where}.inputs")
+    return spec

@@ -1,7 +1,7 @@
 """FLOPs of a component at a shape point: the work end of the roofline (host.py has the peak).
 
 FLOPs are counted by torch.utils.flop_counter on the meta device (shapes only, no
-arithmetic), so counting the vocoder at its max shape costs milliseconds, not seconds.
+arithmetic), so counting the largest component at its max shape costs milliseconds, not seconds.
 """
 
 from __future__ import annotations

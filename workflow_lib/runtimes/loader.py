@@ -35,7 +35,7 @@ def import_class(dotted: str) -> type[nn.Module]:
     return cls
 
 
-CONVERT = "python -m workflow_lib.stages.convert --trust-pickle IN OUT.safetensors [--key ...] [--select-prefix ...]"
+CONVERT = "python -m workflow_lib.tools.convert --trust-pickle IN OUT.safetensors [--key ...] [--select-prefix ...]"
 # Fewer than this share of the module's tensors found in the checkpoint means a wrong key or
 # prefix, not a partial fine-tune: even a non-strict load refuses to export random weights.
 MIN_LOADED = 0.5

@@ -123,17 +123,18 @@ REGISTRY: dict[str, Backend] = {
         Backend(
             REFERENCE,
             CHECKPOINT,
-            ("fp32", "fp16"),
+            ("fp32", "fp16", "bf16"),
             "reference",
             True,
             "workflow_lib.runtimes.torch_eager",
-            "PyTorch eager: the reference every other backend is compared with (fp32 on CPU and CUDA, fp16 on CUDA)",
+            "PyTorch eager: the reference every other backend is compared with (fp32 on CPU and CUDA, fp16 on CUDA, "
+            "bf16 where the CPU or GPU has it natively: the whole module cast)",
             "torch",
         ),
         Backend(
             "torch_compile",
             CHECKPOINT,
-            ("fp32", "fp16"),
+            ("fp32", "fp16", "bf16"),
             "inline",
             True,
             "workflow_lib.runtimes.torch_compile",
@@ -147,7 +148,8 @@ REGISTRY: dict[str, Backend] = {
             "marker",
             False,
             "workflow_lib.runtimes.ort",
-            "ONNX Runtime, CPU execution provider",
+            "ONNX Runtime, CPU execution provider (no bf16: its CPU kernels for Conv, MatMul and Gemm are fp32, "
+            "fp16 and int8 only, measured with 1.32)",
             "onnxruntime",
         ),
         Backend(
@@ -163,17 +165,18 @@ REGISTRY: dict[str, Backend] = {
         Backend(
             "openvino",
             OPENVINO_IR,
-            ("fp32", "int8"),
+            ("fp32", "bf16", "int8"),
             "marker",
             False,
             "workflow_lib.runtimes.ov",
-            "OpenVINO on the CPU, from IR converted from a variant's ONNX graph (INT8: the QDQ graph)",
+            "OpenVINO on the CPU, from IR converted from a variant's ONNX graph (INT8: the QDQ graph; bf16: the fp32 "
+            "graph at bf16 inference precision, its marked nodes f32)",
             "openvino",
         ),
         Backend(
             "tensorrt",
             ENGINE,
-            ("fp32", "fp16", "int8"),
+            ("fp32", "fp16", "bf16", "int8"),
             "marker",
             True,
             "workflow_lib.runtimes.tensorrt",

@@ -12,7 +12,7 @@ from ..core.errors import Unavailable
 from ..core.files import read_json
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
-from . import trt
+from . import tensorrt_engines as trt
 from .runner import Feeds, Runner
 
 

@@ -47,6 +47,11 @@ def _version(name: str, module: ModuleType) -> str:
     return str(getattr(module, "__version__", "unknown"))
 
 
+# Layer types TensorRT-RTX 1.7 cannot build in bf16 (no tactic for a bf16 ConvTranspose, 1-D or 2-D, on any target:
+# NVIDIA/TensorRT#4829); a bf16 graph keeps them f32, with casts around them.
+BF16_UNBUILDABLE = ("ConvTranspose",)
+
+
 def load(flavour: str = "auto") -> Flavour:
     """Import the requested flavour; auto prefers datacenter TensorRT."""
     names = FLAVOURS if flavour == "auto" else (flavour,)

@@ -1,5 +1,5 @@
 """PyTorch eager: the reference. fp32 on the CPU always (so CPU backends have a same-device
-baseline) and on CUDA where visible; fp16 on CUDA only."""
+baseline) and on CUDA where visible, and so is bf16; fp16 on CUDA only."""
 
 from __future__ import annotations
 
@@ -29,14 +29,13 @@ def dtype(variant: str) -> torch.dtype:
 
 
 def devices(variant: str, artifact: str | None = None) -> list[str]:
-    """fp32 on the CPU always (every CPU backend's baseline) and on CUDA where visible; other precisions
-    on CUDA only (CPU kernels below fp32 are not what anyone ships)."""
+    """fp32 and bf16 on the CPU (bf16 through oneDNN's AMX and AVX512-BF16 kernels; the host probe plans it
+    only where the CPU has them) and on CUDA where visible; fp16 on CUDA only (CPU fp16 kernels are not what
+    anyone ships)."""
     cuda = torch.cuda.is_available()
-    if dtype(variant) != torch.float32:
+    if dtype(variant) == torch.float16:
         if not cuda:
-            raise Unavailable(
-                f"PyTorch {variants.get(variant).precision} runs on CUDA only, and no CUDA device is visible here"
-            )
+            raise Unavailable("PyTorch fp16 runs on CUDA only, and no CUDA device is visible here")
         return ["cuda"]
     return ["cpu", "cuda"] if cuda else ["cpu"]
 

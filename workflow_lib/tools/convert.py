@@ -1,6 +1,6 @@
 """Convert a torch pickle you trust into safetensors: the one place the workflow unpickles code.
 
-    python -m workflow_lib.stages.convert --trust-pickle IN OUT.safetensors [--key state_dict] \
+    python -m workflow_lib.tools.convert --trust-pickle IN OUT.safetensors [--key state_dict] \
         [--select-prefix encoder.]
 
 Checkpoints the pipeline loads are untrusted: torch pickles go through weights_only=True,
@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from ..core import cli
 from ..core.errors import CheckpointError
 from ..core.files import atomic_path, now, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
+from ..jobs import cli
 from ..runtimes.loader import load_file, select
 
 log = logging.getLogger(__name__)

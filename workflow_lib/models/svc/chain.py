@@ -7,7 +7,8 @@ pretrained vocoder's fidelity is meaningful to a listener (the demo's four seede
 make the converted audio noise-like, so only its log-spectral distance is gated).
 Features (log-mel, f0) are numpy and identical for every assignment; the speaker embedding and
 the flow's noise are drawn once from the seed, so every assignment converts the same way.
-numpy only: the deployment bundle runs this module without torch.
+numpy only: the deployment bundle runs this module without torch. How the chain is judged is in
+scoring.py (the config's `chain.scoring`), so a change there reruns no graph, engine or benchmark.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...analysis.fidelity import audio_metrics, perceptual, tensor_error
-from ...chains.frames import FrameChain
-from ...chains.protocol import Feeds, Infer, Item, Outputs
-from ...core.dsp import MelSettings, f0_track, log_mel
+from ...audio.dsp import MelSettings, f0_track, log_mel
+from ...audio.frames import FrameChain
+from ...chains.protocol import Feeds, Infer, Item, Outputs, Role, Span
 from ...core.spec import InputSpec
 
 MEL_SCHEMA = {
@@ -41,36 +41,13 @@ MEL_SCHEMA = {
 
 
 class SvcChain(FrameChain):
-    roles = ("content", "pitch", "flow", "projection", "vocoder")
-    role_inputs: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "content": ("mel",),
-        "pitch": ("f0", "voiced"),
-        "flow": ("z", "mask", "cond"),
-        "projection": ("latent",),
-        "vocoder": ("mel",),
-    }
-    stages = ("content", "pitch", "latent", "mel", "audio")
-    produces: ClassVar[Mapping[str, str]] = {
-        "content": "content",
-        "pitch": "pitch",
-        "flow": "latent",
-        "projection": "mel",
-        "vocoder": "audio",
-    }
-    fed_by: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "content": (),
-        "pitch": (),
-        "flow": ("content", "pitch"),
-        "projection": ("latent",),
-        "vocoder": ("mel",),
-    }
-    stream_inputs: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "content": ("input_mel",),
-        "pitch": ("f0", "voiced"),
-        "flow": ("content", "pitch"),
-        "projection": ("latent",),
-        "vocoder": ("mel",),
-    }
+    dataflow = (
+        Role("content", feeds=("mel",), reads=("input_mel",), writes="content"),
+        Role("pitch", feeds=("f0", "voiced"), reads=("f0", "voiced"), writes="pitch"),
+        Role("flow", feeds=("z", "mask", "cond"), reads=("content", "pitch"), writes="latent"),
+        Role("projection", feeds=("latent",), reads=("latent",), writes="mel"),
+        Role("vocoder", feeds=("mel",), reads=("mel",), writes="audio"),
+    )
     # the log-mel reads (n_fft - hop) / 2 samples either side of a frame (2 frames); the f0 track's window
     # reaches 1.2 frames before and 3.7 after (YIN over twice the longest period, 70 Hz)
     feature_context = (2, 4)
@@ -83,17 +60,6 @@ class SvcChain(FrameChain):
             "noise_scale": {"type": "number", "minimum": 0, "default": 0.667, "description": "std of the flow's noise"},
             "seed": {"type": "integer", "default": 0, "description": "seed of the speaker embedding and the noise"},
         },
-    }
-    metrics: ClassVar[Mapping[str, tuple[str, ...]]] = {
-        "chain": ("snr_db", "lsd_db", "pesq", "stoi", "max_abs"),
-        "copy_synthesis": ("snr_db", "lsd_db", "pesq", "stoi", "speech_pesq", "speech_stoi"),
-    }
-    captions: ClassVar[Mapping[str, str]] = {
-        "chain": "the converted audio against PyTorch fp32's conversion of the same file (same noise and speaker)",
-        "copy_synthesis": "the file resynthesised by the assignment's vocoder from its own log-mel, against PyTorch "
-        "fp32's resynthesis (speech_*: against the file itself)",
-        "listen": "copy synthesis: each file resynthesised by the assignment's vocoder",
-        "stages": "SNR of each stage against PyTorch fp32 (the audio on its log-mel, where phase does not count)",
     }
     output = "copy"  # what a listener can judge: the pretrained vocoder's resynthesis
 
@@ -120,15 +86,15 @@ class SvcChain(FrameChain):
         noise = (rng.normal(size=(frames, channels)).T[None] * self.noise_scale).astype(np.float32)
         return {"speaker": speaker, "noise": noise}
 
-    def features(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+    def features(self, item: Item) -> dict[str, np.ndarray]:
+        audio = item["audio"]
         f0, voiced = f0_track(audio, self.sample_rate, self.hop)
         return {"input_mel": log_mel(audio, self.mel)[None], "f0": f0[None], "voiced": voiced[None]}
 
-    def feed(
-        self, role: str, tensors: Mapping[str, np.ndarray], extra: Mapping[str, Any], start: int, frames: int
-    ) -> Feeds:
+    def feed(self, role: str, tensors: Mapping[str, np.ndarray], extra: Mapping[str, Any], span: Span | None) -> Feeds:
         if role != "flow":
-            return super().feed(role, tensors, extra, start, frames)
+            return super().feed(role, tensors, extra, span)
+        start, frames = span
         speaker = np.repeat(extra["speaker"][:, :, None], frames, axis=2)
         return {
             "z": extra["noise"][..., start : start + frames],
@@ -148,33 +114,6 @@ class SvcChain(FrameChain):
         if role == "vocoder":
             return {"mel": log_mel(item["audio"], self.mel)[None]}
         return super().capture(runners, item, extra, role)
-
-    def score(self, reference: Outputs, outputs: Outputs, item: Item) -> dict[str, dict[str, Any]]:
-        sr, speech = self.sample_rate, item["audio"]
-        copy = audio_metrics(reference["copy"], outputs["copy"], sr)
-        n = min(outputs["copy"].size, speech.size)
-        vs_speech = perceptual(speech[:n], outputs["copy"][:n], sr)
-        copy.update({f"speech_{k}": v for k, v in vs_speech.items()})
-        return {
-            "chain": audio_metrics(reference["audio"].ravel(), outputs["audio"].ravel(), sr),
-            "copy_synthesis": copy,
-        }
-
-    def stage_errors(self, reference: Outputs, outputs: Outputs) -> dict[str, dict[str, float]]:
-        """The audio on its log-mel, the vocoder's input domain: a quantized vocoder shifts phase (costing
-        waveform SNR) without changing what it says, and the stages must be comparable, since the search
-        moves the role that adds the most."""
-        errors = {s: tensor_error(reference[s], outputs[s]) for s in self.stages if s != "audio"}
-        errors["audio"] = tensor_error(
-            log_mel(reference["audio"].ravel(), self.mel), log_mel(outputs["audio"].ravel(), self.mel)
-        )
-        return errors
-
-    def culprit(self, failed: set[str], stages: Mapping[str, Mapping[str, float]], movable: set[str]) -> str | None:
-        """The vocoder when its resynthesis of real speech fails; else the role adding the most noise."""
-        if "copy_synthesis" in failed and "vocoder" in movable:
-            return "vocoder"
-        return super().culprit(failed, stages, movable)
 
 
 CHAIN = SvcChain
