@@ -11,6 +11,7 @@ rule bench_component:
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
         marker=lambda wc, input: f"--marker {input.marker}" if "marker" in input.keys() else "",
         reference=lambda wc, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
+        calibration=judged_on,
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
@@ -22,8 +23,8 @@ rule bench_component:
         **gpu_resources_if(lambda wc: uses_gpu(wc.backend)),
     shell:
         "python -m workflow_lib.stages.bench --spec {params.spec:q} --backend {wildcards.backend} "
-        "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} "
-        "--settings {params.timing:q} --out {output.csv} --threads {threads} > {log} 2>&1"
+        "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} {params.calibration} "
+        "--settings {params.timing:q} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
 
 
 rule bench_chain:
@@ -34,10 +35,10 @@ rule bench_chain:
         csv=PATHS.chain_csv("{model}", "{assignment}"),
         samples=samples_path(PATHS.chain_csv("{model}", "{assignment}")),
         meta=sidecar(PATHS.chain_csv("{model}", "{assignment}")),
-        wav=report(PATHS.chain_wav("{model}", "{assignment}"), caption="../report/chain_wav.rst", category="Audio"),
+        listen=PATHS.assignment_listen("{model}", "{assignment}"),
     params:
         specs=lambda wc: get_specs("chain_bench", wc.model),
-        chain=lambda wc: get_chain_settings(wc.model),
+        chain=lambda wc: get_chain(wc.model, "scoring", "settings", "roles", "gates", "gating"),
         args=get_chain_bench_args,
         timing=json.dumps(BENCH_TIMING, sort_keys=True),
         code=lambda wc: chain_code("chain_bench", wc.model),
@@ -52,7 +53,27 @@ rule bench_chain:
     shell:
         "python -m workflow_lib.stages.chain_bench --specs {params.specs:q} --chain {params.chain:q} "
         "--reference {input.reference} --assignment {wildcards.assignment} {params.args} --timing {params.timing:q} "
-        "--out {output.csv} --wav {output.wav} --threads {threads} > {log} 2>&1"
+        "--out {output.csv} --listen {output.listen} --threads {threads} > {log} 2>&1"
+
+
+rule assignment_media:
+    """What an assignment makes of the first evaluation file, as media a person judges (the plug-in's)."""
+    input:
+        listen=PATHS.assignment_listen("{model}", "{assignment}"),
+    output:
+        report(PATHS.assignment_media("{model}", "{assignment}", "{suffix}"), caption="../report/chain_media.rst",
+               category="Media"),
+    wildcard_constraints:
+        suffix=r"\.[A-Za-z0-9]+",
+    params:
+        chain=lambda wc: get_chain(wc.model, "settings"),
+        code=lambda wc: chain_code("media", wc.model, scoring=False),
+    log:
+        PATHS.device_log("media", "{model}", "{assignment}{suffix}"),
+    localrule: True
+    shell:
+        "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which outputs "
+        "--out {output} > {log} 2>&1"
 
 
 rule bench_summary:

@@ -6,15 +6,13 @@ rule chain_reference:
     output:
         npz=PATHS.chain_reference("{model}"),
         meta=sidecar(PATHS.chain_reference("{model}")),
-        input_wav=PATHS.chain_audio("{model}", "input"),
-        reference_wav=report(PATHS.chain_audio("{model}", "reference"), caption="../report/reference_wav.rst",
-                             category="Audio"),
+        listen=PATHS.chain_listen("{model}"),
     wildcard_constraints:
         model=pattern(CHAINS),
     params:
         specs=lambda wc: get_specs("chain_reference", wc.model),
-        chain=lambda wc: get_chain_settings(wc.model, "inputs", "seconds", "settings", "roles"),
-        code=lambda wc: chain_code("chain_reference", wc.model),
+        chain=lambda wc: get_chain(wc.model, "inputs", "seconds", "settings", "roles", "search"),
+        code=lambda wc: chain_code("chain_reference", wc.model, scoring=False),
     log:
         PATHS.log("chain_reference", "{model}"),
     threads: 1
@@ -23,15 +21,36 @@ rule chain_reference:
         runtime=30,
     shell:
         "python -m workflow_lib.stages.chain_reference --specs {params.specs:q} --chain {params.chain:q} "
-        "--out {output.npz} --input-wav {output.input_wav} --reference-wav {output.reference_wav} "
-        "--threads {threads} > {log} 2>&1"
+        "--out {output.npz} --listen {output.listen} --threads {threads} > {log} 2>&1"
+
+
+rule chain_media:
+    """The first evaluation file and what PyTorch fp32 makes of it, as media a person judges (the plug-in's)."""
+    input:
+        listen=PATHS.chain_listen("{model}"),
+    output:
+        report(PATHS.chain_media("{model}", "{which}", "{suffix}"), caption="../report/reference_media.rst",
+               category="Media"),
+    wildcard_constraints:
+        which="input|reference",
+        suffix=r"\.[A-Za-z0-9]+",
+    params:
+        chain=lambda wc: get_chain(wc.model, "settings"),
+        code=lambda wc: chain_code("media", wc.model, scoring=False),
+    log:
+        PATHS.log("media", "{model}", "{which}{suffix}"),
+    localrule: True
+    shell:
+        "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which {wildcards.which} "
+        "--out {output} > {log} 2>&1"
 
 
 rule chain_calibration:
     """A chain component's sample set: what PyTorch fp32 feeds it when the chain runs on each file (only the roles
     upstream of it run, so only their checkpoints and its own are inputs), and its outputs."""
     input:
-        ckpts=lambda wc: [SPECS[(wc.model, c)].checkpoint for c in [*chain_upstream(wc.model, wc.component), wc.component]],
+        ckpts=lambda wc: [SPECS[(wc.model, c)].checkpoint
+                          for c in [*chain_of(wc.model).upstream(wc.component), wc.component]],
         files=lambda wc: chain_files(wc.model),
     output:
         npz=PATHS.calibration("{model}", "{component}"),
@@ -39,9 +58,10 @@ rule chain_calibration:
     wildcard_constraints:
         model=pattern(CHAINS),
     params:
-        specs=lambda wc: get_specs("chain_calibration", wc.model, [*chain_upstream(wc.model, wc.component), wc.component]),
-        chain=lambda wc: get_chain_settings(wc.model, "inputs", "settings", "roles"),
-        code=lambda wc: chain_code("chain_calibration", wc.model),
+        specs=lambda wc: get_specs("chain_calibration", wc.model,
+                                   [*chain_of(wc.model).upstream(wc.component), wc.component]),
+        chain=lambda wc: get_chain(wc.model, "inputs", "settings", "roles"),
+        code=lambda wc: chain_code("chain_calibration", wc.model, scoring=False),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
     threads: 1

@@ -8,12 +8,11 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from workflow_lib.chains import harness
 from workflow_lib.core import variants as graph_variants
 from workflow_lib.core.codehash import code_hash
 from workflow_lib.core.errors import ConfigError
 from workflow_lib.core.files import read_json, sha256_json
-from workflow_lib.core.paths import DEVICE_RESULTS_ENV, GRAPH, Paths, manifest_path, samples_path, sidecar
+from workflow_lib.core.paths import DEVICE_RESULTS_ENV, GRAPH, Paths, ReportInputs, manifest_path, samples_path, sidecar
 from workflow_lib.core.spec import PACKAGE_PREFIX, package_distributions
 from workflow_lib.analysis.plots import PLOTS
 from workflow_lib.analysis.results import runtime_versions
@@ -26,7 +25,7 @@ from workflow_lib.runtimes import registry as backends
 for _message in plan.normalise(config):
     logger.warning(f"config (deprecated): {_message}")
 try:
-    SPECS = plan.check(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    SPECS, CHAIN_SPECS = plan.check(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
@@ -51,7 +50,7 @@ GPU_RESOURCES = {"gpu": 1} | {
 BACKENDS = config["backends"] or list(backends.REGISTRY)
 CONFIG_HASH = sha256_json(config)[:16]
 SEEDED = {m: c["seed_checkpoints"] for m, c in config["models"].items() if "seed_checkpoints" in c}
-CHAINS = [m for m, c in config["models"].items() if c.get("chain")]
+CHAINS = list(CHAIN_SPECS)
 # Only what the timing jobs use: bench.bootstrap (the summary's) must not rerun them. Their cores come from
 # --threads alone (every stage's one source of its thread count).
 BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min_iterations", "max_iterations",
@@ -189,6 +188,16 @@ def get_variant_settings(wildcards):
     return json.dumps(config.get(section) or {} if section else {}, sort_keys=True)
 
 
+def judged_on(wildcards, input):
+    """A fidelity gate's files: the sample set, and the variant's own spread of its search files (search_files of
+    the variant's settings: what its stage searched on), so a marker judges as the search did."""
+    if "calibration" not in input.keys():
+        return ""
+    section = graph_variants.get(wildcards.variant).settings
+    count = (config.get(section) or {}).get("search_files") if section else None
+    return f"--calibration {input.calibration}" + (f" --search-files {count}" if count else "")
+
+
 def get_validation_inputs(wildcards):
     w = wildcards
     inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
@@ -205,7 +214,8 @@ def get_bench_inputs(wildcards):
     inline = backends.get(w.backend).checks_inline(w.variant)
     inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
               "marker": get_marker(w.model, w.component, w.backend, w.variant),
-              "reference": PATHS.reference_outputs(w.model, w.component) if inline else None}
+              "reference": PATHS.reference_outputs(w.model, w.component) if inline else None,
+              "calibration": PATHS.calibration(w.model, w.component) if inline and needs_calibration(w.variant) else None}
     return {k: v for k, v in inputs.items() if v}
 
 
@@ -222,41 +232,32 @@ def made_artifacts():
 # --- the end-to-end chain -----------------------------------------------------------------
 
 def chain_of(model):
-    return config["models"][model]["chain"]
+    return CHAIN_SPECS[model]
 
 
 def chain_files(model):
     """The chain's input files (every role): what the reference and the sample sets read."""
-    return list(harness.splits_of(chain_of(model)).files)
+    return list(chain_of(model).splits.files)
 
 
-def get_chain_settings(model, *keys):
-    """The chain's section as a param: only `keys` (and the plug-in), or all but the assignments."""
-    chain = chain_of(model)
-    keep = {k: chain[k] for k in (*keys, "plugin") if k in chain} if keys else {
-        k: v for k, v in chain.items() if k != "assignments"}
-    return json.dumps(keep, sort_keys=True)
+def get_chain(model, *keys):
+    """The slice of the chain's spec a stage reads: a param, so other keys never rerun it."""
+    return chain_of(model).slice(*keys)
 
 
-def chain_code(stage, model):
-    return get_code(stage, plugins=[chain_of(model)["plugin"]])
-
-
-def chain_upstream(model, component):
-    """The components whose PyTorch runs produce a chain component's sample set."""
-    chain = harness.load(chain_of(model))
-    roles = harness.parse_roles(chain, chain_of(model)["roles"])
-    role = next(r for r, (c, _) in roles.items() if c == component)
-    return [roles[r][0] for r in chain.upstream(role)]
+def chain_code(stage, model, scoring=True):
+    """The stage's code, the chain's forward pass and (for stages that judge) its scoring."""
+    spec = chain_of(model)
+    return get_code(stage, plugins=[spec.plugin, *([spec.scoring] if scoring else [])])
 
 
 def series_preferences(model, assignment):
     """Per component, the backend.variant series an assignment names that run here, in preference order."""
-    spec = chain_of(model)["assignments"][assignment]
+    spec = chain_of(model).assignments[assignment]
     out = {}
     for comp in components(model):
-        prefs = spec.get(comp, spec.get("default", f"{backends.REFERENCE}.{backends.REFERENCE_VARIANT}"))
-        out[comp] = [s for s in ([prefs] if isinstance(prefs, str) else prefs)
+        prefs = spec.get(comp, spec.get("default", [f"{backends.REFERENCE}.{backends.REFERENCE_VARIANT}"]))
+        out[comp] = [s for s in prefs
                      if runs_here(*backends.parse_series(s)[:2]) and backends.parse_series(s)[0] in BACKENDS]
     return out
 
@@ -265,28 +266,29 @@ def chain_assignments(model):
     """The model's assignments that can run here (every component has a series this host runs), and `best`."""
     if model not in CHAINS:
         return []
-    runnable = [a for a in chain_of(model).get("assignments", {}) if all(series_preferences(model, a).values())]
+    runnable = [a for a in chain_of(model).assignments if all(series_preferences(model, a).values())]
     return [*runnable, BEST]
 
 
 def chain_unrunnable(model):
     """Assignments planned nowhere on this host, with why: shown in the report."""
     out = []
-    for a in chain_of(model).get("assignments", {}) if model in CHAINS else {}:
+    for a in chain_of(model).assignments if model in CHAINS else {}:
         missing = [c for c, chosen in series_preferences(model, a).items() if not chosen]
         if missing:
             out.append({"model": model, "assignment": a, "reason": f"no series for {', '.join(missing)} runs on this host"})
     return out
 
 
-def get_chain_artifacts(model, assignment):
-    """Per component and series, the artifact and marker the chain may use: only those it names."""
+def get_choices(model, assignment):
+    """Per component, the choices (series, artifact, marker) an assignment names, in order: what the stage opens."""
     out = {}
     for comp, choices in series_preferences(model, assignment).items():
         for series in choices:
-            backend, variant, _ = backends.parse_series(series)
-            out.setdefault(comp, {})[series] = {"artifact": get_artifact(model, comp, backend, variant),
-                                                "marker": get_marker(model, comp, backend, variant)}
+            backend, variant, device = backends.parse_series(series)
+            out.setdefault(comp, []).append({"series": f"{backend}.{variant}", "device": device,
+                                             "artifact": get_artifact(model, comp, backend, variant),
+                                             "marker": get_marker(model, comp, backend, variant)})
     return out
 
 
@@ -294,16 +296,15 @@ def get_chain_bench_inputs(wildcards):
     inputs = {"reference": PATHS.chain_reference(wildcards.model)}
     if wildcards.assignment == BEST:
         return inputs | {"bundle": PATHS.deploy(wildcards.model)}
-    entries = get_chain_artifacts(wildcards.model, wildcards.assignment).values()
-    return inputs | {"artifacts": sorted({p for per in entries for e in per.values() for p in e.values() if p})}
+    entries = get_choices(wildcards.model, wildcards.assignment).values()
+    return inputs | {"artifacts": sorted({c[k] for choices in entries for c in choices
+                                          for k in ("artifact", "marker") if c[k]})}
 
 
 def get_chain_bench_args(wildcards, input):
     if wildcards.assignment == BEST:
         return f"--manifest {manifest_path(input.bundle)}"
-    return "--series {} --artifacts {}".format(
-        shlex.quote(json.dumps(series_preferences(wildcards.model, wildcards.assignment), sort_keys=True)),
-        shlex.quote(json.dumps(get_chain_artifacts(wildcards.model, wildcards.assignment), sort_keys=True)))
+    return "--choices " + shlex.quote(json.dumps(get_choices(wildcards.model, wildcards.assignment), sort_keys=True))
 
 
 def chain_uses_gpu(wildcards):
@@ -328,6 +329,21 @@ def validation_markers(model=None):
     return [path for path in markers if path]
 
 
+def get_samples(model):
+    """Per component, its sample set (where a variant reads one) and PyTorch's stored outputs: what the held-out
+    verdict of what ships is judged on."""
+    out = {}
+    for c in components(model):
+        out[c] = {"reference": PATHS.reference_outputs(model, c)}
+        if any(needs_calibration(v) for v in variants_of(model, c)):
+            out[c]["calibration"] = PATHS.calibration(model, c)
+    return out
+
+
+def sample_files(model):
+    return sorted({p for paths in get_samples(model).values() for p in paths.values()})
+
+
 def candidate_artifacts(model):
     """Every artifact a model's deployment may bundle: those of the series measured here."""
     return sorted({get_artifact(model, c, b, v) for c in components(model) for (b, v) in series_here(model, c)})
@@ -350,24 +366,40 @@ def all_targets(wildcards):
     """Every artifact of every component, the deployment bundles, then the report that reads them (and the
     check against the baseline run, where asked for)."""
     gate = [PATHS.comparison_checked] if config["compare"]["baseline"] and config["compare"]["fail_on_regression"] else []
-    return graphs() + made_artifacts() + validation_markers() + deploy_dirs() + [PATHS.report] + gate
+    return graphs() + made_artifacts() + validation_markers() + deploy_dirs() + [PATHS.report, PATHS.failures_checked] + gate
 
 
 def graph_sidecars():
     return [sidecar(PATHS.graph(v, m, c)) for (m, c) in SPECS for v in variants_of(m, c)]
 
 
+def report_inputs():
+    """Everything the report shows (core/paths.py ReportInputs): results, evidence, and the media to judge."""
+    return ReportInputs(
+        summary=PATHS.summary, unavailable=PATHS.unavailable, host=PATHS.host,
+        bench=tuple(bench_csvs() + chain_csvs()), markers=tuple(validation_markers()),
+        artifacts=tuple(sidecar(a) for a in made_artifacts()), bundles=tuple(deploy_dirs()),
+        graphs=tuple(graph_sidecars()),
+        calibrations=tuple(sidecar(PATHS.calibration(m, c)) for (m, c) in SPECS
+                           if any(needs_calibration(v) for v in variants_of(m, c))),
+        references=tuple(sidecar(PATHS.chain_reference(m)) for m in CHAINS),
+        comparison=tuple(comparison()),
+        live=tuple(PATHS.live(m) for m in CHAINS if chain_of(m).stream),
+        media=tuple(media_files()),
+        failures=PATHS.failures_dir,
+    )
+
+
 def get_report_inputs(wildcards):
-    """Everything the report shows: results, evidence, and the audio to listen to."""
-    return {
-        "summary": PATHS.summary, "unavailable": PATHS.unavailable, "host": PATHS.host,
-        "bench": bench_csvs() + chain_csvs(), "markers": validation_markers(),
-        "artifacts": [sidecar(a) for a in made_artifacts()], "bundles": deploy_dirs(),
-        "wavs": [PATHS.chain_wav(m, a) for m in CHAINS for a in chain_assignments(m)],
-        "graphs": graph_sidecars(),
-        "calibrations": [sidecar(PATHS.calibration(m, c)) for (m, c) in SPECS
-                         if any(needs_calibration(v) for v in variants_of(m, c))],
-        "references": [sidecar(PATHS.chain_reference(m)) for m in CHAINS],
-        "comparison": comparison(),
-        "live": [PATHS.live(m) for m in CHAINS if chain_of(m).get("stream")],
-    }
+    return report_inputs().files()
+
+
+def media_files():
+    """What a person judges, per chain: the input and PyTorch's run of it, each assignment's, the live stream."""
+    out = []
+    for m in CHAINS:
+        suffix = chain_of(m).chain_class.media_suffix
+        out += [PATHS.chain_media(m, which, suffix) for which in ("input", "reference")]
+        out += [PATHS.assignment_media(m, a, suffix) for a in chain_assignments(m)]
+        out += [PATHS.live_media(m, suffix)] if chain_of(m).stream else []
+    return out

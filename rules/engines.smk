@@ -20,4 +20,4 @@ rule build_engine:
         **(GPU_RESOURCES if BUILD_NEEDS_GPU else {}),
     shell:
         "python -m workflow_lib.stages.engine --spec {params.spec:q} --variant {wildcards.variant} "
-        "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} --threads {threads} > {log} 2>&1"
+        "--tensorrt {params.tensorrt:q} --onnx {input.onnx} --out {output.engine} --threads {threads} --log {log} > {log} 2>&1"

@@ -19,4 +19,4 @@ rule openvino_ir:
         runtime=30,
     shell:
         "python -m workflow_lib.stages.openvino_ir --spec {params.spec:q} --variant {wildcards.variant} --onnx {input.onnx} "
-        "--out {output.xml} --weights {output.bin} --threads {threads} > {log} 2>&1"
+        "--out {output.xml} --weights {output.bin} --threads {threads} --log {log} > {log} 2>&1"

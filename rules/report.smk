@@ -6,6 +6,7 @@ rule report:
         html=PATHS.report,
         **{name: report(PATHS.plot(name), caption="../report/plots.rst", category="Plots") for name in PLOTS},
     params:
+        inputs=lambda wc: report_inputs().to_json(),
         config_hash=CONFIG_HASH,
         captions={name: plot.caption for name, plot in PLOTS.items()},
         plots=lambda wc, output: os.path.dirname(output.html),
@@ -14,8 +15,24 @@ rule report:
         PATHS.device_log("report"),
     localrule: True
     shell:
-        "python -m workflow_lib.stages.report --summary {input.summary} --unavailable {input.unavailable} --host {input.host} "
-        "--bench {input.bench} --markers {input.markers} --artifacts {input.artifacts} --bundles {input.bundles} "
-        "--graphs {input.graphs} --calibrations {input.calibrations} --references {input.references} "
-        "--comparison {input.comparison} --live {input.live} "
+        "python -m workflow_lib.stages.report --inputs {params.inputs:q} "
         "--config-hash {params.config_hash} --out {output.html} --plots {params.plots} > {log} 2>&1"
+
+
+rule check_failures:
+    """The run's last check: every variant that failed with an error (everything else was built) fails the run,
+    unless failures.fail_run is false."""
+    input:
+        report=PATHS.report,
+        bundles=deploy_dirs(),
+    output:
+        PATHS.failures_checked,
+    params:
+        fail_run="--fail-run" if config["failures"]["fail_run"] else "",
+        failures=PATHS.failures_dir,
+        code=get_code("failures"),
+    log:
+        PATHS.device_log("failures"),
+    localrule: True
+    shell:
+        "python -m workflow_lib.stages.failures --failures {params.failures} {params.fail_run} --out {output} > {log} 2>&1"

@@ -12,7 +12,7 @@ rule validate_cpu:
         backend=pattern(b.name for b in backends.marker_backends() if not b.requests_gpu),
     params:
         spec=get_spec("validate"),
-        calibration=lambda wc, input: f"--calibration {input.calibration}" if "calibration" in input.keys() else "",
+        calibration=judged_on,
         code=get_code("validate"),
     log:
         PATHS.device_log("validate", "{model}", "{component}.{backend}.{variant}"),
@@ -24,7 +24,7 @@ rule validate_cpu:
         "python -m workflow_lib.stages.validate --spec {params.spec:q} --backend {wildcards.backend} "
         "--variant {wildcards.variant} --artifact {input.artifact} {params.calibration} --reference {input.reference} "
         "--out {output.marker} "
-        "--threads {threads} > {log} 2>&1"
+        "--threads {threads} --log {log} > {log} 2>&1"
 
 
 use rule validate_cpu as validate_gpu with:

@@ -24,4 +24,4 @@ rule graph_variant:
     shell:
         "python -m workflow_lib.stages.{params.stage} --spec {params.spec:q} --variant {wildcards.variant} "
         "--parent {input.parent} --out {output.onnx} "
-        "--settings {params.settings:q} {params.calibration} --reference {input.reference} --threads {threads} > {log} 2>&1"
+        "--settings {params.settings:q} {params.calibration} --reference {input.reference} --threads {threads} --log {log} > {log} 2>&1"

@@ -20,12 +20,14 @@ from typing import Any
 
 from ..analysis import parity
 from ..analysis.results import runtime_versions, series_name, write_results
-from ..core import cli, variants
+from ..core import variants
 from ..core.errors import Unavailable
 from ..core.files import now, read_json, sha256_file
-from ..core.host import cpu_name, cpu_peak_gflops, gpu_name
+from ..core.samples import read_sample_set
 from ..core.spec import ComponentSpec
-from ..core.timing import Policy, Samples, measure, stats
+from ..jobs import cli
+from ..jobs.host import cpu_name, cpu_peak_gflops, gpu_name
+from ..jobs.timing import Policy, Samples, measure, stats
 from ..runtimes import registry as backends
 from ..runtimes.runner import Runner
 
@@ -41,6 +43,8 @@ def benchmark(
     marker: dict[str, Any] | None = None,
     reference: str | None = None,
     threads: int = 0,
+    calibration: str | None = None,
+    search_files: int | None = None,
 ) -> tuple[list[dict], Samples, dict[str, Any]]:
     """Rows (one per device and dim point), their raw samples, and what the runners recorded.
 
@@ -51,14 +55,17 @@ def benchmark(
     policy = Policy.from_settings(settings)
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
-    check = parity.reference(spec, [reference]) if b.checks_inline(variant) else None
+    check = parity.reference(spec, [reference, calibration]) if b.checks_inline(variant) else None
+    judged, files = None, None
+    if check is not None and calibration:  # a fidelity gate checked inline: on the search files, like a marker
+        judged, files = read_sample_set(calibration).judged("search", [i.name for i in spec.inputs], search_files)
     for device in b.devices(variant, artifact):
         runner = b.open_runner(spec, variant, artifact, threads, device)
         gpu = gpu_name() if device == "cuda" else None
         where = device if device == "cpu" else f"cuda:{gpu}"
         record = runners.setdefault(where, {})
         if check is not None:
-            result = parity.check(spec, check, runner, variant)
+            result = parity.check(spec, check, runner, variant, judged, 0, files)
             record["parity"] = result
             if not result["ok"]:
                 raise Unavailable(parity.describe_failure(spec, result, f"{backend} {variant} on {where}"))
@@ -137,28 +144,47 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--artifact", help="what the backend consumes (checkpoint, ONNX, IR, engine)")
     p.add_argument("--marker", help="validation marker gating the artifact")
     p.add_argument("--reference", help="PyTorch's outputs the export stored (.npz), for backends checked inline")
+    p.add_argument("--calibration", help="the sample set whose search files an inline fidelity gate is judged on")
+    p.add_argument("--search-files", type=int, help="an even spread of this many of them (the variant's setting)")
     p.add_argument("--settings", required=True, type=json.loads, help="bench config section as JSON")
     p.add_argument("--out", required=True)
 
-    def run(a: argparse.Namespace) -> None:
-        marker = read_json(a.marker) if a.marker else None
-        meta = {
+    def about(a: argparse.Namespace) -> dict[str, Any]:
+        """What every sidecar of this job opens with: which series of which component, from which artifact."""
+        return {
             "stage": "bench",
             "model": a.spec.model,
             "component": a.spec.component,
             "backend": a.backend,
             "variant": a.variant,
             "artifact": a.artifact,
+            "created": now(),
+        }
+
+    def run(a: argparse.Namespace) -> None:
+        marker = read_json(a.marker) if a.marker else None
+        meta = {
+            **about(a),
             "artifact_sha256": sha256_file(a.artifact) if a.artifact and os.path.isfile(a.artifact) else None,
             "settings": a.settings,
-            "created": now(),
             "host": platform.node(),
             "pid": os.getpid(),
             "cores": sorted(os.sched_getaffinity(0)),
         }
+        if marker and marker.get("error"):
+            meta["error"] = marker["error"]  # not timed because of an error upstream: a failure, named as one
         try:
             rows, samples, runners = benchmark(
-                a.spec, a.backend, a.variant, a.settings, a.artifact, marker, a.reference, a.threads
+                a.spec,
+                a.backend,
+                a.variant,
+                a.settings,
+                a.artifact,
+                marker,
+                a.reference,
+                a.threads,
+                a.calibration,
+                a.search_files,
             )
             meta.update(status="measured", rows=len(rows), runners=runners)
         except Unavailable as e:
@@ -167,7 +193,17 @@ def main(argv: list[str] | None = None) -> None:
             log.warning("%s %s %s: not measured: %s", a.spec.name, a.backend, a.variant, e)
         write_results(rows, samples, a.out, meta)
 
-    cli.run("bench", run, p, argv)
+    def failed(a: argparse.Namespace, reason: str) -> None:
+        meta = {
+            **about(a),
+            "status": "unavailable",
+            "reason": reason,
+            "log": a.log,
+            "error": {"stage": "bench", "reason": reason, "log": a.log},
+        }
+        write_results([], {}, a.out, meta)
+
+    cli.run("bench", run, p, argv, isolate=failed)
 
 
 if __name__ == "__main__":

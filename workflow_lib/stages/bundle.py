@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.results import RUNTIMES
-from ..core import cli
+from ..chains.spec import ChainSpec
 from ..core.codehash import ROOT, closure, plugin_files
 from ..core.files import link_or_copy, now, read_json, sha256_file, versions, write_json
-from ..core.host import cpu_name, gpu_name
 from ..core.paths import CHECKPOINT, bundle_file, manifest_path
+from ..jobs import cli, host
+from ..jobs.host import cpu_name, gpu_name
 from ..runtimes import registry as backends
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("class", "kwargs", "method", "inputs", "outputs", "dims")  # what a bundle records of a component
 RUNNER = "workflow_lib.deployment.runner"
-# what the runner itself needs, besides the runtimes the manifest names
-BASE_REQUIREMENTS = ("numpy", "soundfile", "soxr")
+BASE_REQUIREMENTS = ("numpy",)  # what the runner itself needs, besides the runtimes and the chain's own needs
 RUN_PY = '''#!/usr/bin/env python3
 """Run this deployment: python run.py --help (the code is in lib/, the files in cpu/ and cuda/)."""
 import sys
@@ -103,10 +103,23 @@ def vendor(manifest: dict[str, Any], root: Path) -> list[str]:
     return copied
 
 
+def cpu_requirements(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Per shipped CPU series whose precision needs native arithmetic, the CPU features it needs (any one of
+    them): the runner refuses a host without them, naming what is missing."""
+    return {
+        f"{comp}: {chosen['series']}": list(host.NATIVE[chosen["precision"]])
+        for comp, per_device in manifest["components"].items()
+        for device, chosen in per_device.items()
+        if device == "cpu" and chosen.get("precision") in host.NATIVE
+    }
+
+
 def requirements(manifest: dict[str, Any]) -> list[str]:
-    """Pinned: the runtimes of the series that ship, at the versions they were measured with, and the runner's."""
+    """Pinned: the runtimes of the series that ship, at the versions they were measured with, the runner's and the
+    chain plug-in's own (audio chains: soundfile, soxr)."""
     shipped = {backends.get(c["backend"]).distribution for d in manifest["components"].values() for c in d.values()}
-    dists = [*BASE_REQUIREMENTS, *sorted(shipped)]
+    chain = ChainSpec.from_json(manifest["chain"]).chain_class.requirements if manifest.get("chain") else ()
+    dists = [*dict.fromkeys([*BASE_REQUIREMENTS, *chain]), *sorted(shipped)]
     pinned = versions(*dists)
     return [f"{d}=={pinned[d]}" if pinned.get(d) else d for d in dists]
 
@@ -127,10 +140,13 @@ def readme(manifest: dict[str, Any], reqs: list[str]) -> str:
         "python -m venv .venv && .venv/bin/pip install -r requirements.txt",
     ]
     if manifest.get("chain"):
-        lines += [
-            ".venv/bin/python run.py convert input.wav output.wav",
-            ".venv/bin/python run.py stream input.wav output.wav --chunk-ms 160 --lookahead-ms 23 [--realtime]",
-        ]
+        chain = ChainSpec.from_json(manifest["chain"]).chain_class
+        lines += [f".venv/bin/python run.py convert input{chain.media_suffix} output{chain.media_suffix}"]
+        if chain.streams:
+            lines += [
+                f".venv/bin/python run.py stream input{chain.media_suffix} output{chain.media_suffix} [--realtime]"
+                "   # chunk and lookahead: what the live job measured"
+            ]
     first = next(iter(manifest["components"]))
     lines += [
         f".venv/bin/python run.py component {first} inputs.npz outputs.npz",
@@ -169,10 +185,12 @@ def readme(manifest: dict[str, Any], reqs: list[str]) -> str:
             "",
             "## Live",
             "",
-            "Streamed on the host above (chunk + lookahead + compute at p99 is what a listener waits): "
+            "Streamed on the host above by the clock (the delay from a sample entering to it being heard, the "
+            "first chunk included): "
             + (
-                f"the smallest chunk that keeps up is {best['chunk_ms']:.0f} ms, listener latency "
-                f"{best['latency_ms']:.0f} ms, streamed against offline LSD {best['lsd_vs_offline_db']:.2f} dB."
+                f"the smallest chunk with no late chunk is {best['chunk_ms']:.0f} ms, with a delay of "
+                f"{best['delay_p50_ms']:.0f} ms at p50 and {best['delay_p95_ms']:.0f} ms at p95 "
+                f"(lookahead {best['lookahead_ms']:.0f} ms). `run.py stream` uses these settings unless told otherwise."
                 if best
                 else "no chunk size kept up with real time here."
             ),
@@ -198,18 +216,17 @@ def bundle(
     try:
         place_files(manifest, specs, tmp)
         if chain:
-            manifest["chain"] = {k: chain[k] for k in ("plugin", "settings", "roles") if k in chain}
+            manifest["chain"] = chain
         if live:
             manifest["live"] = live
         manifest["runner"] = {
-            "command": "python run.py convert IN.wav OUT.wav"
-            if chain
-            else "python run.py component NAME IN.npz OUT.npz",
+            "command": "python run.py convert IN OUT" if chain else "python run.py component NAME IN.npz OUT.npz",
             "threads": threads,
             "versions": versions(*BASE_REQUIREMENTS, *RUNTIMES),
             "host": {"host": platform.node(), "cpu": cpu_name(), "gpu": gpu_name()},
             "bundled": now(),
         }
+        manifest["requires"] = cpu_requirements(manifest)
         reqs = requirements(manifest)
         manifest["runner"]["code"] = vendor(manifest, tmp)
         (tmp / "run.py").write_text(RUN_PY)
@@ -230,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
     p.add_argument("--decision", required=True, help="what the deploy or chain search stage decided (JSON)")
     p.add_argument("--specs", required=True, type=json.loads, help="component -> spec JSON")
-    p.add_argument("--chain", type=json.loads, default=None, help="the model's chain settings (plug-in, roles)")
+    p.add_argument("--chain", type=json.loads, default=None, help="the model's chain spec (JSON: plug-in, roles)")
     p.add_argument("--live", help="the live measurement of the shipped chain (JSON)")
     p.add_argument("--runner-threads", type=int, default=0, help="the threads the benchmarks used")
     p.add_argument("--out", required=True, help="the bundle directory")

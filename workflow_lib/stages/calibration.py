@@ -5,7 +5,8 @@ INT8 ranges calibrated on random inputs describe random inputs. A component of a
 chain is calibrated on the chain's own tensors (stages/chain_calibration.py); any other names
 files of input arrays under `calibration.files` (`.npz` with one array per input name, or
 `.npy` for a one-input component; one sample per file), with `calibration.search` and
-`calibration.evaluation` files for the other roles (without them: leave-one-out), or falls
+`calibration.evaluation` files for the other roles (without them: the files dealt out to the roles in
+turn), or falls
 back to its input generators at the opt point (disjoint seeds per role), which the sidecar and
 the report mark as unrepresentative. The set's size and sha256 are recorded, with PyTorch
 fp32's outputs on each sample (every later check reads them instead of running PyTorch).
@@ -20,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from ..core import cli
 from ..core.errors import StageError
 from ..core.files import read_npz
 from ..core.samples import Feeds, write_calibration
 from ..core.spec import ComponentSpec
 from ..core.splits import GENERATED, SPLITS, Splits, from_config
+from ..jobs import cli
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("load", "io", "calibration")  # what this stage reads of a component
@@ -69,7 +70,7 @@ def from_generators(spec: ComponentSpec, count: int, first_seed: int = 0) -> lis
 
 def make(spec: ComponentSpec, out: str | Path, settings: dict[str, Any], threads: int = 0) -> dict[str, Any]:
     """The component's sample set: its files in their roles (calibration, search, evaluation; with no search or
-    evaluation files, leave-one-out over the calibration files), or generated samples with disjoint seeds per
+    evaluation files, the calibration files dealt out to the three roles), or generated samples with disjoint seeds per
     role, marked unrepresentative."""
     if settings.get("files"):
         given = {

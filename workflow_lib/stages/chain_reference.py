@@ -1,13 +1,13 @@
-"""Stage: PyTorch fp32's run of a model's chain on every file it is judged on, done once per model.
+"""Stage: PyTorch fp32's run of a model's chain on every file it is judged on, done once per model: the search
+files the chain search judges on (`chain.search.files` of them) and the evaluation files.
 
 It is what every assignment is scored against (the chain benchmarks and the chain search read
 it instead of running PyTorch each): the conditioning every assignment shares (drawn once by
 the plug-in: seeded noise, a speaker), per file of the search and evaluation roles its item and
 every stage's output (and the side outputs the plug-in scores), and the timing input at each
 `chain.seconds` length. Files come from `chain.inputs` (resampled and downmixed by an audio
-plug-in); with none, the plug-in's synthetic item stands in and the sidecar says so. Two WAVs
-to listen to: the first evaluation file, and what PyTorch fp32 makes of it (the plug-in says
-which output a listener hears).
+plug-in); with none, the plug-in's synthetic item stands in and the sidecar says so. Beside it, the first
+evaluation file and PyTorch fp32's outputs on it, from which the media stage makes what a person judges.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from ..chains import harness
-from ..core import cli
-from ..core.dsp import write_wav
+from ..chains.assignment import renamed
+from ..chains.spec import ChainSpec
 from ..core.files import now, sha256_file, versions, write_json, write_npz
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec, spec_from_json
+from ..jobs import cli
 from ..runtimes import torch_eager
 
 log = logging.getLogger(__name__)
@@ -33,21 +34,20 @@ SPEC_KEYS = ("load", "io")  # what this stage reads of each component
 
 
 def reference_run(
-    specs: dict[str, ComponentSpec], chain_cfg: dict[str, Any], threads: int = 0
+    specs: dict[str, ComponentSpec], spec: ChainSpec, threads: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-    """The arrays of the reference .npz, its sidecar record, and the input and PyTorch's output to listen to."""
-    chain = harness.load(chain_cfg)
-    roles = harness.parse_roles(chain, chain_cfg["roles"])
+    """The arrays of the reference .npz, its sidecar record, and the first evaluation file's item and PyTorch's
+    outputs on it (what the media a person judges are made from: stages/media.py)."""
+    chain = spec.chain
     runners = {
-        role: harness.renamed(torch_eager.open_runner(specs[comp], "fp32", None, threads, "cpu"), names)
-        for role, (comp, names) in roles.items()
+        role: renamed(torch_eager.open_runner(specs[b.component], "fp32", None, threads, "cpu"), b.names)
+        for role, b in spec.roles.items()
     }
-    splits = harness.splits_of(chain_cfg)
+    splits = spec.splits
     items = harness.read_items(chain, splits)
-    judged = harness.judged_files(splits)
-    seconds = list(chain_cfg.get("seconds") or [])
-    timing = {f"{s:g}s": chain.timing_input([items[i] for i in judged], s) for s in seconds}
-    extra = chain.conditioning(harness.role_inputs(specs, roles), [*items, *timing.values()])
+    judged = harness.judged_files(splits, spec.search.get("files"))
+    timing = {f"{s:g}s": chain.timing_input([items[i] for i in judged], s) for s in spec.seconds}
+    extra = chain.conditioning(spec.role_inputs(specs), [*items, *timing.values()])
     arrays: dict[str, np.ndarray] = {f"extra/{k}": v for k, v in extra.items()}
     outputs = {}
     for i in judged:
@@ -58,16 +58,16 @@ def reference_run(
         arrays.update({f"timing/{point}/{k}": v for k, v in item.items()})
     arrays[harness.META] = harness.meta_array(splits)
     first = next(i for i in judged if i in (splits.of("evaluation") or judged))
-    heard = {
-        "input": chain.listen_input(items[first]),
-        "reference": chain.listen(outputs[first]),
-        "file": harness.file_name(splits, first),
+    listen = {
+        **{f"input/{k}": v for k, v in items[first].items()},
+        **{f"reference/{k}": v for k, v in outputs[first].items()},
     }
     hashes = {f: sha256_file(f) for f in splits.files}
     record = {
         "stage": "chain_reference",
-        "model": next(iter(specs.values())).model,
-        "plugin": chain_cfg["plugin"],
+        "model": spec.model,
+        "plugin": spec.plugin,
+        "chain": spec.slice("settings"),  # what the report asks the plug-in to draw its media with
         "created": now(),
         "splits": splits.to_json(),
         "inputs": harness.describe_inputs(splits, hashes),
@@ -75,30 +75,24 @@ def reference_run(
         "judged": [harness.file_name(splits, i) for i in judged],
         "points": list(timing),
         "versions": versions("torch", "numpy", "soxr", "soundfile"),
+        "listen_file": harness.file_name(splits, first),
     }
-    return arrays, record, heard
+    return arrays, record, listen
 
 
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
     p.add_argument("--specs", required=True, type=json.loads, help="component -> spec JSON")
-    p.add_argument("--chain", required=True, type=json.loads, help="the model's chain settings as JSON")
+    p.add_argument("--chain", required=True, type=ChainSpec.from_json, help="the model's chain spec (JSON)")
     p.add_argument("--out", required=True, help="the reference .npz")
-    p.add_argument("--input-wav", required=True, help="the first evaluation file, to listen to")
-    p.add_argument("--reference-wav", required=True, help="what PyTorch fp32 makes of it")
+    p.add_argument("--listen", required=True, help="the first evaluation file and PyTorch's outputs on it (.npz)")
 
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
-        arrays, record, heard = reference_run(specs, a.chain, a.threads)
-        for which, path in (("input", a.input_wav), ("reference", a.reference_wav)):
-            audio, sr = heard[which] or (np.zeros(0, np.float32), 8000)  # an empty WAV: nothing to hear
-            write_wav(path, audio, sr)
+        arrays, record, listen = reference_run(specs, a.chain, a.threads)
+        write_npz(a.listen, listen)
         write_npz(a.out, arrays)
-        record.update(
-            sha256=sha256_file(a.out),
-            bytes=Path(a.out).stat().st_size,
-            wavs={"input": a.input_wav, "reference": a.reference_wav, "file": heard["file"]},
-        )
+        record.update(sha256=sha256_file(a.out), bytes=Path(a.out).stat().st_size, listen=a.listen)
         write_json(sidecar_path(a.out), record)
         log.info("chain reference: %d file(s) judged, timing points %s", len(record["judged"]), record["points"])
 

@@ -1,28 +1,27 @@
 """Stage: decide what to ship for a model with a chain: the fastest assignment whose whole chain passes
-its gates on files nothing was tuned on, written as a manifest beside the files to ship.
+its gates on the search files, then judged once on files nothing was chosen on.
 
 Per component, the series that may ship (validated, speedup CI above 1: analysis/selection.py)
 form a ladder, fastest first, PyTorch eager last. An assignment puts each component on a rung;
-trying one runs the chain on the search files (every gate per file, the worst file deciding)
-and times it at `chain.search.seconds` of input.
+trying one runs the chain on the search files (its gates applied by the gate statistic:
+analysis/gates.py) and times it at `chain.search.seconds` of input.
 
 1. Back off: from every component's fastest rung, while the chain fails, move the role the
-   plug-in names (chains/protocol.py `culprit`: for the demo, the vocoder when its
-   resynthesis of real speech fails, else the role adding the most noise) one rung down.
-2. Keep going past the first pass, within `chain.search.budget_seconds`: from every passing
-   assignment, try each component one rung faster (and, where that fails, with the role it
-   names moved down instead); then, from the fastest, each component one rung down where the
-   component benchmarks of the two rungs are within 25 % (separate jobs disagree by that much:
-   those pairs must be timed together). Every try is kept; the front is latency against the
-   worst search file's margin.
-3. Confirm on the evaluation files: passing assignments, fastest first, are judged on the
-   held-out files until two pass (the gates that decide what ships are judged there only).
-4. Decide between those two by timing them against each other (analysis/pairing.py): the faster
-   wins; a tie goes to the one further from failing its gates, then fewer quantized nodes.
-
-Nothing passing: PyTorch fp32 ships and the manifest says why. The manifest records every try
-(why it lost), the front, the confirmation and the paired comparison, and says what was
-established and no more.
+   scorer names (`culprit`: by default the role adding the most noise; a scorer may know better)
+   one rung down.
+2. Keep going past the first pass: from every passing assignment, try each component one rung
+   faster (and, where that fails, with the role it names moved down instead); then, from the
+   fastest, each component one rung down where the component benchmarks of the two rungs are
+   within 25 % (separate jobs disagree by that much: such pairs must be timed together). The
+   search is bounded in work (`chain.search.max_tries`), so machines of different speed try the
+   same assignments; `budget_seconds` is only a safety stop that marks the result cut short.
+3. Choose, on the search files alone: the two fastest passing assignments timed against each
+   other (analysis/pairing.py `decide_between`): the faster wins; a tie goes to the larger
+   margin on the search files, then to fewer quantized nodes.
+4. Then, and only then, the evaluation files, read once: the chosen assignment's verdict and the
+   held-out numbers the manifest quotes. If it fails there, the safe assignment named before any
+   evaluation (`chain.safe`, default PyTorch fp32 everywhere) ships, and the manifest and report
+   say so; nothing is ever picked by its evaluation score.
 """
 
 from __future__ import annotations
@@ -30,30 +29,60 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..analysis import pairing, selection
+from ..analysis import heldout, pairing, selection
+from ..analysis.budget import Budget
+from ..analysis.gates import Statistic, relative_margin
 from ..chains import harness
-from ..core import cli
+from ..chains.assignment import Preferences, choice_of, open_roles, preferences_json, remembered
+from ..chains.spec import ChainSpec
 from ..core.errors import Unavailable
-from ..core.files import now, write_json
-from ..core.gates import relative_margin
+from ..core.files import now, read_json, write_json
+from ..core.paths import sidecar_path
 from ..core.spec import spec_from_json
-from ..core.timing import Policy, stats
+from ..core.splits import spread
+from ..jobs import cli
+from ..jobs.timing import RANKING, stats
 
 log = logging.getLogger(__name__)
 # A rung below whose component benchmark is within this factor of the rung above may really be as fast:
 # timings from separate jobs differ by that much on a shared machine, so such pairs are timed together.
 CLOSE = 1.25
-SPEC_KEYS = ("load", "io")  # what this stage reads of each component
+SPEC_KEYS = ("load", "io", "gate")  # what opens each component, and the gates of its held-out verdict
 Positions = tuple[int, ...]
+REFERENCE = "reference"  # chain.safe's default: PyTorch fp32 for every component
 
 
-def search_point(chain_cfg: dict[str, Any], ref: harness.Reference) -> str:
+@dataclass
+class Try:
+    """One assignment the search ran on the search files."""
+
+    index: int
+    positions: list[int]
+    assignment: dict[str, str]  # component -> series
+    why: str
+    passed: bool = False
+    reason: str = ""
+    margin: float = float("-inf")  # the tightest gate's relative margin on the search files
+    p50_ms: float | None = None
+    rel_ci: float | None = None
+    rtf: float | None = None
+    scores: dict[str, Any] = field(default_factory=dict)  # per <group>_<metric>, the worst search file's
+    stages: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)  # the verdict on the search files
+    quantized_nodes: int = 0
+    why_lost: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def search_point(spec: ChainSpec, ref: harness.Reference) -> str:
     """The input length the chain is timed at: chain.search.seconds, else the middle configured length."""
-    seconds = (chain_cfg.get("search") or {}).get("seconds")
+    seconds = spec.search.get("seconds")
     points = list(ref.timing)
     point = f"{seconds:g}s" if seconds is not None else points[len(points) // 2]
     if point not in ref.timing:
@@ -62,23 +91,20 @@ def search_point(chain_cfg: dict[str, Any], ref: harness.Reference) -> str:
 
 
 class Search:
-    """Tries assignments (positions on the ladders) and keeps every try."""
+    """Tries assignments (positions on the ladders), within a budget of tries, and keeps every try."""
 
     def __init__(
         self,
         components: list[str],
         ladders: dict[str, list[dict[str, Any]]],
-        evaluate: Callable[[dict[str, dict[str, Any]]], dict[str, Any]],
-        culprit: Callable[[dict[str, Any], set[str]], str | None],
-        budget: float,
+        evaluate: Callable[[Try, dict[str, dict[str, Any]]], None],
+        culprit: Callable[[Try, set[str]], str | None],
+        budget: Budget,
     ):
         self.components, self.ladders, self.evaluate, self.culprit = components, ladders, evaluate, culprit
-        self.budget, self.t0 = budget, time.perf_counter()
-        self.tried: dict[Positions, dict[str, Any]] = {}
+        self.budget = budget
+        self.tried: dict[Positions, Try] = {}
         self.stopped: str | None = None
-
-    def spent(self) -> bool:
-        return time.perf_counter() - self.t0 > self.budget
 
     def movable(self, pos: Positions) -> set[str]:
         return {c for c, p in zip(self.components, pos, strict=True) if p < len(self.ladders[c]) - 1}
@@ -87,56 +113,57 @@ class Search:
         i = self.components.index(component)
         return tuple(p + step if j == i else p for j, p in enumerate(pos))
 
-    def try_(self, pos: Positions, why: str) -> dict[str, Any]:
+    def try_(self, pos: Positions, why: str) -> Try | None:
+        """The try at `pos` (run now, if new and the budget allows; None when it does not)."""
         if pos not in self.tried:
+            if not self.budget.take():
+                return None
             assignment = {c: self.ladders[c][p] for c, p in zip(self.components, pos, strict=True)}
-            entry = self.evaluate(assignment)
-            entry.update(index=len(self.tried), positions=list(pos), why=why)
-            self.tried[pos] = entry
+            t = Try(len(self.tried), list(pos), {c: e["series"] for c, e in assignment.items()}, why)
+            self.evaluate(t, assignment)
+            self.tried[pos] = t
         return self.tried[pos]
 
     def back_off(self, pos: Positions) -> Positions | None:
         """From `pos`, move the culprit down until the chain passes; the passing positions, or None."""
         entry = self.try_(pos, "every component on its fastest rung")
-        while not entry["passed"]:
+        while entry is not None and not entry.passed:
             back = self.culprit(entry, self.movable(pos))
             if back is None:
                 self.stopped = "every component that adds error is back at PyTorch fp32 and the chain still fails"
                 return None
-            entry.setdefault("why_lost", f"{entry['reason']}; backed off {back}")
-            if self.spent():
-                self.stopped = f"time budget of {self.budget:g} s spent (chain.search.budget_seconds)"
-                return None
+            entry.why_lost = entry.why_lost or f"{entry.reason}; backed off {back}"
             pos = self.moved(pos, back, +1)
-            entry = self.try_(pos, f"try #{entry['index']} failed: {back} one rung down")
-        return pos
+            entry = self.try_(pos, f"try #{entry.index} failed: {back} one rung down")
+        return pos if entry is not None else None
 
     def improve(self, start: Positions) -> None:
         """Past the first pass: from each passing assignment, each component one rung faster (or, if that
-        fails, with the role it then names moved down instead), until nothing new is left or time is up."""
+        fails, with the role it then names moved down instead), until nothing new is left or the budget is."""
         todo = [start]
         while todo:
             pos = todo.pop(0)
             for c in self.components:
-                if self.spent():
-                    self.stopped = f"time budget of {self.budget:g} s spent (chain.search.budget_seconds)"
-                    return
                 i = self.components.index(c)
                 if pos[i] == 0:
                     continue
                 up = self.moved(pos, c, -1)
                 known = up in self.tried
-                entry = self.try_(up, f"{c} one rung faster than passing try #{self.tried[pos]['index']}")
-                if entry["passed"]:
+                entry = self.try_(up, f"{c} one rung faster than passing try #{self.tried[pos].index}")
+                if entry is None:
+                    return
+                if entry.passed:
                     todo += [] if known else [up]
                     continue
                 other = self.culprit(entry, self.movable(up) - {c})
-                if other is None or self.spent():
+                if other is None:
                     continue
                 swap = self.moved(up, other, +1)
                 known = swap in self.tried
-                entry = self.try_(swap, f"{c} one rung faster, {other} one rung down (from try #{entry['index']})")
-                if entry["passed"] and not known:
+                entry = self.try_(swap, f"{c} one rung faster, {other} one rung down (from try #{entry.index})")
+                if entry is None:
+                    return
+                if entry.passed and not known:
                     todo.append(swap)
         self.stopped = self.stopped or "no faster neighbour of a passing assignment is left untried"
 
@@ -146,191 +173,212 @@ class Search:
         paired comparison settles)."""
         for c, p in zip(self.components, best, strict=True):
             ladder = self.ladders[c]
-            if p + 1 >= len(ladder) or self.spent():
-                continue
-            if ladder[p + 1]["p50_ms"] <= ladder[p]["p50_ms"] * CLOSE:
+            if p + 1 < len(ladder) and ladder[p + 1]["p50_ms"] <= ladder[p]["p50_ms"] * CLOSE:
                 self.try_(
                     self.moved(best, c, +1),
-                    f"{c} one rung down from #{self.tried[best]['index']}: "
-                    f"its benchmarks are within {CLOSE - 1:.0%} of each other",
+                    f"{c} one rung down from #{self.tried[best].index}: its benchmarks are within {CLOSE - 1:.0%} "
+                    "of each other",
                 )
 
 
+def safe_entries(spec: ChainSpec, ranked: dict[str, Any], device: str) -> tuple[dict[str, dict[str, Any]], str]:
+    """Per component the entry of the safe assignment (chain.safe; named before any evaluation): the first of
+    its series that was validated and measured here, else PyTorch fp32; and what it is called."""
+    name = spec.raw.get("safe") or REFERENCE
+    wanted = spec.assignments.get(name, {})
+    out = {}
+    for c in spec.components():
+        entry = ranked[c][device]
+        usable = [e for e in [*entry["candidates"], entry["reference"], *entry["others"]] if e["validated"]]
+        series = wanted.get(c, wanted.get("default", []))
+        out[c] = next((e for s in series for e in usable if e["series"] == s), entry["reference"])
+    return out, name
+
+
 def chain_search(
-    specs, chain_cfg: dict[str, Any], ranked: dict[str, Any], reference: str, timing: dict, threads: int, device: str
+    specs,
+    spec: ChainSpec,
+    ranked: dict[str, Any],
+    reference: str,
+    threads: int,
+    device: str,
+    samples: dict[str, dict[str, str]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """(per component the chosen entry and why, the search record) on one device kind."""
-    chain = harness.load(chain_cfg)
-    roles = harness.parse_roles(chain, chain_cfg["roles"])
-    component_of = {r: c for r, (c, _) in roles.items()}
-    role_of = {c: r for r, c in component_of.items()}
+    chain, scorer = spec.chain, spec.scorer
     ref = harness.Reference.load(reference)
-    point = search_point(chain_cfg, ref)
-    gates = chain_cfg.get("gates") or {}
-    search_cfg = chain_cfg.get("search") or {}
-    budget = float(search_cfg.get("budget_seconds", 300))
-    policy = Policy.from_settings(timing)
-    components = list(specs)
+    point = search_point(spec, ref)
+    gates, cfg = spec.gates, spec.search
+    statistic = Statistic.from_settings(spec.raw.get("gating"))
+    budget = Budget(
+        int(cfg.get("max_tries", 24)),
+        cfg.get("budget_seconds"),
+        "chain.search.max_tries",
+        "chain.search.budget_seconds",
+    )
+    components = spec.components()
     ladders = {c: [*ranked[c][device]["candidates"], ranked[c][device]["reference"]] for c in components}
     cache: dict[str, Any] = {}
-    search_files, evaluation_files = ref.files("search"), ref.files("evaluation")
+    memo: dict[tuple, list] = {}  # what each component's series answered on each input, across tries
+    search_files, evaluation_files = spread(ref.files("search"), cfg.get("files")), ref.files("evaluation")
 
-    def open_runners(assignment: dict[str, dict[str, Any]]):
-        preferences = {c: [f"{e['series']}@{device}"] for c, e in assignment.items()}
-        artifacts = {
-            c: {f"{e['series']}@{device}": {"artifact": e["source"], "marker": e["marker"]}}
-            for c, e in assignment.items()
-        }
-        return harness.resolve(specs, roles, preferences, artifacts, threads, cache)[0]
+    def prefs(assignment: dict[str, dict[str, Any]]) -> Preferences:
+        return {c: [choice_of(e, device)] for c, e in assignment.items()}
 
-    def evaluate(assignment: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        entry: dict[str, Any] = {"assignment": {c: e["series"] for c, e in assignment.items()}}
+    def evaluate(t: Try, assignment: dict[str, dict[str, Any]]) -> None:
         try:
-            runners = open_runners(assignment)
-            records, _ = harness.score_files(chain, runners, ref, search_files)
-            judged = harness.verdict(chain, records, gates)
-            ms, how = harness.time_chain(chain, runners, ref.timing[point], ref.extra, policy)
-            s = stats(ms)
-            entry.update(
-                p50_ms=s["p50_ms"],
-                rel_ci=how["rel_ci"],
-                rtf=s["p50_ms"] / 1e3 / chain.seconds(ref.timing[point]),
-                scores=harness.worst_scores(chain, records),
-                stages=harness.worst_stages(records),
-                search=judged,
-                margin=relative_margin(judged),
-                passed=judged["status"] == "passed",
-                reason=judged["reason"],
-                quantized_nodes=sum(e.get("quantized_nodes") or 0 for e in assignment.values()),
-            )
+            runners, chosen = open_roles(spec, specs, prefs(assignment), threads, cache)
+            records, _ = harness.score_files(spec, remembered(spec, runners, chosen, memo), ref, search_files)
+            judged = harness.verdict(scorer, records, gates, statistic)
+            ms, how = harness.time_chain(chain, runners, ref.timing[point], ref.extra, RANKING)
+            p50 = stats(ms)["p50_ms"]
+            t.p50_ms, t.rel_ci, t.rtf = p50, how["rel_ci"], p50 / 1e3 / chain.seconds(ref.timing[point])
+            t.scores, t.stages, t.search = harness.worst_scores(scorer, records), harness.worst_stages(records), judged
+            t.margin, t.passed, t.reason = relative_margin(judged), judged["status"] == "passed", judged["reason"]
+            t.quantized_nodes = sum(e.get("quantized_nodes") or 0 for e in assignment.values())
         except Unavailable as e:
-            entry.update(passed=False, reason=f"could not run: {e}", margin=float("-inf"))
-        log.info("chain search %s: %s -> %s %s", device, entry["assignment"], entry["passed"], entry["reason"])
-        return entry
+            t.passed, t.reason = False, f"could not run: {e}"
+        log.info("chain search %s: %s -> %s %s", device, t.assignment, t.passed, t.reason)
 
-    def culprit(entry: dict[str, Any], movable: set[str]) -> str | None:
-        if "stages" not in entry:  # it could not run at all: move anything that can
+    def culprit(t: Try, movable: set[str]) -> str | None:
+        if not t.stages:  # it could not run at all: move anything that can
             return next(iter(sorted(movable)), None)
-        failed = set(entry["search"]["failed"])
-        role = chain.culprit(failed, entry["stages"], {role_of[c] for c in movable})
-        return component_of[role] if role else None
+        role = scorer.culprit(set(t.search["failed"]), t.stages, {spec.role_of(c) for c in movable})
+        return spec.roles[role].component if role else None
 
-    t0 = time.perf_counter()
     s = Search(components, ladders, evaluate, culprit, budget)
     passing = s.back_off(tuple(0 for _ in components))
     if passing is not None:
         s.improve(passing)
-        best = min((pos for pos, e in s.tried.items() if e["passed"]), key=lambda pos: s.tried[pos]["p50_ms"])
+        best = min((pos for pos, t in s.tried.items() if t.passed), key=lambda pos: s.tried[pos].p50_ms)
         s.runners_up(best)
-    tried = sorted(s.tried.values(), key=lambda e: e["index"])
-    searched = round(time.perf_counter() - t0, 2)
+    tried = sorted(s.tried.values(), key=lambda t: t.index)
+    stopped = budget.stopped or s.stopped
 
-    confirmed: list[dict[str, Any]] = []
-    for e in sorted((e for e in tried if e["passed"]), key=lambda e: e["p50_ms"]):
-        if len(confirmed) == 2:
-            break
-        runners = open_runners({c: ladders[c][p] for c, p in zip(components, e["positions"], strict=True)})
-        records, _ = harness.score_files(chain, runners, ref, evaluation_files)
-        e["evaluation"] = harness.verdict(chain, records, gates)
-        e["evaluation_scores"] = harness.worst_scores(chain, records)
-        if e["evaluation"]["status"] == "passed":
-            confirmed.append(e)
-        else:
-            e["why_lost"] = f"passed the search files but not the evaluation files: {e['evaluation']['reason']}"
-
+    # choose on the search files alone
+    ranked_passing = sorted((t for t in tried if t.passed), key=lambda t: t.p50_ms)
     paired = None
-    if len(confirmed) == 2:
-        paired = decide(chain_cfg, specs, ladders, components, confirmed, reference, point, threads, device)
-        winner = confirmed[0] if paired["winner"] == f"#{confirmed[0]['index']}" else confirmed[1]
-        loser = confirmed[1] if winner is confirmed[0] else confirmed[0]
-        loser["why_lost"] = f"paired against #{winner['index']}: {paired['why']}" + (
+    if len(ranked_passing) >= 2:
+        a, b = ranked_passing[:2]
+        paired = decide(spec, specs, ladders, components, (a, b), reference, point, threads, device)
+        winner = a if paired["winner"] == f"#{a.index}" else b
+        loser = b if winner is a else a
+        loser.why_lost = f"paired against #{winner.index}: {paired['why']}" + (
             f"; tie broken by {paired['tie_broken_by']}" if paired.get("tie_broken_by") else ""
         )
     else:
-        winner = confirmed[0] if confirmed else None
-    for e in tried:
-        if e is not winner and e["passed"] and "why_lost" not in e and "evaluation" not in e:
-            e["why_lost"] = "slower than an assignment that passed (not judged on the evaluation files)"
+        winner = ranked_passing[0] if ranked_passing else None
+    for t in tried:
+        if t is not winner and t.passed and t.why_lost is None:
+            t.why_lost = "slower than an assignment that passed"
+
+    # then, once, the evaluation files: the verdict of what was chosen (and of the fallback, for the record)
+    def judged_on_evaluation(assignment: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The chain's gates on its evaluation files, and each shipped component's own fidelity gate on its own."""
+        runners, _ = open_roles(spec, specs, prefs(assignment), threads, cache)
+        records, _ = harness.score_files(spec, runners, ref, evaluation_files)
+        out = harness.verdict(scorer, records, gates, statistic)
+        out["scores"] = harness.worst_scores(scorer, records)
+        # per file, what the chain bench of what ships reads instead of running the chain on these files again
+        out["records"], out["stages"] = records, harness.worst_stages(records)
+        own = {
+            c: heldout.component(
+                specs[c], e, samples.get(c, {}).get("calibration"), samples.get(c, {}).get("reference"), threads
+            )
+            for c, e in assignment.items()
+        }
+        out["components"] = {c: v for c, v in own.items() if v is not None}
+        failing = [c for c, v in out["components"].items() if v["status"] != "passed"]
+        if failing:
+            out["status"] = "failed"
+            out["reason"] = "; ".join(
+                [
+                    *([out["reason"]] if out["reason"] else []),
+                    *(f"{c}: {out['components'][c]['reason']}" for c in failing),
+                ]
+            )
+        return out
+
+    samples = samples or {}
+    safe, safe_name = safe_entries(spec, ranked, device)
+    evaluation, fallback = None, None
+    if winner is not None:
+        chosen = {c: ladders[c][p] for c, p in zip(components, winner.positions, strict=True)}
+        evaluation = judged_on_evaluation(chosen)
+        reason = f"chosen by the chain search on the search files: try #{winner.index}; passed on the evaluation files"
+        if evaluation["status"] != "passed":
+            fallback = {
+                "assignment": safe_name,
+                "why": f"try #{winner.index}, chosen on the search files, failed its gates on the evaluation files "
+                f"({evaluation['reason']}): the safe assignment `{safe_name}` (chain.safe, named before any "
+                "evaluation) ships instead",
+            }
+    else:
+        fallback = {
+            "assignment": safe_name,
+            "why": f"no assignment passed on the search files ({stopped}): the "
+            f"safe assignment `{safe_name}` (chain.safe) ships",
+        }
+    if fallback is not None:
+        chosen, reason = safe, fallback["why"]
+        fallback["evaluation"] = judged_on_evaluation(safe)
+        log.warning("chain search %s: %s", device, fallback["why"])
     record = {
         "device": device,
         "point": point,
         "gates": gates,
-        "budget_seconds": budget,
-        "seconds": searched,
-        "stopped": s.stopped,
-        "tried": tried,
-        "front": pairing.front(tried, "margin"),  # latency against the worst search file's margin
-        "confirmed": [e["index"] for e in confirmed],
+        "statistic": statistic.describe(),
+        "budget": budget.record(),
+        "cut_short": budget.cut_short,
+        "stopped": stopped,
+        "tried": [t.to_json() for t in tried],
+        "front": pairing.front([t.to_json() for t in tried], "margin"),  # latency against the search margin
         "paired": paired,
-        "winner": winner["index"] if winner else None,
+        "winner": winner.index if winner else None,
+        "evaluation": evaluation,
+        "fallback": fallback,
         "files": {"search": [ref.name(i) for i in search_files], "evaluation": [ref.name(i) for i in evaluation_files]},
-        "established": established(winner, tried, confirmed, paired, s.stopped),
+        "established": established(winner, tried, paired, stopped, evaluation, fallback, budget),
     }
-    if winner:
-        chosen = {c: ladders[c][p] for c, p in zip(components, winner["positions"], strict=True)}
-        reason = f"chosen by the chain search: try #{winner['index']} (what it established: the search record)"
-    else:
-        chosen = {c: ranked[c][device]["reference"] for c in components}
-        reason = f"chain search found no assignment passing on the evaluation files ({s.stopped}): PyTorch fp32 ships"
     return {c: selection.pick(ranked[c][device], chosen[c], reason) for c in components}, record
 
 
-def decide(chain_cfg, specs, ladders, components, confirmed, reference, point, threads, device) -> dict[str, Any]:
-    """The two fastest confirmed assignments timed against each other (alternating, warm, one process each)."""
-    recipes = []
-    for e in confirmed:
-        assignment = {c: ladders[c][p] for c, p in zip(components, e["positions"], strict=True)}
-        recipes.append(
-            {
-                "builder": "workflow_lib.chains.harness:chain_step",
-                "args": {
-                    "chain_cfg": chain_cfg,
-                    "specs": {c: s.to_json() for c, s in specs.items()},
-                    "preferences": {c: [f"{x['series']}@{device}"] for c, x in assignment.items()},
-                    "artifacts": {
-                        c: {f"{x['series']}@{device}": {"artifact": x["source"], "marker": x["marker"]}}
-                        for c, x in assignment.items()
-                    },
-                    "reference": reference,
-                    "point": point,
-                    "threads": threads,
-                },
-            }
-        )
-    a, b = confirmed
-    record = pairing.compare(
-        recipes[0],
-        recipes[1],
-        pairing.PairPolicy.from_settings((chain_cfg.get("search") or {}).get("paired")),
-        (f"#{a['index']}", f"#{b['index']}"),
-    )
-    pairing.break_tie(
-        record,
-        (relative_margin(a["evaluation"]), relative_margin(b["evaluation"])),
-        (a.get("quantized_nodes", 0), b.get("quantized_nodes", 0)),
-    )
-    return record
+def decide(spec, specs, ladders, components, pair: tuple[Try, Try], reference, point, threads, device) -> dict:
+    """The two fastest passing assignments timed against each other (alternating, warm, one process each)."""
+    contenders = []
+    for t in pair:
+        assignment = {c: ladders[c][p] for c, p in zip(components, t.positions, strict=True)}
+        recipe = {
+            "builder": "workflow_lib.chains.harness:chain_step",
+            "args": {
+                "chain": spec.slice("scoring", "settings", "roles"),
+                "specs": {c: s.to_json() for c, s in specs.items()},
+                "choices": preferences_json({c: [choice_of(e, device)] for c, e in assignment.items()}),
+                "reference": reference,
+                "point": point,
+                "threads": threads,
+            },
+        }
+        contenders.append(pairing.Contender(f"#{t.index}", recipe, t.margin, t.quantized_nodes))
+    return pairing.decide_between(*contenders, pairing.PairPolicy.from_settings(spec.search.get("paired")))
 
 
-def established(winner, tried, confirmed, paired, stopped) -> str:
+def established(winner, tried, paired, stopped, evaluation, fallback, budget) -> str:
     """What the search can claim, and no more."""
+    cut = " (cut short by its safety time box: another machine may have gone further)" if budget.cut_short else ""
     if winner is None:
-        return "no assignment tried passed every gate on the evaluation files"
-    text = (
-        f"of {len(tried)} assignments tried ({stopped}), the fastest that passed every gate on the search "
-        f"files and then on the held-out evaluation files"
-    )
+        return f"no assignment of the {len(tried)} tried passed every gate on the search files{cut}"
+    text = f"of {len(tried)} assignments tried ({stopped}){cut}, the fastest that passed every gate on the search files"
     if paired is None:
-        return text + "; no second assignment passed, so none was timed against it"
-    if paired["outcome"] == "tie":
-        return (
-            text
-            + f"; tied with {paired['b'] if paired['winner'] == paired['a'] else paired['a']} in paired timing"
-            + (f" ({paired['why']}); tie broken by {paired['tie_broken_by']}")
-        )
-    return (
-        text + f"; faster than the runner-up in paired timing ({paired['rounds']} rounds, ratio {paired['ratio']:.3f})"
-    )
+        text += "; no second assignment passed, so none was timed against it"
+    elif paired["outcome"] == "tie":
+        other = paired["b"] if paired["winner"] == paired["a"] else paired["a"]
+        text += f"; tied with {other} in paired timing ({paired['why']}); tie broken by {paired['tie_broken_by']}"
+    else:
+        text += f"; faster than the runner-up in paired timing ({paired['rounds']} rounds, ratio {paired['ratio']:.3f})"
+    if fallback is not None:
+        return text + f"; it failed on the evaluation files, so the safe assignment `{fallback['assignment']}` ships"
+    return text + f"; then judged once on the evaluation files: {evaluation['status']}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -338,11 +386,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--csvs", nargs="+", required=True, help="the model's component benchmark CSVs")
     p.add_argument("--markers", nargs="*", default=[], help="the model's validation markers")
     p.add_argument("--specs", required=True, type=json.loads, help="component -> spec JSON")
-    p.add_argument("--chain", required=True, type=json.loads, help="the model's chain settings as JSON")
+    p.add_argument("--chain", required=True, type=ChainSpec.from_json, help="the model's chain spec (JSON)")
     p.add_argument("--reference", required=True, help="PyTorch fp32's run of the chain (.npz)")
-    p.add_argument("--timing", required=True, type=json.loads, help="the bench timing settings")
     p.add_argument("--point", default="opt")
     p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--samples", type=json.loads, default={}, help="component -> {calibration, reference} paths")
     p.add_argument("--out", required=True, help="the decision (JSON): what the bundle stage ships")
 
     def run(a: argparse.Namespace) -> None:
@@ -352,7 +400,9 @@ def main(argv: list[str] | None = None) -> None:
         components: dict[str, dict[str, Any]] = {c: {} for c in specs}
         searches = []
         for device in devices:
-            picks, record = chain_search(specs, a.chain, ranked["components"], a.reference, a.timing, a.threads, device)
+            picks, record = chain_search(
+                specs, a.chain, ranked["components"], a.reference, a.threads, device, a.samples
+            )
             for c, chosen in picks.items():
                 components[c][device] = chosen
             searches.append(record)
@@ -361,12 +411,13 @@ def main(argv: list[str] | None = None) -> None:
             "model": ranked["model"],
             "created": now(),
             "point": a.point,
-            "rule": "per component, candidates as in " + selection.RULE + "; decided on the whole chain: the "
-            "fastest assignment found whose chain passes every gate on the evaluation files, the last two "
-            "timed against each other",
+            "rule": "per component, candidates as in " + selection.RULE + "; decided on the whole chain, on the "
+            "search files: the fastest assignment found whose chain passes every gate, the last two timed against "
+            "each other; then judged once on the evaluation files (failing there: chain.safe ships)",
             "inputs": harness.describe_inputs(ref.splits, _hashes(a.reference)),
             "components": components,
             "search": searches,
+            "failures": selection.failures(ranked),
         }
         write_json(a.out, manifest)
         for record in searches:
@@ -374,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
                 "chain search on %s: %d assignments tried in %.1f s; %s; %s",
                 record["device"],
                 len(record["tried"]),
-                record["seconds"],
+                record["budget"]["seconds"],
                 record["stopped"],
                 record["established"],
             )
@@ -383,9 +434,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _hashes(reference: str) -> dict[str, str]:
-    from ..core.files import read_json
-    from ..core.paths import sidecar_path
-
     return {r["file"]: r["sha256"] for rs in read_json(sidecar_path(reference))["inputs"]["roles"].values() for r in rs}
 
 

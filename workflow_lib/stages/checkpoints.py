@@ -16,10 +16,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..core import cli
 from ..core.files import atomic_path, link_or_copy, now, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.spec import PACKAGE_PREFIX, package_distributions, package_file
+from ..jobs import cli
 
 log = logging.getLogger(__name__)
 

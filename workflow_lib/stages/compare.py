@@ -1,6 +1,7 @@
-"""Stage: this run against a baseline run (analysis/comparison.py): per series and per chain, the ratio
-of medians, a Mann-Whitney U test on the raw samples, and a mark (regressed, improved, newly failing,
-fixed, not comparable, unchanged), as a CSV the report shows. With `--fail-on-regression` it then
+"""Stage: this run against a baseline run (analysis/comparison.py): per series and per chain, its time
+relative to the same run's PyTorch fp32 (what survives a rerun on a drifting machine), a significance
+test, and a mark (regressed, improved, newly failing, fixed, not comparable, unchanged), as a CSV the
+report shows. With `--fail-on-regression` it then
 exits non-zero when anything regressed or newly fails: the check a CI job runs (`snakemake
 compare_gate`, or `compare.fail_on_regression: true`).
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..analysis.comparison import FACTOR, compare, read_snapshot
-from ..core import cli
+from ..analysis.comparison import FACTOR, compare, noise_floor, read_snapshot
 from ..core.errors import WorkflowError
 from ..core.files import atomic_path, read_json, write_json
+from ..jobs import cli
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ()
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
     p.add_argument("--snapshot", help="this run's snapshot (bench/snapshot.parquet)")
     p.add_argument("--baseline", help="the baseline run: its results directory or its snapshot file")
-    p.add_argument("--factor", type=float, default=FACTOR, help="changes below this factor are not reported")
+    p.add_argument(
+        "--factor", type=float, default=FACTOR, help="changes below this factor (the noise floor) are not reported"
+    )
     p.add_argument(
         "--out",
         help="the comparison CSV (a sidecar beside it records what was compared); with --check: "
@@ -43,18 +46,21 @@ def main(argv: list[str] | None = None) -> None:
             log.info("against the baseline run: nothing regressed or newly failing")
             write_json(a.out, {"checked": a.check, "counts": counts})
             return
-        table = compare(read_snapshot(a.snapshot), read_snapshot(a.baseline), a.factor)
+        table, drift = compare(read_snapshot(a.snapshot), read_snapshot(a.baseline), a.factor)
         with atomic_path(a.out, suffix=".csv") as tmp:
             table.write_csv(tmp)
         counts = {m: n for m, n in table.group_by("mark").len().iter_rows()}
-        write_json(f"{a.out}.json", {"baseline": a.baseline, "factor": a.factor, "counts": counts})
+        write_json(
+            f"{a.out}.json",
+            {"baseline": a.baseline, "factor": a.factor, "drift": drift, "noise": noise_floor(table), "counts": counts},
+        )
         for row in table.filter(table["mark"].is_in(["regressed", "improved", "newly failing", "fixed"])).iter_rows(
             named=True
         ):
             log.info(
                 "%s %s %s %s: %s (%s)", *(row[k] for k in ("model", "component", "series", "point", "mark", "why"))
             )
-        log.info("against %s: %s", a.baseline, counts)
+        log.info("against %s (the machine ran %.2fx the baseline's times): %s", a.baseline, drift, counts)
 
     cli.run("compare", run, p, argv)
 

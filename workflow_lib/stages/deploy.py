@@ -6,10 +6,13 @@ The candidates: backends whose artifact passed validation (marker, or inline par
 torch.compile) and were measured at the decision point, whose speedup over PyTorch fp32 on the
 same device has a 95 % CI lying entirely above 1 (analysis/selection.py); none: PyTorch eager
 ships. The two fastest are then timed against each other in this job (analysis/pairing.py:
-alternating rounds, each warm in a process of its own) and the faster ships; a tie goes to the
-one further from failing its gate, then to fewer quantized nodes. Every alternative is listed
-with its numbers and why it lost. (A model with a chain decides on the whole chain instead:
-stages/chain_search.py.)
+alternating rounds, each warm in a process of its own) and the faster ships; a tie goes to the one
+with fewer quantized nodes. Every alternative is listed with its numbers and why it lost.
+
+Only then are the evaluation files read, once, for what was chosen (analysis/heldout.py): a series
+whose variant has a fidelity gate is judged on its component's evaluation files, and if it fails
+there PyTorch fp32 ships instead, as the rule fixed before any evaluation says; the manifest records
+both. (A model with a chain decides on the whole chain instead: stages/chain_search.py.)
 """
 
 from __future__ import annotations
@@ -19,21 +22,13 @@ import json
 import logging
 from typing import Any
 
-from ..analysis import pairing, selection
-from ..core import cli
+from ..analysis import heldout, pairing, selection
 from ..core.files import now, read_json, write_json
-from ..core.gates import relative_margin
+from ..core.spec import spec_from_json
+from ..jobs import cli
 
 log = logging.getLogger(__name__)
-SPEC_KEYS = ("load", "io")  # what opens each candidate for paired timing
-
-
-def margin(entry: dict[str, Any]) -> float:
-    """How far a series is from failing its gate, from its validation marker (0 when it records none)."""
-    if not entry.get("marker"):
-        return 0.0
-    verdict = (read_json(entry["marker"]).get("parity") or {}).get("verdict")
-    return relative_margin(verdict) if verdict else 0.0
+SPEC_KEYS = ("load", "io", "gate")  # what opens each candidate, and the gates the held-out verdict applies
 
 
 def decide(entry: dict[str, Any], spec: str, threads: int, point: str, policy: pairing.PairPolicy) -> dict[str, Any]:
@@ -45,32 +40,52 @@ def decide(entry: dict[str, Any], spec: str, threads: int, point: str, policy: p
         )
     if len(candidates) == 1:
         return selection.pick(entry, candidates[0], "the only validated backend with a speedup CI above 1")
-    a, b = candidates[:2]
-    recipes = [
-        {
-            "builder": "workflow_lib.runtimes.registry:series_step",
-            "args": {
-                "spec": spec,
-                "series": f"{c['series']}@{c['device'].split(':')[0]}",
-                "artifact": c["source"],
-                "marker": read_json(c["marker"]) if c.get("marker") else None,
-                "threads": threads,
-                "point": point,
+    a, b = (
+        pairing.Contender(
+            c["series"],
+            {
+                "builder": "workflow_lib.runtimes.registry:series_step",
+                "args": {
+                    "spec": spec,
+                    "series": f"{c['series']}@{c['device'].split(':')[0]}",
+                    "artifact": c["source"],
+                    "marker": read_json(c["marker"]) if c.get("marker") else None,
+                    "threads": threads,
+                    "point": point,
+                },
             },
-        }
-        for c in (a, b)
-    ]
-    record = pairing.compare(recipes[0], recipes[1], policy, (a["series"], b["series"]))
-    winner = pairing.break_tie(record, (margin(a), margin(b)), (a["quantized_nodes"], b["quantized_nodes"]))
-    chosen, other = (a, b) if winner == a["series"] else (b, a)
+            None,  # its marker's margin is measured on the evaluation files, which never choose
+            c["quantized_nodes"],
+        )
+        for c in candidates[:2]
+    )
+    record = pairing.decide_between(a, b, policy)
+    winner = record["winner"]
+    chosen, other = (candidates[0], candidates[1]) if winner == a.name else (candidates[1], candidates[0])
     how = record["why"] + (f"; tie broken by {record['tie_broken_by']}" if record.get("tie_broken_by") else "")
     picked = selection.pick(
         entry,
         chosen,
         f"fastest validated backend with a speedup CI above 1; against {other['series']} in paired timing: {how}",
     )
-    picked["paired"] = {k: v for k, v in record.items() if k not in ("a_ms", "b_ms")}
+    picked["paired"] = record
     return picked
+
+
+def held_out(entry: dict[str, Any], picked: dict[str, Any], spec: str, calibration, reference, threads: int) -> dict:
+    """The chosen series judged once on the evaluation files; failing there, PyTorch fp32 (fixed before any
+    evaluation) ships instead, and says why."""
+    verdict = heldout.component(spec_from_json(spec), picked, calibration, reference, threads)
+    if verdict is None or verdict["status"] == "passed":
+        return {**picked, "held_out": verdict}
+    why = (
+        f"{picked['series']}, chosen on the search files, failed its gate on the evaluation files "
+        f"({verdict['reason']}): PyTorch fp32 ships instead, the rule fixed before any evaluation"
+    )
+    log.warning("%s", why)
+    fallback = selection.pick(entry, entry["reference"], why)
+    fallback["fallback_from"] = {"series": picked["series"], "held_out": verdict}
+    return fallback
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,21 +96,34 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--point", default="opt")
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--paired", type=json.loads, default={}, help="paired timing settings (deploy.paired)")
+    p.add_argument("--samples", type=json.loads, default={}, help="component -> {calibration, reference} paths")
     p.add_argument("--out", required=True, help="the decision (JSON): what the bundle stage ships")
 
     def run(a: argparse.Namespace) -> None:
         ranked = selection.rank(a.csvs, a.markers, a.point, a.bootstrap)
         policy = pairing.PairPolicy.from_settings(a.paired)
         components = {
-            comp: {kind: decide(entry, a.specs[comp], a.threads, a.point, policy) for kind, entry in per_device.items()}
+            comp: {
+                kind: held_out(
+                    entry,
+                    decide(entry, a.specs[comp], a.threads, a.point, policy),
+                    a.specs[comp],
+                    a.samples.get(comp, {}).get("calibration"),
+                    a.samples.get(comp, {}).get("reference"),
+                    a.threads,
+                )
+                for kind, entry in per_device.items()
+            }
             for comp, per_device in ranked["components"].items()
         }
         manifest = {
             "model": ranked["model"],
             "created": now(),
             "point": a.point,
-            "rule": selection.RULE + "; the two fastest timed against each other",
+            "rule": selection.RULE + "; the two fastest timed against each other; then judged once on the "
+            "evaluation files (failing there: PyTorch fp32 ships)",
             "components": components,
+            "failures": selection.failures(ranked),
         }
         write_json(a.out, manifest)
         for comp, per_device in components.items():

@@ -6,7 +6,8 @@ re-exports to the same bytes and costs a cache hit, not a rebuild. Entries are w
 by rename, so concurrent builders of one key never expose a partial plan.
 
 Precision comes from the graph (strongly typed): fp16 from the fp16 graph, INT8 from the
-QDQ graph (explicit quantization). A graph the builder refuses (TensorRT takes only
+QDQ graph (explicit quantization), bf16 from the bf16 variant's graph retyped to bf16 (its
+marked nodes f32: graphs/bf16.py). A graph the builder refuses (TensorRT takes only
 symmetric INT8, so a QDQ graph with u8 zero points is refused) is a result, not a crash:
 the engine file is left empty and its sidecar says `built: false` with the builder's
 reason, which the TensorRT backend reports as the reason it cannot run.
@@ -20,18 +21,23 @@ import fcntl
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..core import cli, variants
+import onnx
+
+from ..core import variants
 from ..core.errors import TrtError
 from ..core.files import atomic_path, link_or_copy, now, read_json, sha256_file, sha256_json, write_bytes, write_json
-from ..core.host import device_info
 from ..core.paths import cache_entry, sidecar_path
 from ..core.spec import POINTS, ComponentSpec
-from ..runtimes import trt
+from ..graphs import bf16
+from ..jobs import cli
+from ..jobs.host import device_info
+from ..runtimes import tensorrt_engines as trt
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("inputs", "dims")  # what this stage reads of a component (the profile)
@@ -78,6 +84,16 @@ def _place(cached: Path, out: Path) -> str:
     return how
 
 
+def _typed(onnx_path: str | Path, precision: str, work: Path) -> Path:
+    """The graph as the strongly typed builder must see it: a bf16 variant's graph retyped to bf16 (its marked
+    nodes, and the layer types the builder cannot make in bf16, f32); any other graph as it is."""
+    if precision != "bf16":
+        return Path(onnx_path)
+    typed = work / f"{Path(onnx_path).stem}.bf16.onnx"
+    onnx.save(bf16.typed(onnx.load(str(onnx_path)), trt.BF16_UNBUILDABLE), str(typed))
+    return typed
+
+
 def build_engine(
     spec: ComponentSpec, onnx_path: str | Path, out: str | Path, variant: str, trt_cfg: dict[str, Any]
 ) -> dict[str, Any]:
@@ -98,14 +114,15 @@ def build_engine(
             log.info("%s %s: building with %s %s (cache miss %s)", spec.name, variant, fl.name, fl.version, key[:16])
             t0 = time.perf_counter()
             try:
-                plan, io = trt.build(
-                    fl,
-                    str(onnx_path),
-                    {k: [tuple(s) for s in v] for k, v in settings["profile"].items()},
-                    settings["workspace_mb"],
-                    settings["optimization_level"],
-                    settings["compute_capabilities"],
-                )
+                with tempfile.TemporaryDirectory(prefix=".typed.", dir=cache) as work:
+                    plan, io = trt.build(
+                        fl,
+                        str(_typed(onnx_path, settings["precision"], Path(work))),
+                        {k: [tuple(s) for s in v] for k, v in settings["profile"].items()},
+                        settings["workspace_mb"],
+                        settings["optimization_level"],
+                        settings["compute_capabilities"],
+                    )
                 build = {
                     "built": True,
                     "build_seconds": round(time.perf_counter() - t0, 3),
@@ -161,7 +178,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--variant", choices=list(variants.VARIANTS), required=True)
     p.add_argument("--tensorrt", required=True, type=json.loads, help="tensorrt config section as JSON")
-    cli.run("engine", lambda a: build_engine(a.spec, a.onnx, a.out, a.variant, a.tensorrt), p, argv)
+
+    def run(a) -> None:
+        cli.require_made(a, a.onnx, "no engine, since its graph")
+        build_engine(a.spec, a.onnx, a.out, a.variant, a.tensorrt)
+
+    def failed(a, reason: str) -> None:
+        cli.failed_artifact("engine", a, a.onnx, reason, onnx=a.onnx, built=False, engine_bytes=0)
+
+    cli.run("engine", run, p, argv, isolate=failed)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ import onnx
 import torch
 
 from ..analysis import parity
-from ..core import cli
 from ..core.errors import ParityError, StageError, plain
 from ..core.files import atomic_path, now, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.samples import feeds_key, write_outputs
 from ..core.spec import ComponentSpec
+from ..jobs import cli
 from ..runtimes import flops, onnxio
 from ..runtimes.loader import load, with_method
 from ..runtimes.torch_eager import TorchRunner

@@ -16,12 +16,12 @@ import onnx
 from onnxconverter_common import float16
 
 from ..analysis import parity
-from ..core import cli
 from ..core.errors import ParityError
 from ..core.files import atomic_path, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
 from ..core.variants import Variant
+from ..jobs import cli
 from ..runtimes import onnxio
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,14 @@
-"""Stage: the shipped chain converted live: at each configured chunk size, the evaluation files streamed
-chunk by chunk (chains/streaming.py: each role on the frames it needs, its receptive field measured on
-the shipped runners), with the latency a listener gets and what streaming costs in fidelity.
+"""Stage: the shipped chain converted live, by the clock: at each configured chunk size, evaluation files fed at
+the audio clock through the chain's live session (a chain that streams: audio/streaming.py, keeping state, so
+each chunk costs its own frames and the roles' contexts), into a simulated output device.
 
-Per chunk size and file: compute per chunk (p50, p99, the first chunk excluded: it warms the runtimes
-up), the listener's latency (chunk + lookahead + compute at p99), the chunks that came late (compute
-longer than the chunk) and the real-time factor; the streamed audio against the same chain's offline
-output (LSD, PESQ, STOI) and against PyTorch fp32's offline output (LSD). The smallest chunk that keeps
-up on every file is what the bundle's README and the report quote. The decision's own files are run,
-through the same code the bundle ships (deployment/runner.py streams with it too).
+Per chunk size and file: the delay from a sample entering to it being heard (p50, p95, max: measured by the
+clock, the first chunk included), the chunks that came late (the device ran dry), compute per chunk, and the
+streamed output against the same chain run offline and against PyTorch fp32's offline output (the chain's
+scorer: `compare`). The smallest chunk with no late chunk on any file is what the bundle's runner defaults to.
+Then the lookahead/fidelity trade-off: at that chunk, each configured lookahead and the exact one (where the
+output equals offline for a chain without a global role), against offline, run unpaced. The files are an even
+spread of the evaluation role (`chain.stream.files`): each paced run lasts as long as its audio.
 """
 
 from __future__ import annotations
@@ -19,135 +20,147 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis.fidelity import lsd_db, perceptual
+from ..analysis import metrics
 from ..analysis.results import runtime_versions
-from ..chains import harness, streaming
-from ..core import cli
-from ..core.dsp import write_wav
-from ..core.files import atomic_path, now, read_json
-from ..core.host import cpu_name
+from ..chains import harness
+from ..chains.assignment import from_decision, open_roles
+from ..chains.spec import ChainSpec
+from ..core.files import atomic_path, now, read_json, write_npz
 from ..core.spec import spec_from_json
+from ..core.splits import spread
+from ..jobs import cli
+from ..jobs.host import cpu_name
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("load", "io")
 
 
-def shipped_runners(specs, chain, chain_cfg, decision: dict[str, Any], threads: int, device: str = "cpu"):
-    """The decided series of every component, opened as the benchmarks opened them, under the chain's roles."""
-    roles = harness.parse_roles(chain, chain_cfg["roles"])
-    preferences = {c: [f"{d[device]['series']}@{device}"] for c, d in decision["components"].items()}
-    artifacts = {
-        c: {f"{d[device]['series']}@{device}": {"artifact": d[device]["source"], "marker": d[device]["marker"]}}
-        for c, d in decision["components"].items()
-    }
-    return harness.resolve(specs, roles, preferences, artifacts, threads)[0], roles
+def _compared(scorer, reference: np.ndarray, output: np.ndarray, against: str) -> dict[str, Any]:
+    n = min(reference.size, output.size)
+    values = scorer.compare(reference.reshape(-1)[:n], output.reshape(-1)[:n])
+    return {f"{k}_vs_{against}": v for k, v in values.items() if isinstance(v, float)}
 
 
-def measure(specs, chain_cfg, decision, reference: str, threads: int) -> tuple[dict[str, Any], np.ndarray | None]:
+def _worst(rows: list[dict[str, Any]], key: str) -> float | None:
+    metric = key.rsplit("_vs_", 1)[0]
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return metrics.get(metric).worst(values) if values and metrics.known(metric) else None
+
+
+def measure(specs, spec: ChainSpec, decision, reference: str, threads: int) -> tuple[dict[str, Any], np.ndarray | None]:
     """The live record, and the first file streamed at the smallest chunk that keeps up (to listen to)."""
-    chain = harness.load(chain_cfg)
-    stream_cfg = chain_cfg["stream"]
-    runners, roles = shipped_runners(specs, chain, chain_cfg, decision, threads)
+    chain, scorer, cfg = spec.chain, spec.scorer, spec.stream
+    runners, _ = open_roles(spec, specs, from_decision(decision, ["cpu"]), threads)
     ref = harness.Reference.load(reference)
-    ms = 1000 * chain.hop / chain.sample_rate
-    rows, plans, heard = [], {}, {}
+    files = spread(ref.files("evaluation"), cfg.get("files"))
     final = chain.stages[-1]
-    for chunk_ms in stream_cfg["chunks_ms"]:
-        for i in ref.files("evaluation"):
+    offline, extras, rows, plans, heard = {}, {}, [], {}, {}
+    for i in files:
+        extras[i] = chain.conditioning(spec.role_inputs(specs), [ref.items[i]])
+        offline[i] = harness.run_item(chain, runners, ref.items[i], extras[i])[final].reshape(-1)
+    for chunk_ms in cfg["chunks_ms"]:
+        for i in files:
             item = ref.items[i]
-            extra = chain.conditioning(harness.role_inputs(specs, roles), [item])
-            offline = harness.run_item(chain, runners, item, extra)[final].reshape(-1)
-            plan = _plan(chain, runners, item, extra, chunk_ms, stream_cfg)
-            s = streaming.Stream(chain, runners, extra, plan)
-            streamed = s.run(item["audio"])
-            n = min(streamed.size, offline.size)
-            pytorch = ref.outputs[i][final].reshape(-1)
-            row = {
-                "chunk_ms": plan.chunk * ms,
-                "asked_ms": chunk_ms,
-                "file": ref.name(i),
-                **streaming.stats(s.timings_ms, plan.chunk * ms, plan.lookahead * ms),
-                "lsd_vs_offline_db": lsd_db(offline[:n], streamed[:n], chain.sample_rate),
-                **{f"{k}_vs_offline": v for k, v in perceptual(offline[:n], streamed[:n], chain.sample_rate).items()},
-                "lsd_vs_pytorch_db": lsd_db(pytorch[:n], streamed[:n], chain.sample_rate),
-                "max_abs_vs_offline": float(np.max(np.abs(offline[:n] - streamed[:n]))),
-            }
-            rows.append(row)
-            plans[f"{chunk_ms:g}"] = plan.describe()
+            session = chain.live(runners, item, extras[i], {**cfg, "chunk_ms": chunk_ms})
+            streamed, record = session.run(item, clock=True)
+            plans[f"{chunk_ms:g}"] = session.plan.describe()
+            rows.append(
+                {
+                    "asked_ms": chunk_ms,
+                    "chunk_ms": session.plan.chunk * session.plan.frame_ms,
+                    "lookahead_ms": session.plan.lookahead * session.plan.frame_ms,
+                    "file": ref.name(i),
+                    **record,
+                    **_compared(scorer, offline[i], streamed, "offline"),
+                    **_compared(scorer, ref.outputs[i][final], streamed, "pytorch"),
+                }
+            )
             heard.setdefault(chunk_ms, streamed)
             log.info(
-                "live %s, %.0f ms chunks: compute p50 %.1f p99 %.1f ms, latency %.0f ms, %d late; LSD vs offline %.2f",
-                row["file"],
-                row["chunk_ms"],
-                row["compute_p50_ms"],
-                row["compute_p99_ms"],
-                row["latency_ms"],
-                row["late_chunks"],
-                row["lsd_vs_offline_db"],
+                "live %s, %.0f ms chunks: delay p50 %.0f p95 %.0f max %.0f ms, %d late; compute p95 %.1f ms",
+                rows[-1]["file"],
+                rows[-1]["chunk_ms"],
+                record["delay_p50_ms"],
+                record["delay_p95_ms"],
+                record["delay_max_ms"],
+                record["late_chunks"],
+                record["compute_p95_ms"],
             )
+    compared = sorted({k for r in rows for k in r if "_vs_" in k})
     summary = []
-    for chunk_ms in stream_cfg["chunks_ms"]:
+    for chunk_ms in cfg["chunks_ms"]:
         mine = [r for r in rows if r["asked_ms"] == chunk_ms]
         summary.append(
             {
                 "chunk_ms": mine[0]["chunk_ms"],
-                "lookahead_ms": plans[f"{chunk_ms:g}"]["lookahead_ms"],
-                "latency_ms": max(r["latency_ms"] for r in mine),
-                "compute_p99_ms": max(r["compute_p99_ms"] for r in mine),
+                "lookahead_ms": mine[0]["lookahead_ms"],
+                **{k: max(r[k] for r in mine) for k in ("delay_p50_ms", "delay_p95_ms", "delay_max_ms")},
+                **{k: max(r[k] for r in mine) for k in ("compute_p50_ms", "compute_p95_ms", "explained_ms", "rtf")},
                 "late_chunks": sum(r["late_chunks"] for r in mine),
                 "keeps_up": all(r["keeps_up"] for r in mine),
-                "rtf": max(r["rtf"] for r in mine),
-                "lsd_vs_offline_db": max(r["lsd_vs_offline_db"] for r in mine),
-                "lsd_vs_pytorch_db": max(r["lsd_vs_pytorch_db"] for r in mine),
+                **{k: _worst(mine, k) for k in compared},
             }
         )
     keeping = [s for s in summary if s["keeps_up"]]
     smallest = min(keeping, key=lambda s: s["chunk_ms"]) if keeping else None
+    at = next((c for c, s in zip(cfg["chunks_ms"], summary, strict=True) if s is smallest), cfg["chunks_ms"][0])
+    tradeoff = []
+    exact = plans[f"{at:g}"]["exact_lookahead_ms"]
+    for lookahead_ms in sorted({*cfg.get("lookaheads_ms", []), cfg["lookahead_ms"], exact}):
+        per_file = []
+        for i in files:
+            session = chain.live(
+                runners, ref.items[i], extras[i], {**cfg, "chunk_ms": at, "lookahead_ms": lookahead_ms}
+            )
+            streamed, _ = session.run(ref.items[i])
+            per_file.append(_compared(scorer, offline[i], streamed, "offline"))
+        tradeoff.append(
+            {
+                "lookahead_ms": lookahead_ms,
+                "exact": lookahead_ms == exact,
+                **{k: _worst(per_file, k) for k in per_file[0]},
+            }
+        )
     record = {
         "stage": "live",
         "created": now(),
         "assignment": {c: d["cpu"]["series"] for c, d in decision["components"].items()},
-        "settings": stream_cfg,
+        "settings": cfg,
         "plans": plans,
         "rows": rows,
         "chunks": summary,
         "smallest_realtime": smallest,
+        "tradeoff": {"chunk_ms": at, "rows": tradeoff},
         "threads": threads,
         "cpu": cpu_name(),
         "versions": json.loads(runtime_versions()),
-        "files": [ref.name(i) for i in ref.files("evaluation")],
+        "files": [ref.name(i) for i in files],
     }
-    listen_at = smallest["chunk_ms"] if smallest else None
-    chosen = next((c for c in stream_cfg["chunks_ms"] if listen_at and abs(c - listen_at) < ms), None)
-    return record, heard.get(chosen) if chosen is not None else None
-
-
-def _plan(chain, runners, item, extra, chunk_ms: float, cfg: dict[str, Any]) -> streaming.Plan:
-    return streaming.plan(
-        chain, runners, item, extra, chunk_ms, cfg["lookahead_ms"], cfg.get("crossfade_ms"), cfg["window_ms"]
-    )
+    return record, heard.get(at) if smallest else None
 
 
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
     p.add_argument("--specs", required=True, type=json.loads, help="component -> spec JSON")
-    p.add_argument("--chain", required=True, type=json.loads, help="the model's chain settings (with `stream`)")
+    p.add_argument(
+        "--chain", required=True, type=ChainSpec.from_json, help="the model's chain spec (JSON, with stream)"
+    )
     p.add_argument("--decision", required=True, help="what the chain search decided (JSON)")
     p.add_argument("--reference", required=True, help="PyTorch fp32's run of the chain (.npz)")
     p.add_argument("--out", required=True, help="the live record (JSON)")
-    p.add_argument("--wav", required=True, help="the first evaluation file streamed at the smallest real-time chunk")
+    p.add_argument("--listen", required=True, help="the first file streamed (.npz), for its media")
 
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
         record, heard = measure(specs, a.chain, read_json(a.decision), a.reference, a.threads)
-        chain = harness.load(a.chain)
-        write_wav(a.wav, heard if heard is not None else np.zeros(0, np.float32), chain.sample_rate)
+        final = a.chain.chain.stages[-1]
+        write_npz(a.listen, {f"stream/{final}": heard} if heard is not None else {})
         with atomic_path(a.out, suffix=".json") as tmp:
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
         best = record["smallest_realtime"]
         log.info(
             "live: smallest chunk keeping up %s",
-            f"{best['chunk_ms']:.0f} ms, latency {best['latency_ms']:.0f} ms" if best else "none",
+            f"{best['chunk_ms']:.0f} ms, delay p95 {best['delay_p95_ms']:.0f} ms" if best else "none",
         )
 
     cli.run("live", run, p, argv)

@@ -15,31 +15,44 @@ import json
 import logging
 
 from ..analysis.results import RUNTIMES
-from ..core import cli
+from ..core import variants as table
 from ..core.errors import Unavailable
 from ..core.files import now, versions, write_json
-from ..core.host import device_info, has_vnni
+from ..jobs import cli, host
+from ..jobs.host import device_info
 from ..runtimes import registry
 
 log = logging.getLogger(__name__)
 
 
-def probe(config: dict, backends: list[str], variants: list[str]) -> dict:
+def probe(config: dict, backends: list[str], variants: list[str], features: list[str] | None = None) -> dict:
+    """Per backend and variant, where it runs here and why not; a precision runs on the CPU only where the CPU
+    (`features`, default this one's) has it natively (jobs/host.py NATIVE): emulated, it is slower than fp32."""
+    features = host.cpu_features() if features is None else features
     runs: dict[str, dict] = {}
     for name in backends:
         b = registry.get(name)
         for variant in b.variants:
             if variant not in variants:
                 continue
+            key = f"{name}.{variant}"
             try:
-                runs[f"{name}.{variant}"] = {"backend": name, "variant": variant, "devices": b.probe(variant, config)}
+                runs[key] = {"backend": name, "variant": variant, "devices": b.probe(variant, config)}
             except Unavailable as e:
-                runs[f"{name}.{variant}"] = {"backend": name, "variant": variant, "devices": [], "reason": str(e)}
+                runs[key] = {"backend": name, "variant": variant, "devices": [], "reason": str(e)}
+                continue
+            ok, why = host.native(table.get(variant).precision, features)
+            if not ok and "cpu" in runs[key]["devices"]:
+                runs[key]["devices"].remove("cpu")
+                if not runs[key]["devices"]:
+                    runs[key]["reason"] = why
     info = device_info()
     return {
         "created": now(),
         "host": info,
-        "vnni": has_vnni(),
+        "cpu_features": features,
+        "native": {p: host.native(p, features)[0] for p in host.NATIVE},
+        "vnni": bool({"avx512_vnni", "avx_vnni"} & set(features)),
         "cuda": bool(info.get("gpu")),
         "versions": versions(*RUNTIMES),
         "probed_with": config,  # the config sections the backends' probes read

@@ -12,6 +12,7 @@ import argparse
 import base64
 import json
 import logging
+import mimetypes
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ from typing import Any
 import polars as pl
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
-from ..analysis.plots import PLOTS, PlotData, audio_order, point_order, save_png
+from ..analysis.plots import PLOTS, PlotData, media_order, point_order, save_png
 from ..analysis.results import RUNTIMES
 from ..analysis.speedups import FLOATS, read_flops, score_columns, summarize
-from ..core import cli, variants
-from ..core.dsp import read_wav
+from ..chains.spec import ChainSpec
+from ..core import variants
 from ..core.files import atomic_path, now, read_json, versions
-from ..core.paths import Paths, manifest_path, sidecar, sidecar_path
+from ..core.paths import Paths, ReportInputs, manifest_path, sidecar_path
+from ..jobs import cli
 from ..runtimes import registry as backends
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,8 @@ def _length(dims_json: str) -> float:
 
 
 def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
-    """Per marker and point: the elementwise error (allclose gates), or the scores on the calibration
-    samples (fidelity gates)."""
+    """Per marker and point: the elementwise error (allclose gates), or the scores on the search files (fidelity
+    gates: a marker decides candidacy, so it never reads the evaluation files)."""
     rows = []
     for path in markers:
         m = read_json(path)
@@ -74,11 +76,9 @@ def accuracy_rows(markers: list[str]) -> list[dict[str, Any]]:
             rows.append(
                 base
                 | {
-                    "point": f"worst of {result.get('samples', 0)} evaluation files",
+                    "point": f"{result.get('samples', 0)} {result.get('judged_on', 'search')} files",
                     "shapes": "-",
-                    "scores": {
-                        k: metrics.get(k) for k in ("snr_db", "pesq", "stoi", "lsd_db") if metrics.get(k) is not None
-                    },
+                    "scores": {k: v for k, v in metrics.items() if isinstance(v, float)},
                     "gates": (result.get("verdict") or {}).get("gates", {}),
                 }
             )
@@ -121,14 +121,13 @@ def fp16_rows(sidecars: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> list[dict[str, Any]]:
-    """Per INT8 graph: the gate on the worst evaluation file, what stayed float and why, the search, the
-    paired decision, and what it was calibrated on."""
+    """Per INT8 graph: the gate on the search files (everything here was chosen on them), what stayed float and
+    why, the search and its budget, the paired decision, and what it was calibrated on."""
     rows = []
     for m in sidecars:
         search = m["search"]
         chosen = search["candidates"][search["chosen"]]
         cal = calibrations.get(f"{m['model']}/{m['component']}", {})
-        evaluation = chosen.get("evaluation") or {}
         rows.append(
             {
                 "model": m["model"],
@@ -136,8 +135,8 @@ def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> 
                 "status": m["status"],
                 "reason": m["reason"],
                 "gate": ", ".join(f"{k} {v:g}" for k, v in sorted(m["gate"].items())),
-                "gates": evaluation.get("gates") or chosen["search"].get("gates", {}),
-                "judged_on": evaluation.get("scheme", "search files only (it failed there)"),
+                "gates": chosen["search"].get("gates", {}),
+                "statistic": chosen["search"].get("statistic", ""),
                 "float_blocks": chosen["float_blocks"],
                 "float_by_block": chosen.get("float_by_block") or {b: None for b in chosen["float_blocks"]},
                 "float_nodes": chosen["float_nodes"],
@@ -148,6 +147,7 @@ def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> 
                 "candidates": len(search["candidates"]),
                 "seconds": search["seconds"],
                 "stopped": search["stopped"],
+                "cut_short": search.get("cut_short", False),
                 "paired": search.get("paired"),
                 "contributions": (search.get("contributions") or [])[:5],
                 "calibration": cal.get("source", "?"),
@@ -156,6 +156,30 @@ def int8_rows(sidecars: list[dict[str, Any]], calibrations: dict[str, dict]) -> 
                 "samples": m.get("samples"),
                 "reduce_range": m["settings"]["reduce_range"],
                 "activation": m["settings"]["activation"],
+            }
+        )
+    return rows
+
+
+def bf16_rows(sidecars: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per bf16 graph: the op types kept f32 (configured, or found by the search), and how the search ran."""
+    rows = []
+    for m in sidecars:
+        search = m.get("search") or {}
+        rows.append(
+            {
+                "model": m["model"],
+                "component": m["component"],
+                "status": m["status"],
+                "reason": m["reason"],
+                "kept_f32": ", ".join(m["fp32_ops"]) or "nothing",
+                "configured": ", ".join(m["configured_fp32_ops"]) or "–",
+                "marked_nodes": len(m["keep_fp32_nodes"]),
+                "trials": len(search.get("trials") or []),
+                "seconds": search.get("seconds"),
+                "judged_by": search.get("judged_by") or f"not searched: {search.get('not_searched')}",
+                "layers": search.get("layers") or {},
+                "gates": (search.get("verdict") or {}).get("gates", {}),
             }
         )
     return rows
@@ -207,6 +231,8 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
                         "alternatives": chosen["alternatives"],
                         "not_measured": chosen.get("not_measured", []),
                         "paired": chosen.get("paired"),
+                        "held_out": chosen.get("held_out"),
+                        "fallback_from": chosen.get("fallback_from"),
                     }
                 )
         for record in m.get("search", []):
@@ -214,6 +240,23 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
         if m.get("inputs"):
             inputs.append({"model": m.get("model"), **m["inputs"]})
     return rows, searches, inputs
+
+
+def shipped_verdicts(ship: list[dict[str, Any]], searches: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What ships, judged on the evaluation files: each chain search's verdict (of the winner, or of the safe
+    assignment it fell back to) and each shipped component's own held-out verdict."""
+    out = {}
+    for s in searches:
+        verdict = (s.get("fallback") or {}).get("evaluation") or s.get("evaluation")
+        if not verdict:
+            continue
+        out[f"{s['model']} chain"] = verdict
+        for comp, v in (verdict.get("components") or {}).items():
+            out[f"{s['model']}/{comp} {v.get('series', '')}"] = v
+    for r in ship:
+        if r.get("held_out"):
+            out.setdefault(f"{r['model']}/{r['component']} {r['held_out'].get('series', '')}", r["held_out"])
+    return out
 
 
 def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
@@ -235,22 +278,48 @@ def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
     ]
 
 
-def chain_records(bench_csvs: list[str], references: list[str]) -> tuple[dict[str, dict], dict[str, str]]:
-    """Per chain assignment, its sidecar's fidelity record and its WAV; plus the first evaluation file and what
-    PyTorch fp32 makes of it (from the chain reference's sidecar)."""
-    records, wavs = {}, {}
-    for path in references:
-        for which, wav in read_json(path).get("wavs", {}).items():
-            if which in ("input", "reference"):
-                wavs.setdefault(which, wav)
+def chain_records(bench_csvs: list[str]) -> dict[str, dict]:
+    """Per chain assignment, its sidecar's fidelity record."""
+    records = {}
     for csv in bench_csvs:
         meta = read_json(sidecar_path(csv))
-        if meta.get("stage") != "chain_bench" or meta.get("status") != "measured":
+        if meta.get("stage") == "chain_bench" and meta.get("status") == "measured":
+            records[meta["assignment"]] = meta.get("fidelity", {})
+    return records
+
+
+def media_records(media: list[str], references: list[str]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The media a person judges, embedded (audio, images), in order: the input, PyTorch fp32's, each assignment's,
+    then live; and their pictures, drawn by each model's chain plug-in."""
+    plugins = {}
+    for path in references:
+        record = read_json(path)
+        if record.get("chain"):
+            plugins[record["model"]] = ChainSpec.from_json(record["chain"]).chain
+    players, pictures = [], {}
+    for path in media:
+        data = Path(path).read_bytes()
+        if not data:
             continue
-        records[meta["assignment"]] = meta.get("fidelity", {})
-        if Path(meta.get("wav", "")).is_file():
-            wavs[meta["assignment"]] = meta["wav"]
-    return records, wavs
+        model, name = _media_name(Path(path))
+        mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        players.append({"name": name, "mime": mime, "src": f"data:{mime};base64," + base64.b64encode(data).decode()})
+        chain = plugins.get(model)
+        picture = chain.picture(data) if chain is not None else None
+        if picture is not None:
+            pictures[name] = picture
+    order = media_order([p["name"] for p in players])
+    return sorted(players, key=lambda p: order.index(p["name"])), pictures
+
+
+def _media_name(path: Path) -> tuple[str, str]:
+    """(model, name) of a media file, from where Paths puts it: chain/<model>/media/<input|reference>,
+    bench/<model>/chain/media/<assignment>, live/media/<model> (named `live`)."""
+    if path.parent.parent.name == "live":
+        return path.stem, "live"
+    if path.parent.parent.name == "chain" and path.parent.parent.parent.parent.name == "bench":
+        return path.parent.parent.parent.name, path.stem
+    return path.parent.parent.name, path.stem
 
 
 def chain_tables(chain: pl.DataFrame, records: dict[str, dict]) -> dict[str, Any]:
@@ -277,55 +346,44 @@ def chain_tables(chain: pl.DataFrame, records: dict[str, dict]) -> dict[str, Any
     return {"rows": rows, "gates": gates, "metrics": metrics, "captions": captions, "splits": splits}
 
 
-def _players(wavs: dict[str, str], audio: dict[str, tuple]) -> list[dict[str, str]]:
-    return [
-        {"name": n, "src": "data:audio/wav;base64," + base64.b64encode(Path(wavs[n]).read_bytes()).decode()}
-        for n in audio_order(wavs)
-        if len(audio[n][0])
-    ]
-
-
 def render(
-    summary: pl.DataFrame,
-    unavailable: list[dict],
-    bench_csvs: list[str],
-    markers: list[str],
-    artifacts: list[str],
-    out_html: str | Path,
-    plot_dir: str | Path,
-    config_hash: str,
-    failures: list[dict] | None = None,
-    manifests: list[str] | None = None,
-    graphs: list[str] | None = None,
-    calibrations: list[str] | None = None,
-    references: list[str] | None = None,
-    host: dict | None = None,
-    comparison: list[str] | None = None,
-    live: list[str] | None = None,
+    inputs: ReportInputs, out_html: str | Path, plot_dir: str | Path, config_hash: str, resamples: int = 2000
 ) -> dict:
-    fidelity, wavs = chain_records(bench_csvs, references or [])
-    audio = {name: read_wav(path) for name, path in wavs.items()}
+    """The report from its inputs (every one optional: after a failed run, whatever exists)."""
+    if inputs.summary:
+        summary, unavailable = read_summary(inputs.summary), read_json(inputs.unavailable)
+    else:  # a failed run: summarised here from the CSVs that exist
+        summary, unavailable = summarize(list(inputs.bench), resamples, read_flops(list(inputs.graphs)))
+    bench_csvs, markers, artifacts = list(inputs.bench), list(inputs.markers), list(inputs.artifacts)
+    graphs, calibrations, live = list(inputs.graphs), list(inputs.calibrations), list(inputs.live)
+    manifests = [str(manifest_path(b)) for b in inputs.bundles]
+    host = read_json(inputs.host) if inputs.host else None
+    failures = [read_json(p) for p in sorted(glob(f"{inputs.failures}/*/*.json"))] if inputs.failures else []
+    fidelity = chain_records(bench_csvs)
+    players, pictures = media_records(list(inputs.media), list(inputs.references))
     by_stage: dict[str, list[dict[str, Any]]] = {}
-    for meta in (read_json(p) for p in graphs or []):
+    for meta in (read_json(p) for p in graphs):
         by_stage.setdefault(meta.get("stage"), []).append(meta)
     int8_meta = {m["component"]: m for m in by_stage.get("quantize", [])}
-    cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations or [])}
-    live_records = [{"model": Path(p).stem, **read_json(p)} for p in live or []]
+    cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations)}
+    live_records = [{"model": Path(p).stem, **read_json(p)} for p in live]
+    for r in live_records:  # what the streamed output was compared with, as the chain's scorer named it
+        r["compared"] = sorted({k for c in r.get("chunks", []) for k in c if "_vs_" in k})
+    ship, searches, roles = ship_rows(manifests)
     data = PlotData(
         summary=summary,
         bench=_bench_table(bench_csvs),
         fidelity=fidelity,
-        audio=audio,
+        pictures=pictures,
         int8=int8_meta,
         live=live_records,
+        verdicts=shipped_verdicts(ship, searches),
     )
     images = {name: save_png(plot.draw(data), Path(plot_dir) / f"{name}.png") for name, plot in PLOTS.items()}
     plots: dict[str, list[dict[str, str]]] = {}
     for name, plot in PLOTS.items():
         plots.setdefault(plot.section, []).append({"name": name, "image": images[name], "caption": plot.caption})
     accuracy = accuracy_rows(markers)
-    failures = failures or []
-    ship, searches, inputs = ship_rows(manifests or [])
     chain = summary.filter(pl.col("component") == "chain")
     components = summary.filter(pl.col("component") != "chain")
     context = {
@@ -364,12 +422,12 @@ def render(
             key=lambda r: (r["component"], point_order(r["point"]), r["series"]),
         ),
         "chain": chain_tables(chain, fidelity),
-        "comparison": comparison_rows(comparison or []),
+        "comparison": comparison_rows(list(inputs.comparison)),
         "live": live_records,
         "ship": ship,
         "searches": searches,
-        "inputs": inputs,
-        "players": _players(wavs, audio),
+        "inputs": roles,
+        "players": players,
         "failed_fidelity": sorted({r["series"] for r in chain.iter_rows(named=True) if r.get("fidelity") == "failed"}),
         "peaks": {
             r["device"]: f"{r['peak_gflops']:.0f} GFLOP/s ({r['peak_source']})"
@@ -380,6 +438,7 @@ def render(
         "engines": artifact_rows(artifacts),
         "fp16": fp16_rows(by_stage.get("fp16", [])),
         "int8": int8_rows(by_stage.get("quantize", []), cal),
+        "bf16": bf16_rows(by_stage.get("bf16", [])),
         "unavailable": unavailable_groups(unavailable),
         "skipped": [r for r in accuracy if r["status"] == "skipped"],
         "failures": failures,
@@ -434,86 +493,24 @@ def read_summary(path: str | Path) -> pl.DataFrame:
     )
 
 
-def _found(pattern: str) -> list[str]:
-    return sorted(glob(pattern))
-
-
-def render_partial(paths: Paths, config_hash: str, resamples: int = 2000) -> dict:
-    """After a failed (--keep-going) run: the report from whatever exists, failures shown first."""
-    csvs = [
-        p
-        for p in _found(paths.bench_csv("*", "*", "*", "*")) + _found(paths.chain_csv("*", "*"))
-        if sidecar_path(p).is_file()
-    ]
-    flops = read_flops(_found(sidecar(paths.graph("export", "*", "*"))))
-    summary, unavailable = summarize(csvs, resamples, flops)
-    failures = [read_json(p) for p in _found(paths.failure("*", "*"))]
-    host = read_json(paths.host) if Path(paths.host).is_file() else None
-    made = [p for kind in backends.made_kinds() for p in _found(sidecar(paths.artifact(kind, "*", "*", "*")))]
-    return render(
-        summary,
-        unavailable,
-        csvs,
-        _found(paths.marker("*", "*", "*", "*")),
-        made,
-        paths.report,
-        paths.report_dir,
-        config_hash,
-        failures,
-        [str(manifest_path(d)) for d in _found(paths.deploy("*")) if manifest_path(d).is_file()],
-        _found(sidecar(paths.graph("*", "*", "*"))),
-        _found(sidecar(paths.calibration("*", "*"))),
-        _found(sidecar(paths.chain_reference("*"))),
-        host,
-        [paths.comparison] if Path(sidecar(paths.comparison)).is_file() else [],
-        _found(paths.live("*")),
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     p = cli.parser(__doc__, spec=False)
     p.add_argument("--partial", metavar="RESULTS", help="render from whatever exists under RESULTS (after failures)")
     p.add_argument("--engine-dir", default="results/engines", help="with --partial: where engines are")
-    p.add_argument("--summary")
-    p.add_argument("--unavailable")
-    p.add_argument("--host", help="the host probe's record")
-    p.add_argument("--bench", nargs="*", default=[])
-    p.add_argument("--markers", nargs="*", default=[])
-    p.add_argument(
-        "--artifacts", nargs="*", default=[], help="sidecars of the artifacts made from graphs (IR, engines)"
-    )
-    p.add_argument("--bundles", nargs="*", default=[], help="deployment bundle directories (manifest.json inside)")
-    p.add_argument("--graphs", nargs="*", default=[], help="graph variant sidecars (the fp16 and int8 searches)")
-    p.add_argument("--calibrations", nargs="*", default=[], help="sample set sidecars")
-    p.add_argument("--references", nargs="*", default=[], help="chain reference sidecars (their input and fp32 WAVs)")
-    p.add_argument("--comparison", nargs="*", default=[], help="this run against the baseline run (CSV)")
-    p.add_argument("--live", nargs="*", default=[], help="live records of the shipped chains (JSON)")
+    p.add_argument("--inputs", type=ReportInputs.from_json, help="what the report reads (JSON: core/paths.py)")
     p.add_argument("--config-hash", required=True)
-    p.add_argument("--out")
-    p.add_argument("--plots", help="directory for the PNG plots")
+    p.add_argument("--out", help="the page (default with --partial: the run's report path)")
+    p.add_argument("--plots", help="directory for the PNG plots (default with --partial: the report's)")
 
     def run(a: argparse.Namespace) -> None:
         if a.partial:
-            ctx = render_partial(Paths(a.partial, a.engine_dir), a.config_hash)
+            paths = Paths(a.partial, a.engine_dir)
+            ctx = render(
+                ReportInputs.discover(paths, backends.made_kinds()), paths.report, paths.report_dir, a.config_hash
+            )
             log.warning("partial report: %d failed component stage(s) shown", len(ctx["failures"]))
             return
-        ctx = render(
-            read_summary(a.summary),
-            read_json(a.unavailable),
-            a.bench,
-            a.markers,
-            a.artifacts,
-            a.out,
-            a.plots,
-            a.config_hash,
-            manifests=[str(manifest_path(b)) for b in a.bundles],
-            graphs=a.graphs,
-            calibrations=a.calibrations,
-            references=a.references,
-            host=read_json(a.host) if a.host else None,
-            comparison=a.comparison,
-            live=a.live,
-        )
+        ctx = render(a.inputs, a.out, a.plots, a.config_hash)
         log.info("report: %d speedup rows, %d accuracy rows -> %s", len(ctx["speedups"]), len(ctx["accuracy"]), a.out)
 
     cli.run("report", run, p, argv)

@@ -16,11 +16,11 @@ from typing import Any
 import onnx
 
 from ..analysis import parity
-from ..core import cli
 from ..core.files import atomic_path, sha256_file, versions, write_json
 from ..core.paths import sidecar_path
 from ..core.spec import ComponentSpec
 from ..core.variants import Variant
+from ..jobs import cli
 from ..runtimes import onnxio
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import logging
 
 from ..analysis.comparison import snapshot
 from ..analysis.speedups import SAMPLE_KEYS, read_flops, summarize
-from ..core import cli
 from ..core.files import atomic_path, read_json, write_json
+from ..jobs import cli
 
 log = logging.getLogger(__name__)
 
