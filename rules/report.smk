@@ -35,4 +35,6 @@ rule check_failures:
         PATHS.device_log("failures"),
     localrule: True
     shell:
-        "python -m workflow_lib.stages.failures --failures {params.failures} {params.fail_run} --out {output} > {log} 2>&1"
+        # what failed is the run's last word: on the console too, not only in the log
+        "python -m workflow_lib.stages.failures --failures {params.failures} {params.fail_run} --out {output} "
+        "> {log} 2>&1 || (cat {log} >&2; exit 1)"

@@ -363,7 +363,8 @@ def render(
     players, pictures = media_records(list(inputs.media), list(inputs.references))
     by_stage: dict[str, list[dict[str, Any]]] = {}
     for meta in (read_json(p) for p in graphs):
-        by_stage.setdefault(meta.get("stage"), []).append(meta)
+        if meta.get("made") is not False:  # a variant that could not be made is listed with the failures
+            by_stage.setdefault(meta.get("stage"), []).append(meta)
     int8_meta = {m["component"]: m for m in by_stage.get("quantize", [])}
     cal = {f"{m['model']}/{m['component']}": m for m in (read_json(p) for p in calibrations)}
     live_records = [{"model": Path(p).stem, **read_json(p)} for p in live]
