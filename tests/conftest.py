@@ -25,12 +25,12 @@ FIVE_RUNS = {
     "max_iterations": 5,
     "points": ["min", "opt", "max"],
 }
-SPEECH = [str(REPO / "config/audio/arctic_a0007.wav"), str(REPO / "config/audio/arctic_a0009.wav")]
+SPEECH = [str(REPO / "config/audio/arctic_aew_a0001.wav"), str(REPO / "config/audio/arctic_axb_a0004.wav")]
 # One short file per role: what the tiny chain is calibrated, searched and judged on.
 ROLES = {
     "calibration": [SPEECH[0]],
     "search": [SPEECH[1]],
-    "evaluation": [str(REPO / "config/audio/libri_5703-47212-0000.wav")],
+    "evaluation": [str(REPO / "config/audio/libri_5703_a.wav")],
 }
 
 
@@ -74,20 +74,20 @@ def tiny_svc_config() -> dict:
     del comps["vocoder"]["state_dict_key"]
     # A random-weight vocoder makes noise: a perceptual gate says nothing about it, so the tiny chain gates its
     # INT8 by SNR (the real-checkpoint tier runs the default perceptual gates on the pretrained vocoder).
-    comps["vocoder"]["gates"]["int8"] = {"min_snr_db": 10.0}
+    comps["vocoder"]["gates"]["int8"] = comps["vocoder"]["gates"]["bf16"] = {"min_snr_db": 10.0}
     for c in comps.values():
         c["dims"] = {"batch": {"min": 1, "opt": 1, "max": 2}, "time": {"min": 8, "opt": 24, "max": 48}}
     comps["vocoder"]["dims"]["batch"]["max"] = 1
     model["chain"].update(
         inputs=copy.deepcopy(ROLES),
         seconds=[0.5],
-        search={"seconds": 0.5, "budget_seconds": 60},
+        search={"seconds": 0.5, "max_tries": 12},
         # the seeded components' audio is noise: only a loose LSD gate (the real tier keeps the defaults)
         gates={"chain": {"max_lsd_db": 40.0}, "copy_synthesis": {}},
     )
     cfg["tensorrt"]["compute_capabilities"] = ["SM86"]
     cfg["tensorrt"]["optimization_level"] = 0
-    cfg["quantize"]["search_seconds"] = 20
+    cfg["quantize"].update(max_candidates=4, max_probes=8)  # work budgets: the same search on any machine
     cfg["bench"].update(threads=1, max_seconds=0.2, warmup_seconds=0.2, bootstrap=300)
     # torch.compile costs 10-30 s of compilation per component; tests/test_backends.py covers it
     cfg["backends"] = ["pytorch", "onnxruntime", "onnxruntime_cuda", "openvino", "tensorrt"]
@@ -205,7 +205,7 @@ def synthetic_csv(
 ) -> str:
     """A bench CSV as the stage writes it, from known timings: {device: p50 ms}, 50 samples each, seeded by the path."""
     from workflow_lib.analysis import results
-    from workflow_lib.core import timing
+    from workflow_lib.jobs import timing
 
     rng = np.random.default_rng(sum(map(ord, str(path))))
     rows, samples = [], {}
@@ -271,10 +271,44 @@ def chromium_screenshot(url: str, png: Path, profile: Path, size: str = "1280,40
 
 
 def has_runnable_gpu() -> tuple[bool, str]:
-    from workflow_lib.runtimes import trt
+    from workflow_lib.runtimes import tensorrt_engines as trt
 
     try:
         fl = trt.load("auto")
     except trt.TrtError as e:
         return False, str(e)
     return trt.runnable(fl, [])
+
+
+def sensor_model(workdir: Path) -> dict:
+    """A chain that is not audio (tests/tiny_sensor_chain.py: .npy recordings -> encoder -> head), two seeded
+    conv components, eight recordings dealt to the three roles."""
+    from tiny_sensor_chain import write_recordings
+
+    from workflow_lib.stages.checkpoints import write_seeded
+
+    files = write_recordings(workdir / "recordings", 8)
+    components = {}
+    for c in ("encoder", "head"):
+        components[c] = {
+            "class": "tinymodels.TinyConv",
+            "kwargs": {"channels": 8, "hidden": 16},
+            "checkpoint": str(workdir / f"{c}.safetensors"),
+            "inputs": [{"name": "x", "shape": ["batch", 8, "time"]}],
+            "outputs": ["y"],
+            "dims": {"batch": {"min": 1, "opt": 1, "max": 1}, "time": {"min": 16, "opt": 200, "max": 600}},
+            "variants": ["fp32", "int8"],
+            "gates": {"int8": {"min_snr_db": 15.0}},
+        }
+        write_seeded(components[c]["class"], components[c]["kwargs"], 3, components[c]["checkpoint"])
+    chain = {
+        "plugin": "tiny_sensor_chain",
+        "inputs": files,
+        "seconds": [2],
+        "settings": {"rate": 100, "channels": 8},
+        "gates": {"prediction": {"min_snr_db": 15.0}},
+        "search": {"seconds": 2, "max_tries": 6},
+        "roles": {"encoder": "encoder", "head": "head"},
+        "assignments": {"pytorch": {"default": "pytorch.fp32"}},
+    }
+    return {"components": components, "chain": chain}

@@ -9,3 +9,13 @@ def sleeper(ms: float):
 
 def broken():
     return 1 / 0
+
+
+def logger(path: str, name: str):
+    """A step that appends its name to a shared file: the order the parent ran the two sides in."""
+
+    def step():
+        with open(path, "a") as f:
+            f.write(name + "\n")
+
+    return step, (lambda: None)

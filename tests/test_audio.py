@@ -6,8 +6,9 @@ import pytest
 import torch
 from conftest import SPEECH, TESTS, seeded
 
-from workflow_lib.analysis import fidelity
-from workflow_lib.core import dsp, gates
+from workflow_lib.analysis import gates
+from workflow_lib.audio import dsp
+from workflow_lib.audio import metrics as audio_metrics
 from workflow_lib.core.errors import StageError
 
 SR = 22050
@@ -70,32 +71,12 @@ def test_perceptual_scores_rank_noise_and_refuse_too_short_clips():
     rng = np.random.default_rng(0)
     slight = speech + rng.normal(0, 0.001 * speech.std(), speech.size)
     heavy = speech + rng.normal(0, 0.3 * speech.std(), speech.size)
-    a, b = fidelity.perceptual(speech, slight, SR), fidelity.perceptual(speech, heavy, SR)
+    a, b = audio_metrics.perceptual(speech, slight, SR), audio_metrics.perceptual(speech, heavy, SR)
     assert a["pesq"] > 4.0 > b["pesq"] and a["stoi"] > b["stoi"]
-    short = fidelity.perceptual(speech[: SR // 4], speech[: SR // 4], SR)
+    short = audio_metrics.perceptual(speech[: SR // 4], speech[: SR // 4], SR)
     assert short["pesq"] is None and "need at least 0.5 s" in short["pesq_error"]
-    assert gates.gate(short, {"min_pesq": 4.0}) == ("failed", f"pesq unavailable ({short['pesq_error']})")
-
-
-def test_gates_name_each_metric_and_bound():
-    limits = {"min_snr_db": 20.0, "max_lsd_db": 6.0, "min_pesq": None}
-    assert gates.gate({"snr_db": 25.0, "lsd_db": 1.0}, limits) == ("passed", "")
-    assert gates.gate({"snr_db": 12.5, "lsd_db": 1.0}, limits) == ("failed", "snr_db 12.5 < 20")
-    assert gates.gate({"snr_db": 25.0, "lsd_db": 7.25}, limits) == ("failed", "lsd_db 7.25 > 6")
-    assert gates.gate({"snr_db": 1.0}, {}) == ("passed", "")
-
-
-def test_the_worst_file_decides_and_each_gate_records_its_margin():
-    files = [{"pesq": 4.3, "lsd_db": 2.0}, {"pesq": 3.9, "lsd_db": 1.0}, {"pesq": 4.1, "lsd_db": 5.5}]
-    verdict = gates.judge(files, {"min_pesq": 4.0, "max_lsd_db": 6.0}, ["a.wav", "b.wav", "c.wav"])
-    assert verdict["status"] == "failed" and verdict["reason"] == "pesq 3.9 < 4 (b.wav)"  # the mean (4.1) would pass
-    assert verdict["gates"]["min_pesq"] == {"worst": 3.9, "file": "b.wav", "limit": 4.0, "margin": pytest.approx(-0.1)}
-    assert verdict["gates"]["max_lsd_db"] == {"worst": 5.5, "file": "c.wav", "limit": 6.0, "margin": 0.5}
-    assert gates.relative_margin(verdict) == pytest.approx(-0.025)
-    assert gates.gate_keys({"minimum_pesq": 4}, gates.METRICS, "x") == [
-        "x.minimum_pesq: not a gate (allowed: min_snr_db, max_snr_db, min_lsd_db, max_lsd_db, min_pesq, max_pesq, "
-        "min_stoi, max_stoi, min_max_abs, max_max_abs, min_max_rel, max_max_rel)"
-    ]
+    verdict = gates.judge([short], {"min_pesq": 4.0})
+    assert (verdict["status"], verdict["reason"]) == ("failed", f"pesq unavailable ({short['pesq_error']})")
 
 
 def _official_layout_checkpoint(path, channels=32):

@@ -27,15 +27,20 @@ def artifacts(tmp_path_factory):
         ("onnx", "fp32"): str(d / "net.onnx"),
         ("onnx", "fp16"): str(d / "net16.onnx"),
         ("openvino", "fp32"): str(d / "net.fp32.xml"),
+        ("openvino", "bf16"): str(d / "net.fp32.xml"),
         ("engine", "fp32"): str(d / "net.fp32.engine"),
         ("engine", "fp16"): str(d / "net.fp16.engine"),
     }
     return spec, d, files
 
 
-@pytest.mark.parametrize("backend, variant", [c for c in registry.series() if c[1] != "int8"])
+ALLCLOSE = [c for c in registry.series() if variants.get(c[1]).gate == "allclose"]
+FIDELITY = [c for c in registry.series() if variants.get(c[1]).precision == "bf16"]
+
+
+@pytest.mark.parametrize("backend, variant", ALLCLOSE)
 def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, variant):
-    """(INT8 artifacts are judged by their fidelity gate: tests/test_quantize.py.)"""
+    """(INT8 and bf16 artifacts are judged by their fidelity gate: tests/test_quantize.py, below.)"""
     spec, d, files = artifacts
     b = registry.get(backend)
     path = files.get((b.artifact.name, variant))
@@ -53,6 +58,28 @@ def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, 
     tol = spec.gate(variant)
     assert got[0].shape == ref[0].shape
     assert np.allclose(got[0], ref[0], atol=tol["atol"], rtol=tol["rtol"])
+
+
+@pytest.mark.parametrize("backend, variant", FIDELITY)
+def test_bf16_runs_where_the_cpu_has_it_natively_or_says_why(artifacts, backend, variant):
+    """bf16 keeps ~8 bits of mantissa: the outputs stay within 30 dB SQNR of fp32 where it runs;
+    on a CPU without AVX512-BF16 or AMX the backend refuses it with the missing flag named."""
+    spec, d, files = artifacts
+    b = registry.get(backend)
+    path = files.get((b.artifact.name, variant))
+    ok, why = b.available(variant, path)
+    if not ok:
+        assert why and isinstance(why, str)
+        return
+    feeds = spec.make_inputs(spec.point("max"))
+    ref = registry.get("pytorch").open_runner(spec, "fp32", None, 1, "cpu")(feeds)[0]
+    try:
+        got = b.open_runner(spec, variant, path, 1)(feeds)[0]
+    except registry.Unavailable as e:
+        assert "bf16" in str(e) or "avx512" in str(e).lower()
+        return
+    sqnr = 10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((got - ref).astype(np.float64) ** 2))
+    assert got.shape == ref.shape and sqnr > 30, sqnr
 
 
 def test_bench_writes_no_rows_for_an_unvalidated_artifact(artifacts):

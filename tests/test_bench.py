@@ -11,9 +11,9 @@ from conftest import FIVE_RUNS, chromium_screenshot, export_tiny_conv, synthetic
 from markupsafe import escape
 
 from workflow_lib.analysis import plots, results, speedups
-from workflow_lib.core import timing
 from workflow_lib.core.files import read_json, write_json
-from workflow_lib.core.paths import samples_path
+from workflow_lib.core.paths import ReportInputs, samples_path
+from workflow_lib.jobs import timing
 from workflow_lib.stages import bench, report, validate
 
 
@@ -196,16 +196,13 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     trt_marker = {"model": "mine", "component": "net", "backend": "tensorrt", "variant": "fp32", **skipped}
     write_json(tmp_path / "trt_marker.json", trt_marker)
     out = tmp_path / "report" / "index.html"
-    ctx = report.render(
-        report.read_summary(tmp_path / "summary.csv"),
-        unavailable,
-        csvs,
-        [str(d / "ort.json"), str(tmp_path / "trt_marker.json")],
-        [],
-        out,
-        tmp_path / "report",
-        "abc123",
+    inputs = ReportInputs(
+        summary=str(tmp_path / "summary.csv"),
+        unavailable=str(tmp_path / "unavailable.json"),
+        bench=tuple(csvs),
+        markers=(str(d / "ort.json"), str(tmp_path / "trt_marker.json")),
     )
+    ctx = report.render(inputs, out, tmp_path / "report", "abc123")
     html = out.read_text()
     for section in ("summary", "speedup", "latency", "chain", "unavailable", "accuracy", "engines"):
         assert f'<section id="{section}">' in html
@@ -230,16 +227,13 @@ def test_report_in_headless_chromium(measured, tmp_path):
     table.write_csv(tmp_path / "summary.csv")
     write_json(tmp_path / "unavailable.json", unavailable)
     out = tmp_path / "index.html"
-    report.render(
-        report.read_summary(tmp_path / "summary.csv"),
-        unavailable,
-        csvs,
-        [str(d / "ort.json")],
-        [],
-        out,
-        tmp_path,
-        "abc123",
+    inputs = ReportInputs(
+        summary=str(tmp_path / "summary.csv"),
+        unavailable=str(tmp_path / "unavailable.json"),
+        bench=tuple(csvs),
+        markers=(str(d / "ort.json"),),
     )
+    report.render(inputs, out, tmp_path, "abc123")
     shot = tmp_path / "shot.png"
     chromium_screenshot(out.as_uri(), shot, tmp_path / "profile", size="1280,2400")
     assert shot.read_bytes()[:4] == b"\x89PNG" and shot.stat().st_size > 20_000  # a rendered page, not a blank one
@@ -264,8 +258,8 @@ def test_report_shows_what_each_chain_assignment_ran_and_says_when_two_ran_the_s
             ("best", "onnxruntime", 1300.0),
         )
     ]
-    table, unavailable = speedups.summarize(csvs, 300)
-    ctx = report.render(table, unavailable, csvs, [], [], tmp_path / "index.html", tmp_path, "abc123")
+    table, _ = speedups.summarize(csvs, 300)
+    ctx = report.render(ReportInputs(bench=tuple(csvs)), tmp_path / "index.html", tmp_path, "abc123", resamples=300)
     html = (tmp_path / "index.html").read_text()
     assert ctx["assignments"] == ["best", "mixed", "pytorch"] and ctx["series"] == []
     assert "<td>mixed</td><td><code>content=onnxruntime.fp32@cpu; vocoder=onnxruntime.fp32@cpu</code>" in html

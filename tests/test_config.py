@@ -3,7 +3,7 @@
 import pytest
 from conftest import REPO, snakemake, tiny_byo_component, write_config
 
-from workflow_lib.chains import harness
+from workflow_lib.chains.spec import ChainSpec
 from workflow_lib.core.errors import ConfigError
 from workflow_lib.core.spec import component_spec
 from workflow_lib.plan import config as plan
@@ -25,7 +25,8 @@ def test_demo_config_is_valid_and_complete():
     assert flow.method == "inverse" and flow.shapes("max")["cond"] == (2, 704, 512)
     vocoder = specs[("svc_demo", "vocoder")]
     assert vocoder.checkpoint == "results/packages/svc_demo/vocoder.pth.tar"  # the real HiFi-GAN, placed in the run
-    assert vocoder.variants == ("fp32", "fp16", "int8") and vocoder.gate("int8") == {"min_pesq": 4.0, "min_stoi": 0.98}
+    assert vocoder.variants == ("fp32", "fp16", "bf16", "int8")
+    assert vocoder.gate("int8") == {"min_pesq": 4.0, "min_stoi": 0.98}
 
 
 def test_inconsistent_dim_range_names_the_key():
@@ -106,13 +107,32 @@ def _demo():
 
 def test_chain_roles_must_name_components_and_the_plugins_roles():
     cfg = _demo()
-    chain = harness.plugin_class(cfg["models"]["svc_demo"]["chain"]["plugin"])
-    cfg["models"]["svc_demo"]["chain"]["roles"]["vocoder"] = "hifigan"
+    model = cfg["models"]["svc_demo"]
+    model["chain"]["roles"]["vocoder"] = "hifigan"
     with pytest.raises(ConfigError, match=r"models.svc_demo.chain.roles.vocoder: no component 'hifigan'"):
-        harness.check_roles(chain, "svc_demo", cfg["models"]["svc_demo"])
-    del cfg["models"]["svc_demo"]["chain"]["roles"]["vocoder"]
+        ChainSpec.from_config("svc_demo", model["chain"], model["components"])
+    del model["chain"]["roles"]["vocoder"]
     with pytest.raises(ConfigError, match=r"chain.roles: the chain needs a component for role 'vocoder'"):
-        harness.check_roles(chain, "svc_demo", cfg["models"]["svc_demo"])
+        ChainSpec.from_config("svc_demo", model["chain"], model["components"])
+
+
+def test_a_null_or_wrong_sided_gate_is_an_error_not_a_gate_switched_off():
+    """The review's holes: `min_pesq: null` planned the run with the gate off; so did a bound on the wrong side."""
+    for gates, expected in (
+        ({"min_pesq": None}, r"gates.copy_synthesis.min_pesq: None is not of type 'number'"),
+        ({"max_pesq": 4.0}, r"gates.copy_synthesis.max_pesq: higher pesq is better, so its gate is a min_"),
+    ):
+        cfg = _demo()
+        cfg["models"]["svc_demo"]["chain"]["gates"]["copy_synthesis"] = gates
+        with pytest.raises(ConfigError, match=expected):
+            plan.check(cfg, REPO / "config/schema.yaml")
+
+
+def test_an_older_e2e_section_beside_chain_is_an_error_not_silently_ignored():
+    cfg = _demo()
+    cfg["models"]["svc_demo"]["e2e"] = {"fidelity": {"copy_synthesis": {"minimum_pesq": 4.0}}}
+    with pytest.raises(ConfigError, match=r"models.svc_demo: both `e2e` \(the older name\) and `chain`"):
+        plan.normalise(cfg)
 
 
 def test_a_typo_in_a_gate_key_is_an_error_naming_the_key_and_the_allowed_ones(workdir):
@@ -134,10 +154,12 @@ def test_a_file_playing_two_roles_is_rejected_by_content(tmp_path):
     import shutil
 
     cfg = _demo()
-    twin = tmp_path / "same_as_a0007.wav"
-    shutil.copyfile(REPO / "config/audio/arctic_a0007.wav", twin)
+    twin = tmp_path / "same_as_aew_a0001.wav"
+    shutil.copyfile(REPO / "config/audio/arctic_aew_a0001.wav", twin)
     cfg["models"]["svc_demo"]["chain"]["inputs"]["evaluation"].append(str(twin))
-    with pytest.raises(ConfigError, match=r"same_as_a0007.wav' \(evaluation\) has the same content as .*arctic_a0007"):
+    with pytest.raises(
+        ConfigError, match=r"same_as_aew_a0001.wav' \(evaluation\) has the same content as .*arctic_aew_a0001"
+    ):
         plan.check(cfg, REPO / "config/schema.yaml")
 
 
@@ -145,7 +167,6 @@ def test_older_keys_still_work_with_a_deprecation_message():
     cfg = _demo()
     model = cfg["models"]["svc_demo"]
     chain = model.pop("chain")
-    chain.pop("plugin")
     chain["fidelity"] = chain.pop("gates")
     chain.update(chain.pop("settings"))
     chain["inputs"] = [*chain["inputs"]["calibration"], *chain["inputs"]["search"]]
@@ -153,10 +174,10 @@ def test_older_keys_still_work_with_a_deprecation_message():
     model["components"]["vocoder"]["tolerance"] = model["components"]["vocoder"].pop("gates")
     messages = plan.normalise(cfg)
     assert any("e2e is now `chain`" in m for m in messages) and any("tolerance is now `gates`" in m for m in messages)
-    assert any("leave-one-out" in m for m in messages) and any("plugin is missing" in m for m in messages)
-    specs = plan.check(cfg, REPO / "config/schema.yaml")
+    assert any("dealt out to the calibration, search and evaluation roles" in m for m in messages)
+    specs, chains = plan.check(cfg, REPO / "config/schema.yaml")
     assert specs[("svc_demo", "vocoder")].gate("int8") == {"min_pesq": 4.0, "min_stoi": 0.98}
-    assert model["chain"]["settings"]["mel"]["hop"] == 256 and model["chain"]["gates"]["chain"] == {"max_lsd_db": 6.0}
+    assert chains["svc_demo"].chain.mel.hop == 256 and chains["svc_demo"].gates["chain"] == {"max_lsd_db": 6.0}
 
 
 def test_a_variants_settings_are_checked_against_its_stages_schema():
@@ -167,24 +188,29 @@ def test_a_variants_settings_are_checked_against_its_stages_schema():
     cfg = _demo()
     del cfg["quantize"]["search_seconds"]
     plan.check(cfg, REPO / "config/schema.yaml")
-    assert cfg["quantize"]["search_seconds"] == 180  # the stage's default, filled in
+    assert cfg["quantize"]["search_seconds"] == 900  # the stage's default, filled in
 
 
 @pytest.mark.parametrize(
     "extra, expected",
     [
-        ({"variants": ["int4"]}, r"variants: 'int4' is not a graph variant one can run \(one of fp32, fp16, int8\)"),
+        (
+            {"variants": ["int4"]},
+            r"variants: 'int4' is not a graph variant one can run \(one of fp32, fp16, bf16, int8\)",
+        ),
         ({"variants": ["export"]}, r"variants: 'export' is not a graph variant one can run"),
         (
             {"gates": {"int8": {"atol": 0.1, "rtol": 0.1}}},
-            r"gates.int8.atol: not a gate \(allowed: min_snr_db, max_snr_db",
+            r"gates.int8.atol: not a gate \(allowed: min_snr_db, max_max_abs, max_max_rel\)",
         ),
         ({"gates": {"int8": {"min_pesqq": 4}}}, r"gates.int8.min_pesqq: not a gate"),
+        ({"gates": {"int8": {"min_pesq": 4}}}, r"gates.int8.min_pesq: not a gate"),  # a tensor output has no PESQ
         (
             {"gates": {"fp16": {"min_snr_db": 30}}},
             r"gates.fp16: an elementwise gate needs exactly atol and rtol",
         ),
-        ({"gates": {"bf16": {"atol": 1, "rtol": 1}}}, r"gates.bf16: no such graph variant"),
+        ({"gates": {"int4": {"atol": 1, "rtol": 1}}}, r"gates.int4: no such graph variant"),
+        ({"gates": {"bf16": {"atol": 1, "rtol": 1}}}, r"gates.bf16.atol: not a gate"),  # bf16 is judged by fidelity
         (
             {"checkpoint": "pkg:no_such_package_xyz/w.pth"},
             r"checkpoint: 'pkg:no_such_package_xyz/w.pth': package "
@@ -194,7 +220,7 @@ def test_a_variants_settings_are_checked_against_its_stages_schema():
 )
 def test_variant_gate_and_package_checkpoint_errors_name_the_key(extra, expected):
     with pytest.raises(ConfigError, match=rf"models\.m\.components\.c\.{expected}"):
-        component_spec("m", "c", {**tiny_byo_component("x.safetensors"), **extra})
+        specs_from_config({"models": {"m": {"components": {"c": {**tiny_byo_component("x.safetensors"), **extra}}}}})
 
 
 def test_each_stage_gets_only_the_keys_it_reads():

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from workflow_lib.core import paths, variants
 from workflow_lib.core.files import read_json
 from workflow_lib.core.spec import component_spec
-from workflow_lib.runtimes import trt
+from workflow_lib.runtimes import tensorrt_engines as trt
 from workflow_lib.stages import engine, export, validate
 
 TRT_CFG = {"flavour": "auto", "workspace_mb": 256, "optimization_level": 0, "compute_capabilities": ["SM86"]}
@@ -152,7 +152,7 @@ def test_an_int8_graph_the_builder_refuses_is_recorded_not_crashed(exported):
     spec, d, cfg = exported
     rng = np.random.default_rng(0)
     samples.write_samples(d / "cal.npz", [{"x": rng.normal(size=(1, 8, 16)).astype(np.float32)} for _ in range(2)])
-    quantize.make(spec, variants.get("int8"), d / "net.onnx", d / "q.onnx", {"search_seconds": 0}, str(d / "cal.npz"))
+    quantize.make(spec, variants.get("int8"), d / "net.onnx", d / "q.onnx", {"max_candidates": 1}, str(d / "cal.npz"))
     meta = engine.build_engine(spec, d / "q.onnx", d / "net.int8.engine", "int8", cfg)
     assert meta["built"] is False and meta["settings"]["precision"] == "int8"
     assert "could not parse" in meta["reason"] and "DequantizeLinear" in meta["reason"]
@@ -177,7 +177,7 @@ def test_a_symmetric_int8_graph_builds_an_int8_engine(exported):
         variants.get("int8"),
         d / "net.onnx",
         d / "q.onnx",
-        {"search_seconds": 0, "activation": "int8"},
+        {"max_candidates": 1, "activation": "int8"},
         str(d / "cal.npz"),
     )
     q = onnx.load(str(d / "q.onnx"))

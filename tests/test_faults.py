@@ -116,3 +116,41 @@ def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
     again = snakemake(workdir, "results/onnx/export/mine/good.onnx")
     assert "export_onnx" in again.stdout + again.stderr
     assert json.loads((onnx_dir / "good.onnx.json").read_text())["parity"]["ok"]
+
+
+@pytest.mark.slow
+def test_a_variant_that_cannot_be_made_costs_only_itself(workdir):
+    """One component's INT8 variant fails (an elementwise model has nothing to quantize: its stage raises). The
+    rest is built, timed and decided; the deployment, the bundle and the report exist and name the failure;
+    the run's exit code says it failed, unless `failures.fail_run: false`."""
+    from tinymodels import Gain, TinyConv
+
+    seeded(0)
+    save_file(TinyConv().state_dict(), str(workdir / "conv.safetensors"))
+    save_file(Gain().state_dict(), str(workdir / "gain.safetensors"))
+    gain = {**tiny_byo_component(str(workdir / "gain.safetensors")), "class": "tinymodels.Gain", "kwargs": {}}
+    cfg = {
+        "variants": ["fp32", "int8"],
+        "backends": ["pytorch", "onnxruntime"],
+        "bench": {"warmup": 1, "min_iterations": 6, "max_seconds": 0.0, "bootstrap": 200},
+        "models": {
+            "mine": {"components": {"conv": tiny_byo_component(str(workdir / "conv.safetensors")), "gain": gain}}
+        },
+    }
+    write_config(workdir, cfg)
+    proc = snakemake(workdir, check=False)
+    assert proc.returncode != 0 and "1 variant(s) failed" in proc.stdout + proc.stderr
+    r = workdir / "results"
+    made = json.loads((r / "onnx/int8/mine/gain.onnx.json").read_text())
+    assert made["made"] is False and "nodes to quantize" in made["reason"]
+    assert (r / "onnx/int8/mine/conv.onnx").stat().st_size > 0  # the other component's INT8 is made and timed
+    assert (r / "bench/mine/conv.onnxruntime.int8.csv").is_file()
+    manifest = json.loads((r / "deploy/mine/manifest.json").read_text())
+    assert set(manifest["components"]) == {"conv", "gain"} and (r / "deploy/mine/run.py").is_file()
+    assert [f["series"] for f in manifest["failures"]] == ["onnxruntime.int8"]
+    assert manifest["failures"][0]["component"] == "gain" and manifest["failures"][0]["log"]
+    html = (r / "report/index.html").read_text()
+    assert '<section id="failures">' in html and "gain" in html and "quantize" in html
+    cfg["failures"] = {"fail_run": False}
+    write_config(workdir, cfg)
+    assert snakemake(workdir, check=False).returncode == 0  # the same failure, and a run that passes

@@ -7,12 +7,14 @@ import pytest
 from conftest import chromium_dom
 
 from workflow_lib.analysis import fidelity
+from workflow_lib.analysis.gates import judge
 from workflow_lib.analysis.results import chain_columns, write_results
-from workflow_lib.analysis.speedups import summarize
-from workflow_lib.core import dsp, variants
+from workflow_lib.audio import metrics as audio_metrics
+from workflow_lib.audio import wav
+from workflow_lib.core import variants
 from workflow_lib.core.files import write_json
-from workflow_lib.core.gates import judge
-from workflow_lib.core.timing import stats
+from workflow_lib.core.paths import ReportInputs
+from workflow_lib.jobs.timing import stats
 from workflow_lib.stages import report
 
 SR = 22050
@@ -35,20 +37,20 @@ def test_snr_of_a_sine_plus_noise_at_a_set_level(target):
 
 def test_lsd_grows_with_the_error_and_is_zero_for_identical_audio():
     clean, _ = _sine_plus_noise(20)
-    lsds = [fidelity.lsd_db(clean, _sine_plus_noise(s)[1], SR) for s in (40, 20, 10)]
-    assert fidelity.lsd_db(clean, clean, SR) == 0.0 and lsds == sorted(lsds) and lsds[0] > 0
+    lsds = [audio_metrics.lsd_db(clean, _sine_plus_noise(s)[1], SR) for s in (40, 20, 10)]
+    assert audio_metrics.lsd_db(clean, clean, SR) == 0.0 and lsds == sorted(lsds) and lsds[0] > 0
 
 
 def test_wav_round_trip(tmp_path):
     clean, _ = _sine_plus_noise(20)
-    dsp.write_wav(tmp_path / "a.wav", clean, SR)
-    back, rate = dsp.read_wav(tmp_path / "a.wav")
+    wav.write_wav(tmp_path / "a.wav", clean, SR)
+    back, rate = wav.wav_samples((tmp_path / "a.wav").read_bytes())
     assert rate == SR and back.shape == clean.shape and np.max(np.abs(back - clean)) < 1e-4
 
 
 def _chain_run(d, name, audio, ref, verdict):
     ms = list(np.full(6, 100.0))
-    metrics = fidelity.audio_metrics(ref, audio, SR)
+    metrics = audio_metrics.signal_scores(ref, audio, SR)
     judged = judge([metrics], {"min_snr_db": 20}, ["a.wav"])
     row = {
         "model": "m",
@@ -77,43 +79,42 @@ def _chain_run(d, name, audio, ref, verdict):
         "metrics": {"out": ["snr_db", "pesq"]},
         "captions": {"out": "the output against PyTorch fp32's", "listen": "the output"},
     }
-    csv, wav = d / f"{name}.csv", d / f"{name}.wav"
+    csv, media = d / "bench/m/chain" / f"{name}.csv", d / "bench/m/chain/media" / f"{name}.wav"
     write_results(
         [row],
         {("cpu", "1s"): ms},
         csv,
-        {"stage": "chain_bench", "assignment": name, "status": "measured", "fidelity": record, "wav": str(wav)},
+        {"stage": "chain_bench", "assignment": name, "status": "measured", "fidelity": record},
         chain_columns(record["metrics"]),
     )
-    dsp.write_wav(wav, audio, SR)
-    return str(csv)
+    wav.write_wav(media, audio, SR)
+    return str(csv), str(media)
 
 
 def test_report_marks_failed_fidelity_and_embeds_playable_audio(tmp_path):
+    """The media are the chain plug-in's (here the tests' denoise chain, an audio chain): played, and drawn."""
     clean, noisy = _sine_plus_noise(8.0)
-    csvs = [
+    (csv_a, media_a), (csv_b, media_b) = (
         _chain_run(tmp_path, "fp16_chain", noisy, clean, "failed"),
         _chain_run(tmp_path, "best", clean * 0.999, clean, "passed"),
-    ]
-    dsp.write_wav(tmp_path / "input.wav", clean, SR)
-    dsp.write_wav(tmp_path / "reference.wav", clean, SR)
-    write_json(
-        tmp_path / "reference.npz.json",
-        {"wavs": {"input": str(tmp_path / "input.wav"), "reference": str(tmp_path / "reference.wav")}},
     )
-    table, unavailable = summarize(csvs, 200)
+    for which in ("input", "reference"):
+        wav.write_wav(tmp_path / f"chain/m/media/{which}.wav", clean, SR)
+    reference = tmp_path / "chain/m/reference.npz.json"
+    write_json(reference, {"model": "m", "chain": '{"plugin": "tiny_denoise_chain", "settings": {}}'})
+    inputs = ReportInputs(
+        bench=(csv_a, csv_b),
+        graphs=(),
+        references=(str(reference),),
+        media=(
+            str(tmp_path / "chain/m/media/input.wav"),
+            str(tmp_path / "chain/m/media/reference.wav"),
+            media_a,
+            media_b,
+        ),
+    )
     out = tmp_path / "report" / "index.html"
-    ctx = report.render(
-        table,
-        unavailable,
-        csvs,
-        [],
-        [],
-        out,
-        tmp_path / "report",
-        "abc",
-        references=[str(tmp_path / "reference.npz.json")],
-    )
+    ctx = report.render(inputs, out, tmp_path / "report", "abc", resamples=200)
     html = out.read_text()
     assert ctx["failed_fidelity"] == ["fp16_chain"] and "snr_db 8 &lt; 20" in html
     assert [p["name"] for p in ctx["players"]] == ["input", "reference", "best", "fp16_chain"]
@@ -163,4 +164,4 @@ def test_a_runtime_that_returns_a_stale_shape_fails_its_marker_naming_the_shapes
     result = parity.check(spec, real, stale, "int8", samples, files=["a", "b"])
     assert not result["ok"] and result["points"]["min"]["ok"]
     assert "output shapes" in result["points"]["max"]["error"] and "PyTorch's" in result["points"]["max"]["error"]
-    assert result["reason"].startswith("evaluation sample: output shapes")
+    assert result["reason"].startswith("sample: output shapes")

@@ -9,9 +9,9 @@ from torch import nn
 
 from workflow_lib.analysis.results import write_results
 from workflow_lib.analysis.speedups import summarize
-from workflow_lib.core import host
 from workflow_lib.core.spec import component_spec
-from workflow_lib.core.timing import stats
+from workflow_lib.jobs import host
+from workflow_lib.jobs.timing import stats
 from workflow_lib.runtimes import flops
 
 
@@ -86,7 +86,7 @@ def test_a_job_cannot_map_more_than_its_share_of_the_machine():
 
     code = (
         "import numpy as np, resource\n"
-        "from workflow_lib.core import host\n"
+        "from workflow_lib.jobs import host\n"
         "limit = host.cap_memory()\n"
         "assert resource.getrlimit(resource.RLIMIT_DATA)[0] == limit\n"
         "try:\n"

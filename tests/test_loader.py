@@ -150,12 +150,12 @@ def test_pickled_objects_are_refused_with_the_conversion_command_and_plain_text(
     _lightning_checkpoint(tmp_path / "w.ckpt")
     with pytest.raises(CheckpointError) as info:
         load_component(_spec(tmp_path / "w.ckpt", state_dict_key="checkpoint.state_dict", select_prefix="model.net_a."))
-    assert "python -m workflow_lib.stages.convert --trust-pickle" in str(info.value) and "\x1b" not in str(info.value)
+    assert "python -m workflow_lib.tools.convert --trust-pickle" in str(info.value) and "\x1b" not in str(info.value)
 
 
 def test_convert_command_makes_a_loadable_safetensors_with_provenance(tmp_path):
     from workflow_lib.core.files import read_json, sha256_file
-    from workflow_lib.stages import convert
+    from workflow_lib.tools import convert
 
     state = _lightning_checkpoint(tmp_path / "w.ckpt")
     with pytest.raises(SystemExit):  # without --trust-pickle nothing is unpickled

@@ -21,12 +21,37 @@ def test_the_decision_needs_six_rounds_and_knows_ties_from_wins():
     assert pairing.decision([0.95, 0.92, 0.96, 0.90, 0.952, 0.94, 0.95, 0.97, 0.93, 0.95], policy) == "a"  # 5 %
 
 
-def test_a_tie_goes_to_the_larger_margin_then_to_fewer_quantized_nodes():
-    record = {"outcome": "tie", "a": "x", "b": "y", "winner": None}
-    assert pairing.break_tie(dict(record), (0.1, 0.3), (5, 5)) == "y"
-    assert pairing.break_tie(dict(record), (0.2, 0.2), (9, 4)) == "y"
-    won = {"outcome": "a", "a": "x", "b": "y", "winner": "x"}
-    assert pairing.break_tie(won, (0.0, 1.0), (9, 0)) == "x"  # a real difference in speed is not overruled
+def test_a_tie_goes_to_the_larger_search_margin_then_to_fewer_quantized_nodes():
+    """decide_between, the one decision between two: real workers of the same speed tie, and what breaks the
+    tie is known before any evaluation file is read."""
+    policy = pairing.PairPolicy(min_rounds=6, max_seconds=3)
+    same = {"builder": SLEEP, "args": {"ms": 2.0}}
+    by_margin = pairing.decide_between(
+        pairing.Contender("x", same, 0.1, 5), pairing.Contender("y", dict(same), 0.3, 5), policy
+    )
+    assert by_margin["outcome"] == "tie" and by_margin["winner"] == "y" and "margin" in by_margin["tie_broken_by"]
+    by_nodes = pairing.decide_between(
+        pairing.Contender("x", same, None, 9), pairing.Contender("y", dict(same), 0.2, 4), policy
+    )
+    assert by_nodes["winner"] == "y" and "fewer quantized nodes" in by_nodes["tie_broken_by"]
+    assert "a_ms" not in by_nodes  # raw rounds are not part of a decision record
+    fast = pairing.decide_between(
+        pairing.Contender("x", {"builder": SLEEP, "args": {"ms": 1.0}}, 0.0, 9),
+        pairing.Contender("y", {"builder": SLEEP, "args": {"ms": 8.0}}, 1.0, 0),
+        pairing.PairPolicy(min_rounds=6, max_seconds=10),
+    )
+    assert fast["winner"] == "x" and "tie_broken_by" not in fast  # a real difference in speed is not overruled
+
+
+def test_neither_side_always_runs_first_in_a_round(tmp_path):
+    """The review's hole: A always ran before B, so a side that gains from running first always did."""
+    log = tmp_path / "order.log"
+    a = {"builder": "pairing_builders:logger", "args": {"path": str(log), "name": "a"}}
+    b = {"builder": "pairing_builders:logger", "args": {"path": str(log), "name": "b"}}
+    record = pairing.compare(a, b, pairing.PairPolicy(min_rounds=6, max_rounds=6, warmup=0, max_seconds=5), ("a", "b"))
+    calls = log.read_text().split()
+    rounds = [calls[i : i + 2] for i in range(0, 2 * record["rounds"], 2)]
+    assert ["a", "b"] in rounds and ["b", "a"] in rounds
 
 
 def test_real_processes_alternate_and_find_the_faster(tmp_path):

@@ -69,11 +69,18 @@ def site(tmp_path_factory):
 
 @pytest.fixture
 def real_path(site, monkeypatch):
-    path = os.pathsep.join([str(site), str(TESTS / "real" / "stubs")])
+    stubs = TESTS / "real" / "stubs"
+    path = os.pathsep.join([str(site), str(stubs)])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([path, os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.syspath_prepend(str(TESTS / "real" / "stubs"))
+    monkeypatch.syspath_prepend(str(stubs))
     monkeypatch.syspath_prepend(str(site))
-    return site
+    yield site
+    # what was imported from the stubs or the temp site must not outlive the test (a stub scipy would answer
+    # every later `import scipy` in this process)
+    for name, module in list(sys.modules.items()):
+        origin = str(getattr(module, "__file__", "") or "")
+        if origin.startswith((str(stubs), str(site))):
+            del sys.modules[name]
 
 
 def _pesto(checkpoint, **extra):
@@ -93,7 +100,7 @@ def test_lightning_checkpoint_is_refused_until_converted(real_path):
     ckpt = real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"
     spec = component_spec("real", "pesto", _pesto(ckpt, state_dict_key="state_dict", select_prefix="encoder."))
     with pytest.raises(
-        CheckpointError, match=r"refused to load.*python -m workflow_lib.stages.convert --trust-pickle"
+        CheckpointError, match=r"refused to load.*python -m workflow_lib.tools.convert --trust-pickle"
     ) as info:
         load_component(spec)
     assert "\x1b" not in str(info.value)
@@ -105,7 +112,7 @@ def test_real_checkpoints_export_fp16_and_validate_from_config(real_path, workdi
         [
             sys.executable,
             "-m",
-            "workflow_lib.stages.convert",
+            "workflow_lib.tools.convert",
             "--trust-pickle",
             str(real_path / "pesto" / "weights" / "mir-1k_g7.ckpt"),
             str(converted),
@@ -168,8 +175,8 @@ def test_the_pretrained_hifigan_loads_as_is_and_matches_its_authors_code():
     import torch
     from conftest import SPEECH
 
-    from workflow_lib.analysis import fidelity
-    from workflow_lib.core import dsp
+    from workflow_lib.audio import dsp
+    from workflow_lib.audio import metrics as audio_metrics
     from workflow_lib.core.spec import package_file
     from workflow_lib.runtimes.loader import load
 
@@ -201,17 +208,28 @@ def test_the_pretrained_hifigan_loads_as_is_and_matches_its_authors_code():
     with torch.inference_mode():
         ours, theirs = module(mel), generator(mel)
     assert torch.equal(ours, theirs)
-    scores = fidelity.perceptual(speech[: ours.numel()], ours.numpy().ravel(), 22050)
+    scores = audio_metrics.perceptual(speech[: ours.numel()], ours.numpy().ravel(), 22050)
     assert (
         scores["stoi"] > 0.9 and scores["pesq"] > 2.5
     )  # real speech back out: a trained vocoder, fed its own features
 
 
+SPEECH_ROLES = {  # short speech of seven speakers, the roles disjoint, from the demo's corpus (config/audio/corpus.csv)
+    "calibration": ["arctic_aew_a0001", "arctic_aew_a0002"],
+    "search": ["arctic_axb_a0004", "thorsten_sample01"],
+    "evaluation": ["arctic_slt_a0009", "smstools_speech_female", "libri_5703_a"],
+}
+
+
 def test_the_real_ship_path_with_the_default_gates_on_held_out_audio(workdir):
     """The pretrained HiFi-GAN through export, its sample set, the INT8 block search and the chain search, with
-    the demo's gates and its three disjoint roles of files (the sung phrase and an unseen speaker held out):
-    the chain that ships passes on the evaluation files and its vocoder is part INT8, part float. (The four
-    other components are the demo's, seeded and small: a vocoder is what this path is about.)"""
+    the demo's gates on real speech in three disjoint roles. The INT8 vocoder chosen on the search files is part
+    INT8, part float; the chain search chooses on the search files, then judges what it chose once on the
+    evaluation files: passing, it ships; failing (the INT8 vocoder does not always carry over to other
+    speakers: BENCHMARKS.md), the safe assignment ships and the manifest says why. Either way, what ships has
+    passed the evaluation files. (The four other components are the demo's, seeded and small; with two or three
+    files per role the worst file decides, as the gate statistic does below four; no whole-graph transforms:
+    tests/test_quantize.py has them.)"""
     import yaml
     from conftest import REPO, tiny_svc_config
 
@@ -221,32 +239,41 @@ def test_the_real_ship_path_with_the_default_gates_on_held_out_audio(workdir):
     model["components"]["vocoder"] = demo["models"]["svc_demo"]["components"]["vocoder"]  # real, default gates
     model["components"]["vocoder"]["dims"]["time"] = {"min": 16, "opt": 172, "max": 256}
     model["chain"].update(
-        inputs=demo["models"]["svc_demo"]["chain"]["inputs"],
+        inputs={role: [f"config/audio/{n}.wav" for n in names] for role, names in SPEECH_ROLES.items()},
         gates=demo["models"]["svc_demo"]["chain"]["gates"],
-        search={"seconds": 0.5, "budget_seconds": 120},
+        search={"seconds": 0.5},
     )
+    cfg["gating"] = {"kind": "worst"}  # every gate, the chain's and the vocoder's own
     model["chain"]["assignments"] = {"int8": {"default": "onnxruntime.int8"}}
     for c in model["components"].values():
         c["variants"] = ["fp32", "int8"]
     cfg["backends"] = ["pytorch", "onnxruntime"]
-    cfg["quantize"]["search_seconds"] = 180
+    cfg["quantize"] = {**demo["quantize"], "recovery": ["single_nodes", "percentile"]}  # the demo's budgets
     cfg["bench"].update(threads=2, max_seconds=0.5)
     write_config(workdir, cfg)
     (workdir / "config" / "audio").symlink_to(REPO / "config" / "audio")
-    snakemake(workdir, "results/deploy/svc_demo", timeout=1500)
+    snakemake(workdir, "results/decisions/svc_demo.json", timeout=1500)
     r = workdir / "results"
     quantize = json.loads((r / "onnx/int8/svc_demo/vocoder.onnx.json").read_text())
     chosen = quantize["search"]["candidates"][quantize["search"]["chosen"]]
     assert quantize["status"] == "passed" and quantize["splits"]["scheme"] == "disjoint"
     assert chosen["float_nodes"] > 0 and chosen["quantized_nodes"] > 0  # part float, part INT8
-    assert chosen["evaluation"]["status"] == "passed" and chosen["evaluation"]["files"] == 2
-    assert {g["file"] for g in chosen["evaluation"]["gates"].values()} <= {
-        "config/audio/libri_5703-47212-0000.wav",
-        "config/audio/sung_fishin.wav",
-    }
-    manifest = json.loads((r / "deploy/svc_demo/manifest.json").read_text())
-    search = manifest["search"][0]
+    assert "evaluation" not in quantize["search"] and quantize["samples"]["evaluation"] == len(
+        SPEECH_ROLES["evaluation"]
+    )  # chosen on the search files; the evaluation files judge what ships, after every choice
+    decision = json.loads((r / "decisions/svc_demo.json").read_text())
+    search = decision["search"][0]
     winner = search["tried"][search["winner"]]
-    assert winner["evaluation"]["status"] == "passed" and winner["assignment"]["vocoder"].endswith(".int8")
-    assert all(g["margin"] >= 0 for g in winner["evaluation"]["gates"].values())
-    assert manifest["inputs"]["scheme"] == "disjoint" and manifest["components"]["vocoder"]["cpu"]["variant"] == "int8"
+    assert winner["assignment"]["vocoder"].endswith(".int8") and "evaluation" not in winner
+    evaluation = search["evaluation"]  # the winner's, read once
+    vocoder = evaluation["components"]["vocoder"]  # its own gate, on its own evaluation files
+    assert vocoder["scheme"] == "disjoint" and len(vocoder["gates"]["min_pesq"]["values"]) == 3
+    shipped = decision["components"]["vocoder"]["cpu"]
+    if evaluation["status"] == "passed":
+        assert search["fallback"] is None and shipped["variant"] == "int8"
+        assert all(g["margin"] >= 0 for g in evaluation["gates"].values())
+    else:
+        fallback = search["fallback"]
+        assert fallback["assignment"] == "reference" and evaluation["reason"] in fallback["why"]
+        assert fallback["evaluation"]["status"] == "passed" and shipped["series"] == "pytorch.fp32"
+    assert decision["inputs"]["scheme"] == "disjoint"

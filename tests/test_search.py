@@ -4,7 +4,9 @@ going on past the first pass."""
 import pytest
 
 from workflow_lib.analysis import pairing
+from workflow_lib.analysis.budget import Budget
 from workflow_lib.models.svc.chain import SvcChain
+from workflow_lib.models.svc.scoring import SvcScorer
 from workflow_lib.stages import chain_search
 
 ROLE_OF = {
@@ -15,6 +17,7 @@ ROLE_OF = {
     "vocoder": "vocoder",
 }
 CHAIN = SvcChain({})
+SCORER = SvcScorer(CHAIN)
 
 
 def _rung(series, p50):
@@ -36,11 +39,11 @@ LADDERS = {
 COMPONENTS = list(LADDERS)
 
 
-def _evaluate(assignment):
+def _evaluate(t, assignment):
     """Fixture numbers: an INT8 flow adds error mid-chain; the ONNX Runtime INT8 vocoder sounds bad."""
     picked = {c: e["series"] for c, e in assignment.items()}
     flow_int8 = picked["flow_decoder"].endswith("int8")
-    stages = {
+    t.stages = {
         "content": {"snr_db": 70.0},
         "pitch": {"snr_db": 80.0},
         "latent": {"snr_db": 18.0 if flow_int8 else 65.0},
@@ -50,29 +53,22 @@ def _evaluate(assignment):
     failed = [
         g for g, bad in (("chain", flow_int8), ("copy_synthesis", picked["vocoder"] == "onnxruntime.int8")) if bad
     ]
-    return {
-        "assignment": picked,
-        "stages": stages,
-        "search": {"failed": failed},
-        "passed": not failed,
-        "reason": "; ".join(failed),
-        "p50_ms": sum(e["p50_ms"] for e in assignment.values()),
-        "margin": 0.1,
-    }
+    t.search, t.passed, t.reason = {"failed": failed}, not failed, "; ".join(failed)
+    t.p50_ms, t.margin = sum(e["p50_ms"] for e in assignment.values()), 0.1
 
 
-def _culprit(entry, movable):
+def _culprit(t, movable):
     role_of_movable = {ROLE_OF[c] for c in movable}
-    role = CHAIN.culprit(set(entry["search"]["failed"]), entry["stages"], role_of_movable)
+    role = SCORER.culprit(set(t.search["failed"]), t.stages, role_of_movable)
     return next((c for c, r in ROLE_OF.items() if r == role), None)
 
 
-def _search(evaluate=_evaluate, budget=60):
-    return chain_search.Search(COMPONENTS, LADDERS, evaluate, _culprit, budget)
+def _search(evaluate=_evaluate, tries=60):
+    return chain_search.Search(COMPONENTS, LADDERS, evaluate, _culprit, Budget(tries, None, "max_tries", "seconds"))
 
 
 def test_added_noise_names_the_stage_whose_output_is_noisier_than_its_inputs():
-    noise = CHAIN.added_noise(
+    noise = SCORER.added_noise(
         {
             "content": {"snr_db": 70.0},
             "pitch": {"snr_db": 80.0},
@@ -83,15 +79,15 @@ def test_added_noise_names_the_stage_whose_output_is_noisier_than_its_inputs():
     )
     assert max(noise, key=noise.get) == "vocoder"  # 5 dB at the output, 17 dB at its input
     assert noise["flow"] > noise["projection"] > 0 and noise["content"] == pytest.approx(1e-7)
-    assert CHAIN.added_noise({s: {"snr_db": float("inf")} for s in CHAIN.stages}) == {r: 0.0 for r in CHAIN.roles}
+    assert SCORER.added_noise({s: {"snr_db": float("inf")} for s in CHAIN.stages}) == {r: 0.0 for r in CHAIN.roles}
 
 
 def test_the_search_backs_off_the_vocoder_for_bad_speech_then_the_noisiest_component():
     s = _search()
     passing = s.back_off(tuple(0 for _ in COMPONENTS))
-    tried = sorted(s.tried.values(), key=lambda e: e["index"])
-    assert [t["why_lost"].rsplit(" ", 1)[-1] for t in tried[:-1]] == ["vocoder", "flow_decoder"]
-    assert tried[-1]["assignment"] == {
+    tried = sorted(s.tried.values(), key=lambda e: e.index)
+    assert [t.why_lost.rsplit(" ", 1)[-1] for t in tried[:-1]] == ["vocoder", "flow_decoder"]
+    assert tried[-1].assignment == {
         "content_encoder": "openvino.fp32",
         "pitch_encoder": "onnxruntime.fp32",
         "flow_decoder": "onnxruntime.fp32",
@@ -105,26 +101,84 @@ def test_past_the_first_pass_it_tries_faster_rungs_and_close_runners_up():
     s = _search()
     passing = s.back_off(tuple(0 for _ in COMPONENTS))
     s.improve(passing)
-    moves = [e["why"] for e in sorted(s.tried.values(), key=lambda e: e["index"])][3:]
+    moves = [e.why for e in sorted(s.tried.values(), key=lambda e: e.index)][3:]
     assert moves[0].startswith("flow_decoder one rung faster") and moves[1].startswith("vocoder one rung faster")
     assert "no faster neighbour" in s.stopped  # nothing faster passes: the INT8 flow and the ORT INT8 vocoder fail
     s.runners_up(passing)
-    close = [e for e in s.tried.values() if "within 25%" in e["why"]]
+    close = [e for e in s.tried.values() if "within 25%" in e.why]
     # PyTorch's content encoder (12 ms against 10) and flow (50 against 40) are close enough to be timed
     # together; PyTorch's pitch encoder (2 against 1) and ONNX Runtime's fp32 vocoder (700 against 330) are not
-    assert {tuple(e["positions"]) for e in close} == {(1, 0, 1, 0, 1), (0, 0, 2, 0, 1)}
-    assert pairing.front(list(s.tried.values()), "margin")  # latency against margin over every try
+    assert {tuple(e.positions) for e in close} == {(1, 0, 1, 0, 1), (0, 0, 2, 0, 1)}
+    assert pairing.front([t.to_json() for t in s.tried.values()], "margin")  # latency against margin, every try
 
 
 def test_a_chain_that_cannot_pass_ends_with_nothing_left_to_move():
-    def never(assignment):
-        return {**_evaluate(assignment), "passed": False, "search": {"failed": ["chain"]}, "reason": "chain"}
+    def never(t, assignment):
+        _evaluate(t, assignment)
+        t.passed, t.search, t.reason = False, {"failed": ["chain"]}, "chain"
 
     s = _search(never)
     assert s.back_off(tuple(0 for _ in COMPONENTS)) is None and "back at PyTorch fp32" in s.stopped
-    assert all(len(t["assignment"]) == 5 for t in s.tried.values())
+    assert all(len(t.assignment) == 5 for t in s.tried.values())
 
 
-def test_the_search_is_time_boxed():
-    s = _search(budget=0)
-    assert s.back_off(tuple(0 for _ in COMPONENTS)) is None and len(s.tried) == 1 and "time budget" in s.stopped
+def test_the_search_is_bounded_in_tries_not_seconds():
+    s = _search(tries=1)
+    assert s.back_off(tuple(0 for _ in COMPONENTS)) is None and len(s.tried) == 1
+    assert s.budget.stopped == "work budget of 1 spent (max_tries)" and not s.budget.cut_short
+
+
+def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
+    """The chain search on the sensor chain, twice: the second time PyTorch fp32's outputs on the evaluation files
+    are replaced by noise, as if those files had been other files. Every try and the choice stay the same; only
+    the verdict read after the choice changes, and with it the fallback to the safe assignment (PyTorch fp32)."""
+    import numpy as np
+    from conftest import sensor_model
+
+    from workflow_lib.chains.spec import ChainSpec
+    from workflow_lib.core.files import read_npz, write_json, write_npz
+    from workflow_lib.core.spec import component_spec
+    from workflow_lib.stages import chain_reference, export
+
+    model = sensor_model(tmp_path)
+    specs = {c: component_spec("sensor", c, v) for c, v in model["components"].items()}
+    spec = ChainSpec.from_config("sensor", model["chain"], model["components"])
+    ranked = {}
+    for c, s in specs.items():
+        export.export(s, tmp_path / f"{c}.onnx")
+        write_json(tmp_path / f"{c}.marker.json", {"status": "passed"})
+        common = {"variant": "fp32", "device": "cpu", "validated": True, "precision": "fp32"}
+        ort = {
+            **common,
+            "series": "onnxruntime.fp32",
+            "backend": "onnxruntime",
+            "source": str(tmp_path / f"{c}.onnx"),
+            "marker": str(tmp_path / f"{c}.marker.json"),
+            "p50_ms": 1.0,
+            "speedup": 3.0,
+            "ci": [2.5, 3.5],
+        }
+        torch_entry = {**common, "series": "pytorch.fp32", "backend": "pytorch", "source": s.checkpoint}
+        torch_entry.update(marker=None, p50_ms=3.0, speedup=1.0, ci=[1.0, 1.0])
+        ranked[c] = {"cpu": {"candidates": [ort], "reference": torch_entry, "others": [], "not_measured": []}}
+    arrays, _, _ = chain_reference.reference_run(specs, spec, threads=1)
+    write_npz(tmp_path / "ref.npz", arrays)
+    first = chain_search.chain_search(specs, spec, ranked, str(tmp_path / "ref.npz"), 1, "cpu")
+    evaluation = [int(k.split("/")[1]) for k in arrays if k.startswith("file/")]
+    evaluation = sorted(set(evaluation) & set(spec.splits.of("evaluation")))
+    noisy = read_npz(tmp_path / "ref.npz")
+    rng = np.random.default_rng(0)
+    for i in evaluation:
+        key = f"file/{i}/out/pred"
+        noisy[key] = (noisy[key] + rng.normal(size=noisy[key].shape)).astype(np.float32)
+    write_npz(tmp_path / "ref.npz", noisy)
+    second = chain_search.chain_search(specs, spec, ranked, str(tmp_path / "ref.npz"), 1, "cpu")
+
+    def choices(record):
+        return [(t["assignment"], t["passed"], t["why"]) for t in record["tried"]], record["winner"]
+
+    assert evaluation and choices(first[1]) == choices(second[1])
+    assert first[1]["evaluation"]["status"] == "passed" and first[1]["fallback"] is None
+    assert second[1]["evaluation"]["status"] == "failed" and second[1]["fallback"]["assignment"] == "reference"
+    assert {c: e["series"] for c, e in first[0].items()} == {"encoder": "onnxruntime.fp32", "head": "onnxruntime.fp32"}
+    assert {c: e["series"] for c, e in second[0].items()} == {"encoder": "pytorch.fp32", "head": "pytorch.fp32"}

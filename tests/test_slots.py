@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from workflow_lib.core import slots
+from workflow_lib.jobs import slots
 
 HOLD = """
 import os, sys, time
-from workflow_lib.core import slots
+from workflow_lib.jobs import slots
 slot = slots.acquire(int(sys.argv[1]), wait=sys.argv[2] == "wait")
 print("none" if slot is None else ",".join(map(str, sorted(os.sched_getaffinity(0)))), flush=True)
 time.sleep(float(sys.argv[3]))

@@ -18,9 +18,10 @@ def test_every_variant_is_made_from_a_known_parent_by_a_stage_and_run_by_known_b
     for v in variants.VARIANTS.values():
         assert v.parent is None or v.parent in variants.VARIANTS, v.name
         assert importlib.util.find_spec(f"workflow_lib.stages.{v.stage}") is not None, v.stage
-    assert variants.DERIVED == ("fp32", "fp16", "int8")
-    assert registry.get("openvino").variants == ["fp32", "int8"]  # by precision: OpenVINO runs no fp16 graph
-    assert registry.get("pytorch").variants == ["fp32", "fp16"]  # the model cast, never a rewritten graph
+    assert variants.DERIVED == ("fp32", "fp16", "bf16", "int8")
+    assert registry.get("openvino").variants == ["fp32", "bf16", "int8"]  # by precision: OpenVINO runs no fp16 graph
+    assert registry.get("pytorch").variants == ["fp32", "fp16", "bf16"]  # the model cast, never a rewritten graph
+    assert "bf16" not in registry.get("onnxruntime").variants  # its CPU kernels have no bf16 Conv/MatMul
     assert ("tensorrt", "int8") in registry.series() and ("pytorch", "int8") not in registry.series()
 
 
@@ -68,7 +69,7 @@ NEW_STAGE = '''
 """Stage: the `ort_opt` variant: the fp32 graph as ONNX Runtime's optimizer rewrites it (a test's new variant)."""
 import onnxruntime as ort
 
-from ..core import cli
+from ..jobs import cli
 from ..core.files import sha256_file, write_json
 from ..core.paths import sidecar_path
 
@@ -169,7 +170,7 @@ NEW_MAKER = '''
 """Stage: a graph saved in ONNX Runtime's own format."""
 import onnxruntime as ort
 
-from ..core import cli
+from ..jobs import cli
 from ..core.files import sha256_file, write_json
 from ..core.paths import sidecar_path
 

@@ -37,6 +37,18 @@ class BesselOp(nn.Module):
         return torch.special.bessel_j0(x * self.scale)
 
 
+class Gain(nn.Module):
+    """A per-channel gain and offset: elementwise only, so its INT8 variant has nothing to quantize and fails."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.gain = nn.Parameter(torch.linspace(0.5, 1.5, channels)[None, :, None])
+        self.offset = nn.Parameter(torch.zeros(1, channels, 1))
+
+    def forward(self, x):
+        return x * self.gain + self.offset
+
+
 class Overflow(nn.Module):
     """Squares activations scaled into the hundreds and divides by 1e6: the square and the divisor are beyond
     fp16's range (max 65504), the result is not."""
@@ -79,3 +91,28 @@ class TinyDenoiser(nn.Module):
 
     def forward(self, mel):
         return mel + 0.1 * self.net(mel)
+
+
+class FixedFrames(nn.Module):
+    """A frame classifier over [n, 1024] (a pitch tracker's shape): only the batch of frames is dynamic, the
+    1024 samples of a frame are fixed."""
+
+    def __init__(self, width: int = 1024, hidden: int = 64, classes: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, frames):
+        return self.head(self.net(frames))
+
+
+class FixedBins(nn.Module):
+    """A conv net over [n, 1, 219] (a CQT frame's shape): channels and bins fixed, only the batch dynamic."""
+
+    def __init__(self, bins: int = 219, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(1, hidden, 5, padding=2), nn.ReLU(), nn.Conv1d(hidden, hidden, 3, padding=1))
+        self.head = nn.Conv1d(hidden, 4, 1)
+
+    def forward(self, cqt):
+        return self.head(torch.relu(self.net(cqt)))
