@@ -195,7 +195,8 @@ def judged_on(wildcards, input):
         return ""
     section = graph_variants.get(wildcards.variant).settings
     count = (config.get(section) or {}).get("search_files") if section else None
-    return f"--calibration {input.calibration}" + (f" --search-files {count}" if count else "")
+    spread = f" --search-files {count}" if count else ""
+    return f"--calibration {input.calibration}{spread}"
 
 
 def get_validation_inputs(wildcards):
@@ -304,7 +305,8 @@ def get_chain_bench_inputs(wildcards):
 def get_chain_bench_args(wildcards, input):
     if wildcards.assignment == BEST:
         return f"--manifest {manifest_path(input.bundle)}"
-    return "--choices " + shlex.quote(json.dumps(get_choices(wildcards.model, wildcards.assignment), sort_keys=True))
+    choices = json.dumps(get_choices(wildcards.model, wildcards.assignment), sort_keys=True)
+    return f"--choices {shlex.quote(choices)}"
 
 
 def chain_uses_gpu(wildcards):

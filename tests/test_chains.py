@@ -174,3 +174,17 @@ def test_a_chain_that_is_not_audio_runs_through_the_same_stages(tmp_path):
     assert rows[0]["prediction_snr_db"] == float("inf") and rows[0]["fidelity"] == "passed"
     assert fidelity["metrics"] == {"prediction": ["snr_db", "max_rel"]}
     assert list(fidelity["stages"]) == ["latent", "pred"]
+
+
+def test_media_of_nothing_streamed_is_an_empty_file_and_a_stream_is_the_plugins_own(tmp_path):
+    """When no chunk size keeps up nothing is streamed to listen to: the media job writes an empty file (the report
+    shows no player) instead of failing the run."""
+    from workflow_lib.stages import media
+
+    cfg = tiny_svc_config()["models"]["svc_demo"]
+    spec = ChainSpec.from_config("svc_demo", cfg["chain"], cfg["components"])
+    write_npz(tmp_path / "none.npz", {})
+    assert media.encode(spec, str(tmp_path / "none.npz"), "stream", str(tmp_path / "none.wav")) == 0
+    assert (tmp_path / "none.wav").read_bytes() == b""
+    write_npz(tmp_path / "some.npz", {"stream/audio": np.zeros(22050, np.float32)})
+    assert media.encode(spec, str(tmp_path / "some.npz"), "stream", str(tmp_path / "some.wav")) > 22050 * 2

@@ -121,21 +121,30 @@ def test_sigkill_mid_export_leaves_no_artifact_and_rerun_completes(workdir):
 @pytest.mark.slow
 def test_a_variant_that_cannot_be_made_costs_only_itself(workdir):
     """One component's INT8 variant fails (an elementwise model has nothing to quantize: its stage raises). The
-    rest is built, timed and decided; the deployment, the bundle and the report exist and name the failure;
-    the run's exit code says it failed, unless `failures.fail_run: false`."""
-    from tinymodels import Gain, TinyConv
+    rest is built, timed and decided, two components with fixed trailing dimensions ([n, 1024], [n, 1, 219])
+    through the whole INT8 search included; the deployment, the bundle and the report exist and name the
+    failure; the run's exit code says it failed, unless `failures.fail_run: false`."""
+    from tinymodels import FixedBins, FixedFrames, Gain, TinyConv
 
     seeded(0)
     save_file(TinyConv().state_dict(), str(workdir / "conv.safetensors"))
     save_file(Gain().state_dict(), str(workdir / "gain.safetensors"))
     gain = {**tiny_byo_component(str(workdir / "gain.safetensors")), "class": "tinymodels.Gain", "kwargs": {}}
+    components = {"conv": tiny_byo_component(str(workdir / "conv.safetensors")), "gain": gain}
+    for cls, name, shape in ((FixedFrames, "frames", ["n", 1024]), (FixedBins, "cqt", ["n", 1, 219])):
+        save_file(cls().state_dict(), str(workdir / f"{name}.safetensors"))
+        components[name] = {
+            "class": f"tinymodels.{cls.__name__}",
+            "checkpoint": str(workdir / f"{name}.safetensors"),
+            "inputs": [{"name": name, "shape": shape}],
+            "outputs": ["y"],
+            "dims": {"n": {"min": 1, "opt": 8, "max": 64}},
+        }
     cfg = {
         "variants": ["fp32", "int8"],
         "backends": ["pytorch", "onnxruntime"],
         "bench": {"warmup": 1, "min_iterations": 6, "max_seconds": 0.0, "bootstrap": 200},
-        "models": {
-            "mine": {"components": {"conv": tiny_byo_component(str(workdir / "conv.safetensors")), "gain": gain}}
-        },
+        "models": {"mine": {"components": components}},
     }
     write_config(workdir, cfg)
     proc = snakemake(workdir, check=False)
@@ -146,7 +155,10 @@ def test_a_variant_that_cannot_be_made_costs_only_itself(workdir):
     assert (r / "onnx/int8/mine/conv.onnx").stat().st_size > 0  # the other component's INT8 is made and timed
     assert (r / "bench/mine/conv.onnxruntime.int8.csv").is_file()
     manifest = json.loads((r / "deploy/mine/manifest.json").read_text())
-    assert set(manifest["components"]) == {"conv", "gain"} and (r / "deploy/mine/run.py").is_file()
+    assert set(manifest["components"]) == {"conv", "gain", "frames", "cqt"} and (r / "deploy/mine/run.py").is_file()
+    for name in ("frames", "cqt"):  # every candidate of the search judged, a graph written
+        search = json.loads((r / f"onnx/int8/mine/{name}.onnx.json").read_text())["search"]
+        assert search["candidates"] and all(c["verdict"] in ("passed", "failed") for c in search["candidates"])
     assert [f["series"] for f in manifest["failures"]] == ["onnxruntime.int8"]
     assert manifest["failures"][0]["component"] == "gain" and manifest["failures"][0]["log"]
     html = (r / "report/index.html").read_text()

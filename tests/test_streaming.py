@@ -69,6 +69,9 @@ def test_latency_is_measured_by_the_clock_the_first_chunk_included(denoise):
     assert record["delay_p50_ms"] >= lookahead_ms and record["delay_max_ms"] <= chunk_ms + lookahead_ms + 20 + 200
     assert record["delay_p50_ms"] <= record["delay_p95_ms"] <= record["delay_max_ms"]
     assert record["explained_ms"] >= chunk_ms + lookahead_ms + 20
+    # with the smallest buffer that plays it without a stall, every sample waits the same: the chunk, the lookahead
+    # and the compute, at least
+    assert record["latency_ms"] >= chunk_ms + lookahead_ms and record["buffer_ms"] >= 0
 
 
 def test_the_device_stalls_and_counts_late_blocks_when_compute_falls_behind():
@@ -78,6 +81,9 @@ def test_the_device_stalls_and_counts_late_blocks_when_compute_falls_behind():
     assert on_time["late_chunks"] == 0 and on_time["delay_max_ms"] == pytest.approx(block * 1e3 + 1, abs=0.5)
     behind = streaming.delays([block * (k + 1) * 1.5 for k in range(5)], [1024] * 5, 22050, plan, [0.0] * 5)
     assert behind["late_chunks"] > 0 and behind["delay_max_ms"] > on_time["delay_max_ms"]
+    # the buffer that would have absorbed it: none on time; two blocks for compute that ends 2 blocks behind
+    assert on_time["buffer_ms"] == pytest.approx(0, abs=1e-6)
+    assert behind["buffer_ms"] == pytest.approx(2 * block * 1e3, rel=1e-6)
 
 
 def test_a_chain_with_several_sources_and_a_global_role_streams_all_of_them(tmp_path):

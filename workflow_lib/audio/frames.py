@@ -37,8 +37,14 @@ class FrameChain(AudioChain):
         return outputs
 
     def live(
-        self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray], settings: Mapping[str, Any]
+        self,
+        runners: Mapping[str, Infer],
+        item: Item,
+        extra: Mapping[str, np.ndarray],
+        settings: Mapping[str, Any],
+        like: streaming.Stream | None = None,
     ) -> streaming.Stream:
         """A live session over these runners (`chunk_ms`, `lookahead_ms`, `window_ms`, `device_ms` in `settings`):
-        `run(audio, clock)` streams it; the contexts are measured on `item`."""
-        return streaming.Stream(self, runners, extra, streaming.plan(self, runners, item, extra, settings))
+        `run(audio, clock)` streams it; the contexts are measured on `item`, or taken from `like`."""
+        contexts = like.plan.contexts if like is not None else None
+        return streaming.Stream(self, runners, extra, streaming.plan(self, runners, item, extra, settings, contexts))

@@ -133,10 +133,10 @@ class Plan:
         }
 
 
-def plan(chain, runners, item, extra, settings: Mapping[str, Any]) -> Plan:
+def plan(chain, runners, item, extra, settings: Mapping[str, Any], contexts: dict[str, Context] | None = None) -> Plan:
     """Chunk, lookahead and window in whole frames (from `chunk_ms`, `lookahead_ms` (None: the exact one),
-    `window_ms`; `device_ms` the output device's buffer), the contexts measured on these runners, the lookahead
-    given out upstream first."""
+    `window_ms`; `device_ms` the output device's buffer), the contexts measured on these runners (or given:
+    measured before on the same runners), the lookahead given out upstream first."""
     ms = 1000 * chain.hop / chain.sample_rate
     chunk = round(settings["chunk_ms"] / ms)
     if chunk < 1:
@@ -146,7 +146,7 @@ def plan(chain, runners, item, extra, settings: Mapping[str, Any]) -> Plan:
     asked = settings.get("lookahead_ms", 0)
     if (asked is not None and asked < 0) or settings.get("window_ms", 1) <= 0:
         raise StageError("the lookahead must be at least 0 ms and the window above 0 ms")
-    contexts = measure_contexts(chain, runners, item, extra)
+    contexts = contexts if contexts is not None else measure_contexts(chain, runners, item, extra)
     exact = allot(chain, contexts, 0)[1]
     lookahead = exact if asked is None else round(asked / ms)  # None: exactly what every role's context needs
     waits, _ = allot(chain, contexts, lookahead)
@@ -307,6 +307,7 @@ class Stream:
             sizes.append(pieces[-1].size)
         out = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
         record = {"chunks": len(pieces), **compute_stats(self.timings_ms, plan.chunk * plan.frame_ms)}
+        record["keeps_up"] = record["rtf"] < 1.0
         if clock:
             record.update(delays(done_at, sizes, sr, plan, pushed_at))
         return out, record
@@ -328,13 +329,18 @@ def delays(done_at: list[float], sizes: list[int], sr: int, plan: Plan, pushed_a
     holding back as much as that first block falls short of a whole chunk (the lookahead keeps it short; a
     player that started on it would run dry by design), and plays continuously; a block not ready at its
     playback time is late, and the device waits for it. Per block of output, the delay from its first sample
-    entering (its capture time) to it being heard."""
-    position, start, stalled, late, per_block = 0, None, 0.0, 0, []
+    entering (its capture time) to it being heard. And the smallest buffer that would have played the whole
+    input without a stall (`buffer_ms`: compute jitter is what it absorbs), with the one delay every sample
+    then has (`latency_ms`). It keeps up when compute keeps pace with the audio (`rtf` below 1): then such a
+    buffer exists whatever the input's length."""
+    position, start, stalled, late, per_block, first, need = 0, None, 0.0, 0, [], None, 0.0
     for ready, size in zip(done_at, sizes, strict=True):
         if size == 0:
             continue
         if start is None:
-            start = ready + plan.device_ms / 1e3 + max(0, plan.chunk * plan.hop - size) / sr
+            first = ready + max(0, plan.chunk * plan.hop - size) / sr
+            start = first + plan.device_ms / 1e3
+        need = max(need, ready - (first + position / sr))  # how late it would be with no buffer at all
         due = start + stalled + position / sr
         if ready > due:  # the device ran dry: this block plays when it is ready, everything after it later
             late += 1
@@ -348,7 +354,8 @@ def delays(done_at: list[float], sizes: list[int], sr: int, plan: Plan, pushed_a
         "delay_p95_ms": float(np.percentile(d, 95)),
         "delay_max_ms": float(d.max()),
         "late_chunks": late,
-        "keeps_up": late == 0,
+        "buffer_ms": 1e3 * need,
+        "latency_ms": 1e3 * ((first or 0.0) + need),
         # chunk + lookahead + compute at p95 + the device's buffer: the sum a listener's latency used to be
         # reported as, kept to explain the measured delay (which also holds the wait for the whole chunk)
         "explained_ms": (plan.chunk + plan.lookahead) * plan.frame_ms

@@ -149,10 +149,16 @@ class Chain:
         return outputs
 
     def live(
-        self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray], settings: Mapping[str, Any]
+        self,
+        runners: Mapping[str, Infer],
+        item: Item,
+        extra: Mapping[str, np.ndarray],
+        settings: Mapping[str, Any],
+        like: Any = None,
     ):
         """A live session (chains that stream, `streams`): its `run(input, clock)` gives the output and the compute
-        and latency record; `push` takes input as it arrives."""
+        and latency record; `push` takes input as it arrives. `like`: an earlier session over the same runners,
+        whose measurements of them are reused."""
         raise NotImplementedError(f"{type(self).__name__} does not stream (chain.stream needs a chain that does)")
 
     def side_outputs(self, runners: Mapping[str, Infer], item: Item, extra: Mapping[str, np.ndarray]) -> Outputs:

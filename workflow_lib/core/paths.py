@@ -197,7 +197,7 @@ class Paths:
     @property
     def failures_checked(self) -> str:
         """Written when the run's last check passes: no variant failed with an error (or failures may pass)."""
-        return f"{self.device}/failures.checked.json"
+        return f"{self.device}/checks/failures.json"
 
     @property
     def failures_dir(self) -> str:

@@ -266,8 +266,9 @@ def main(argv: list[str] | None = None, bundle: str | Path | None = None) -> Non
             out, record = d.stream(item, settings, a.realtime)
             outputs = {d.chain.stages[-1]: out}
             clocked = (
-                f"delay p50 {record['delay_p50_ms']:.0f} ms, p95 {record['delay_p95_ms']:.0f} ms; "
-                + ("keeps up" if record["keeps_up"] else f"{record['late_chunks']} late chunks")
+                f"delay p50 {record['delay_p50_ms']:.0f} ms, p95 {record['delay_p95_ms']:.0f} ms, "
+                f"{record['late_chunks']} late chunks; with a {record['buffer_ms']:.0f} ms buffer no stall and "
+                f"{record['latency_ms']:.0f} ms for every sample"
                 if a.realtime
                 else "(--realtime measures the delay a listener gets)"
             )

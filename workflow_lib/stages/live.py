@@ -58,10 +58,12 @@ def measure(specs, spec: ChainSpec, decision, reference: str, threads: int) -> t
     for i in files:
         extras[i] = chain.conditioning(spec.role_inputs(specs), [ref.items[i]])
         offline[i] = harness.run_item(chain, runners, ref.items[i], extras[i])[final].reshape(-1)
+    first = None  # the first session: every later one reuses what it measured of the runners (their contexts)
     for chunk_ms in cfg["chunks_ms"]:
         for i in files:
             item = ref.items[i]
-            session = chain.live(runners, item, extras[i], {**cfg, "chunk_ms": chunk_ms})
+            session = chain.live(runners, item, extras[i], {**cfg, "chunk_ms": chunk_ms}, like=first)
+            first = first or session
             streamed, record = session.run(item, clock=True)
             plans[f"{chunk_ms:g}"] = session.plan.describe()
             rows.append(
@@ -94,7 +96,10 @@ def measure(specs, spec: ChainSpec, decision, reference: str, threads: int) -> t
             {
                 "chunk_ms": mine[0]["chunk_ms"],
                 "lookahead_ms": mine[0]["lookahead_ms"],
-                **{k: max(r[k] for r in mine) for k in ("delay_p50_ms", "delay_p95_ms", "delay_max_ms")},
+                **{
+                    k: max(r[k] for r in mine)
+                    for k in ("delay_p50_ms", "delay_p95_ms", "delay_max_ms", "buffer_ms", "latency_ms")
+                },
                 **{k: max(r[k] for r in mine) for k in ("compute_p50_ms", "compute_p95_ms", "explained_ms", "rtf")},
                 "late_chunks": sum(r["late_chunks"] for r in mine),
                 "keeps_up": all(r["keeps_up"] for r in mine),
@@ -109,9 +114,8 @@ def measure(specs, spec: ChainSpec, decision, reference: str, threads: int) -> t
     for lookahead_ms in sorted({*cfg.get("lookaheads_ms", []), cfg["lookahead_ms"], exact}):
         per_file = []
         for i in files:
-            session = chain.live(
-                runners, ref.items[i], extras[i], {**cfg, "chunk_ms": at, "lookahead_ms": lookahead_ms}
-            )
+            settings = {**cfg, "chunk_ms": at, "lookahead_ms": lookahead_ms}
+            session = chain.live(runners, ref.items[i], extras[i], settings, like=first)
             streamed, _ = session.run(ref.items[i])
             per_file.append(_compared(scorer, offline[i], streamed, "offline"))
         tradeoff.append(

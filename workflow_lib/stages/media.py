@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..chains.spec import ChainSpec
 from ..core.files import read_npz, write_bytes
@@ -22,10 +23,15 @@ def encode(spec: ChainSpec, listen: str, which: str, out: str) -> int:
     """Write the media; its size in bytes (0: the plug-in has nothing to show)."""
     arrays = {k.partition("/")[2]: v for k, v in read_npz(listen).items() if k.startswith(f"{which}/")}
     chain = spec.chain
-    if which == "stream":
+    if which == "stream" and arrays:
         chain.write(out, arrays)
-        return len(arrays)
-    data = (chain.listen_input(arrays) if which == "input" else chain.listen(arrays)) if arrays else None
+        return Path(out).stat().st_size
+    if not arrays:  # e.g. nothing streamed: no chunk size kept up
+        data = None
+    elif which == "input":
+        data = chain.listen_input(arrays)
+    else:
+        data = chain.listen(arrays)
     write_bytes(out, data or b"")  # an empty file: nothing to judge
     return len(data or b"")
 
