@@ -1,4 +1,4 @@
-"""How much does our harness add? Times one module with workflow_lib.core.timing.measure and with
+"""How much does our harness add? Times one module with workflow_lib.jobs.timing.measure and with
 torch.utils.benchmark.Timer (blocked_autorange), same inputs, same thread count.
 
     .venv/bin/python benchmarks/harness_overhead.py [--threads 2] [--repeats 5]
@@ -16,7 +16,7 @@ import statistics
 import torch
 from torch.utils import benchmark as tb
 
-from workflow_lib.core.timing import Policy, measure
+from workflow_lib.jobs.timing import Policy, measure
 from workflow_lib.models.svc.modules import MelProjection, PitchEncoder
 
 

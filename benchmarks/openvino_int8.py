@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from workflow_lib.analysis import pairing, parity
-from workflow_lib.core.gates import relative_margin
+from workflow_lib.analysis.gates import relative_margin
 from workflow_lib.core.paths import sidecar_path
 from workflow_lib.core.samples import read_sample_set
 from workflow_lib.plan import config as plan

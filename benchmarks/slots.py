@@ -81,7 +81,7 @@ def bench(d: Path, comp: str, spec: str, backend: str, threads: int, tag: str) -
 
 
 def row(csv: Path) -> dict:
-    from workflow_lib.core.timing import median_ci
+    from workflow_lib.jobs.timing import median_ci
 
     raw = pl.read_parquet(csv.with_name(csv.name.replace(".csv", ".samples.parquet")))["sample_ms"].to_numpy()
     lo, hi = median_ci(raw)
