@@ -21,7 +21,7 @@ def test_the_decision_needs_six_rounds_and_knows_ties_from_wins():
     assert pairing.decision([0.95, 0.92, 0.96, 0.90, 0.952, 0.94, 0.95, 0.97, 0.93, 0.95], policy) == "a"  # 5 %
 
 
-def test_a_tie_goes_to_the_larger_search_margin_then_to_fewer_quantized_nodes():
+def test_a_tie_goes_to_the_larger_search_margin_then_to_fewer_quantized_nodes_then_to_the_canonical_key():
     """decide_between, the one decision between two: real workers of the same speed tie, and what breaks the
     tie is known before any evaluation file is read."""
     policy = pairing.PairPolicy(min_rounds=6, max_seconds=3)
@@ -35,6 +35,13 @@ def test_a_tie_goes_to_the_larger_search_margin_then_to_fewer_quantized_nodes():
     )
     assert by_nodes["winner"] == "y" and "fewer quantized nodes" in by_nodes["tie_broken_by"]
     assert "a_ms" not in by_nodes  # raw rounds are not part of a decision record
+    for first, second in (("p", "q"), ("q", "p")):  # the rest: what they are, not which was ranked first
+        by_key = pairing.decide_between(
+            pairing.Contender(first, same, 0.2, 4, f"key {first}"),
+            pairing.Contender(second, dict(same), 0.2, 4, f"key {second}"),
+            policy,
+        )
+        assert by_key["winner"] == "p" and "canonical key (key p)" in by_key["tie_broken_by"]
     fast = pairing.decide_between(
         pairing.Contender("x", {"builder": SLEEP, "args": {"ms": 1.0}}, 0.0, 9),
         pairing.Contender("y", {"builder": SLEEP, "args": {"ms": 8.0}}, 1.0, 0),

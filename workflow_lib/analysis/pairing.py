@@ -198,20 +198,27 @@ def front(entries: list[dict[str, Any]], score: str) -> list[int]:
 @dataclass(frozen=True)
 class Contender:
     """One side of a decision between two: how to build it warm (a recipe), and what breaks a tie, both known
-    before any evaluation file is read: its margin on the search files (None where it has none) and how many
-    of its nodes run quantized."""
+    before any evaluation file is read: its margin on the search files (None where it has none), how many
+    of its nodes run quantized, and a canonical key (what it is, not the order a search met it in; default its
+    name) that settles the rest the same way on every machine."""
 
     name: str
     recipe: dict[str, Any]
     margin: float | None = None
     quantized_nodes: int = 0
+    key: str = ""
+
+    @property
+    def canonical(self) -> str:
+        return self.key or self.name
 
 
 def decide_between(a: Contender, b: Contender, policy: PairPolicy) -> dict[str, Any]:
     """The one way two candidates are decided between: timed in pairs (`compare`); the faster wins; a tie goes
     to the one further from failing its gates on the search files (where both have a margin), then to the one
-    with fewer quantized nodes (closer to the model), then to A (ranked first). The record says which and why;
-    its raw per-round milliseconds are dropped."""
+    with fewer quantized nodes (closer to the model), then to the smaller canonical key: arbitrary, but not
+    the noisy ranking that made A first, so two runs that tie on the same pair ship the same thing. The
+    record says which and why; its raw per-round milliseconds are dropped."""
     record = compare(a.recipe, b.recipe, policy, (a.name, b.name))
     record.pop("a_ms"), record.pop("b_ms")
     if record["outcome"] != "tie":
@@ -223,7 +230,7 @@ def decide_between(a: Contender, b: Contender, policy: PairPolicy) -> dict[str, 
         winner = a if a.quantized_nodes < b.quantized_nodes else b
         record["tie_broken_by"] = f"fewer quantized nodes ({a.quantized_nodes} vs {b.quantized_nodes})"
     else:
-        winner = a
-        record["tie_broken_by"] = "nothing tells them apart: the one ranked first"
+        winner = min((a, b), key=lambda c: c.canonical)
+        record["tie_broken_by"] = f"nothing else tells them apart: the smaller canonical key ({winner.canonical})"
     record["winner"] = winner.name
     return record

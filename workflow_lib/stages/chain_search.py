@@ -359,7 +359,8 @@ def decide(spec, specs, ladders, components, pair: tuple[Try, Try], reference, p
                 "threads": threads,
             },
         }
-        contenders.append(pairing.Contender(f"#{t.index}", recipe, t.margin, t.quantized_nodes))
+        key = ", ".join(f"{c} {e['series']}" for c, e in sorted(assignment.items()))
+        contenders.append(pairing.Contender(f"#{t.index}", recipe, t.margin, t.quantized_nodes, key))
     return pairing.decide_between(*contenders, pairing.PairPolicy.from_settings(spec.search.get("paired")))
 
 
