@@ -153,3 +153,24 @@ def test_the_two_fastest_are_timed_against_each_other_before_one_ships(tmp_path)
     assert paired["outcome"] in ("a", "b", "tie") and chosen["series"] == paired["winner"]
     assert paired["a_p50_ms"] > 0 and paired["b_p50_ms"] > 0
     assert "in paired timing" in chosen["reason"]
+
+
+def test_the_ship_table_shows_a_chains_components_as_its_search_judged_them(tmp_path):
+    """A chain's components are judged on the evaluation files by the chain search, not one by one: the table's
+    evaluation column reads the verdict of what ships (the winner's, or the safe assignment's after a fallback)."""
+    from workflow_lib.stages import report
+
+    def manifest(name, search):
+        chosen = {"device": "cpu", "series": "onnxruntime.int8", "p50_ms": 1.0, "speedup": 2.0, "ci": [1.9, 2.1]}
+        chosen |= {"reason": "chosen by the chain search", "alternatives": []}
+        path = tmp_path / name / "manifest.json"
+        write_json(path, {"model": "m", "components": {"enc": {"cpu": chosen}}, "search": [search]})
+        return str(path)
+
+    judged = {"status": "passed", "files": 19, "components": {"enc": {"status": "passed", "files": 19}}}
+    rows, _, _ = report.ship_rows([manifest("won", {"device": "cpu", "evaluation": judged, "fallback": None})])
+    assert rows[0]["held_out"] == {"status": "passed", "files": 19}
+    failed = {"status": "failed", "components": {"enc": {"status": "failed", "files": 19}}}
+    fell_back = {"device": "cpu", "evaluation": failed, "fallback": {"evaluation": judged}}
+    rows, _, _ = report.ship_rows([manifest("fell_back", fell_back)])
+    assert rows[0]["held_out"]["status"] == "passed"  # what ships is the safe assignment, judged on its own

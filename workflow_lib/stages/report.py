@@ -215,6 +215,11 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
     rows, searches, inputs = [], [], []
     for path in manifests:
         m = read_json(path)
+        judged = {  # a chain's components are judged on the evaluation files by its search, not one by one
+            (comp, s.get("device")): v
+            for s in m.get("search", [])
+            for comp, v in (chain_verdict(s).get("components") or {}).items()
+        }
         for comp, per_device in sorted(m["components"].items()):
             for _, chosen in sorted(per_device.items()):
                 rows.append(
@@ -231,7 +236,7 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
                         "alternatives": chosen["alternatives"],
                         "not_measured": chosen.get("not_measured", []),
                         "paired": chosen.get("paired"),
-                        "held_out": chosen.get("held_out"),
+                        "held_out": chosen.get("held_out") or judged.get((comp, chosen["device"])),
                         "fallback_from": chosen.get("fallback_from"),
                     }
                 )
@@ -242,12 +247,18 @@ def ship_rows(manifests: list[str]) -> tuple[list[dict[str, Any]], list[dict[str
     return rows, searches, inputs
 
 
+def chain_verdict(search: dict[str, Any]) -> dict[str, Any]:
+    """What ships of a chain search, judged on the evaluation files: the winner's verdict, or that of the safe
+    assignment it fell back to ({} where nothing was judged)."""
+    return (search.get("fallback") or {}).get("evaluation") or search.get("evaluation") or {}
+
+
 def shipped_verdicts(ship: list[dict[str, Any]], searches: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """What ships, judged on the evaluation files: each chain search's verdict (of the winner, or of the safe
-    assignment it fell back to) and each shipped component's own held-out verdict."""
+    """What ships, judged on the evaluation files: each chain search's verdict and each shipped component's own
+    held-out verdict."""
     out = {}
     for s in searches:
-        verdict = (s.get("fallback") or {}).get("evaluation") or s.get("evaluation")
+        verdict = chain_verdict(s)
         if not verdict:
             continue
         out[f"{s['model']} chain"] = verdict
