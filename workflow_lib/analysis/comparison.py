@@ -38,7 +38,7 @@ from ..jobs.timing import MIN_CI_SAMPLES, median_ci
 
 # The run-to-run noise floor measured on a 2-vCPU VM (BENCHMARKS.md, 2026-12-05): between two runs of identical
 # artifacts a series' normalised ratio strayed up to 2.03x (unthrottled) and 2.52x (one run under a CPU quota), though
-# its samples within a run agree to a few percent. A quieter machine: measure its own (`--factor 1`, the sidecar's
+# within a run its median is known to ~2 %. A quieter machine: measure its own (`--factor 1`, the sidecar's
 # `noise`) and set compare.factor.
 FACTOR = 2.6
 ALPHA = 0.002
