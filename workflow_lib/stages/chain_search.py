@@ -17,7 +17,8 @@ analysis/gates.py) and times it at `chain.search.seconds` of input.
    same assignments; `budget_seconds` is only a safety stop that marks the result cut short.
 3. Choose, on the search files alone: the two fastest passing assignments timed against each
    other (analysis/pairing.py `decide_between`): the faster wins; a tie goes to the larger
-   margin on the search files, then to fewer quantized nodes.
+   margin on the search files, then to fewer quantized nodes, then to the smaller canonical key
+   (the assignment's series, sorted), never to the noisy ranking that put one first.
 4. Then, and only then, the evaluation files, read once: the chosen assignment's verdict and the
    held-out numbers the manifest quotes. If it fails there, the safe assignment named before any
    evaluation (`chain.safe`, default PyTorch fp32 everywhere) ships, and the manifest and report
