@@ -38,13 +38,24 @@ ALLCLOSE = [c for c in registry.series() if variants.get(c[1]).gate == "allclose
 FIDELITY = [c for c in registry.series() if variants.get(c[1]).precision == "bf16"]
 
 
+def _backend(artifacts, backend, variant):
+    """The spec, the backend, its artifact of `variant`, and whether it can run here (and why not)."""
+    spec, _, files = artifacts
+    b = registry.get(backend)
+    path = files.get((b.artifact.name, variant))
+    return spec, b, path, *b.available(variant, path)
+
+
+def _pytorch_fp32(spec):
+    """Inputs at the max point, and PyTorch fp32's outputs on them: what every series is compared with."""
+    feeds = spec.make_inputs(spec.point("max"))
+    return feeds, registry.get("pytorch").open_runner(spec, "fp32", None, 1, "cpu")(feeds)
+
+
 @pytest.mark.parametrize("backend, variant", ALLCLOSE)
 def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, variant):
     """(INT8 and bf16 artifacts are judged by their fidelity gate: tests/test_quantize.py, below.)"""
-    spec, d, files = artifacts
-    b = registry.get(backend)
-    path = files.get((b.artifact.name, variant))
-    ok, why = b.available(variant, path)
+    spec, b, path, ok, why = _backend(artifacts, backend, variant)
     if not ok:
         assert why and isinstance(why, str)
         meta_marker = {"status": "passed"}  # even a passed marker cannot make it run here
@@ -52,8 +63,7 @@ def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, 
             bench.benchmark(spec, backend, variant, FIVE_RUNS, path, meta_marker)
         return
     runner = b.open_runner(spec, variant, path, 1)
-    feeds = spec.make_inputs(spec.point("max"))
-    ref = registry.get("pytorch").open_runner(spec, "fp32", None, 1, "cpu")(feeds)
+    feeds, ref = _pytorch_fp32(spec)
     got = runner(feeds)
     tol = spec.gate(variant)
     assert got[0].shape == ref[0].shape
@@ -64,15 +74,12 @@ def test_every_backend_runs_and_matches_pytorch_or_says_why(artifacts, backend, 
 def test_bf16_runs_where_the_cpu_has_it_natively_or_says_why(artifacts, backend, variant):
     """bf16 keeps ~8 bits of mantissa: the outputs stay within 30 dB SQNR of fp32 where it runs;
     on a CPU without AVX512-BF16 or AMX the backend refuses it with the missing flag named."""
-    spec, d, files = artifacts
-    b = registry.get(backend)
-    path = files.get((b.artifact.name, variant))
-    ok, why = b.available(variant, path)
+    spec, b, path, ok, why = _backend(artifacts, backend, variant)
     if not ok:
         assert why and isinstance(why, str)
         return
-    feeds = spec.make_inputs(spec.point("max"))
-    ref = registry.get("pytorch").open_runner(spec, "fp32", None, 1, "cpu")(feeds)[0]
+    feeds, refs = _pytorch_fp32(spec)
+    ref = refs[0]
     try:
         got = b.open_runner(spec, variant, path, 1)(feeds)[0]
     except registry.Unavailable as e:

@@ -7,7 +7,6 @@ listener hears (`output`: a stage or side output) is a 16-bit WAV; the report dr
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -36,19 +35,12 @@ class AudioChain(Chain):
         return {"audio": read_audio(path, self.sample_rate)}
 
     def read_input(self, path: str) -> tuple[Item, list[str]]:
-        """An audio file: missing, empty, unreadable, silent or too short is an error naming the file; other
-        channel counts and rates are converted, and the conversion is stated."""
+        """An audio file: missing, empty or unreadable is an error naming the file (`read_audio`), and so are
+        silent or too short; other channel counts and rates are converted, and the conversion is stated."""
         import soundfile
 
-        file = Path(path)
-        if not file.is_file():
-            raise StageError(f"{path}: no such file")
-        if file.stat().st_size == 0:
-            raise StageError(f"{path}: the file is empty")
-        try:
-            info = soundfile.info(path)
-        except (RuntimeError, soundfile.LibsndfileError) as e:
-            raise StageError(f"{path}: not an audio file libsndfile can read ({e})") from None
+        item = self.read(path)
+        info = soundfile.info(path)
         notes = []
         if info.channels > 1:
             notes.append(f"{info.channels} channels averaged to mono")
@@ -56,7 +48,6 @@ class AudioChain(Chain):
             notes.append(f"resampled from {info.samplerate} Hz to {self.sample_rate} Hz")
             if info.samplerate < self.sample_rate / 2:
                 notes.append(f"(band-limited: nothing above {info.samplerate // 2} Hz in the input)")
-        item = self.read(path)
         audio = item["audio"]
         if audio.size < MIN_SECONDS * self.sample_rate:
             raise StageError(f"{path}: {audio.size / self.sample_rate:.2f} s; at least {MIN_SECONDS:g} s are needed")
