@@ -6,6 +6,7 @@ rule select_deploy:
         markers=lambda wc: validation_markers(wc.model),
         artifacts=lambda wc: candidate_artifacts(wc.model),
         samples=lambda wc: sample_files(wc.model),
+        exports=lambda wc: [sidecar(PATHS.graph("export", wc.model, c)) for c in components(wc.model)],
     output:
         decision=PATHS.decision("{model}"),
     wildcard_constraints:
@@ -42,6 +43,7 @@ rule search_deploy:
         graphs=lambda wc: [sidecar(PATHS.graph(v, wc.model, c)) for c in components(wc.model)
                            for v in variants_of(wc.model, c)],
         samples=lambda wc: sample_files(wc.model),
+        exports=lambda wc: [sidecar(PATHS.graph("export", wc.model, c)) for c in components(wc.model)],
     output:
         decision=PATHS.decision("{model}"),
     wildcard_constraints:
@@ -65,7 +67,8 @@ rule search_deploy:
     shell:
         "python -m workflow_lib.stages.chain_search --csvs {input.csvs} --markers {input.markers} "
         "--specs {params.specs:q} --chain {params.chain:q} --reference {input.reference} "
-        "--point {params.point} --bootstrap {params.bootstrap} --samples {params.samples:q} --out {output.decision} "
+        "--point {params.point} --bootstrap {params.bootstrap} --samples {params.samples:q} --flops {input.exports} "
+        "--out {output.decision} "
         "--threads {threads} > {log} 2>&1"
 
 

@@ -128,15 +128,13 @@ def test_the_search_is_bounded_in_tries_not_seconds():
     assert s.budget.stopped == "work budget of 1 spent (max_tries)" and not s.budget.cut_short
 
 
-def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
-    """The chain search on the sensor chain, twice: the second time PyTorch fp32's outputs on the evaluation files
-    are replaced by noise, as if those files had been other files. Every try and the choice stay the same; only
-    the verdict read after the choice changes, and with it the fallback to the safe assignment (PyTorch fp32)."""
-    import numpy as np
+def _sensor_search(tmp_path):
+    """The sensor chain exported, with its reference run: (specs, chain spec, ranked ladders, reference path); each
+    component's candidate is its ONNX Runtime fp32 graph."""
     from conftest import sensor_model
 
     from workflow_lib.chains.spec import ChainSpec
-    from workflow_lib.core.files import read_npz, write_json, write_npz
+    from workflow_lib.core.files import write_json, write_npz
     from workflow_lib.core.spec import component_spec
     from workflow_lib.stages import chain_reference, export
 
@@ -147,7 +145,7 @@ def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
     for c, s in specs.items():
         export.export(s, tmp_path / f"{c}.onnx")
         write_json(tmp_path / f"{c}.marker.json", {"status": "passed"})
-        common = {"variant": "fp32", "device": "cpu", "validated": True, "precision": "fp32"}
+        common = {"variant": "fp32", "device": "cpu", "validated": True, "precision": "fp32", "quantized_nodes": 0}
         ort = {
             **common,
             "series": "onnxruntime.fp32",
@@ -163,7 +161,19 @@ def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
         ranked[c] = {"cpu": {"candidates": [ort], "reference": torch_entry, "others": [], "not_measured": []}}
     arrays, _, _ = chain_reference.reference_run(specs, spec, threads=1)
     write_npz(tmp_path / "ref.npz", arrays)
-    first = chain_search.chain_search(specs, spec, ranked, str(tmp_path / "ref.npz"), 1, "cpu")
+    return specs, spec, ranked, str(tmp_path / "ref.npz"), arrays
+
+
+def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
+    """The chain search on the sensor chain, twice: the second time PyTorch fp32's outputs on the evaluation files
+    are replaced by noise, as if those files had been other files. Every try and the choice stay the same; only
+    the verdict read after the choice changes, and with it the fallback to the safe assignment (PyTorch fp32)."""
+    import numpy as np
+
+    from workflow_lib.core.files import read_npz, write_npz
+
+    specs, spec, ranked, reference, arrays = _sensor_search(tmp_path)
+    first = chain_search.chain_search(specs, spec, ranked, reference, 1, "cpu")
     evaluation = [int(k.split("/")[1]) for k in arrays if k.startswith("file/")]
     evaluation = sorted(set(evaluation) & set(spec.splits.of("evaluation")))
     noisy = read_npz(tmp_path / "ref.npz")
@@ -172,7 +182,7 @@ def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
         key = f"file/{i}/out/pred"
         noisy[key] = (noisy[key] + rng.normal(size=noisy[key].shape)).astype(np.float32)
     write_npz(tmp_path / "ref.npz", noisy)
-    second = chain_search.chain_search(specs, spec, ranked, str(tmp_path / "ref.npz"), 1, "cpu")
+    second = chain_search.chain_search(specs, spec, ranked, reference, 1, "cpu")
 
     def choices(record):
         return [(t["assignment"], t["passed"], t["why"]) for t in record["tried"]], record["winner"]
@@ -182,3 +192,23 @@ def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
     assert second[1]["evaluation"]["status"] == "failed" and second[1]["fallback"]["assignment"] == "reference"
     assert {c: e["series"] for c, e in first[0].items()} == {"encoder": "onnxruntime.fp32", "head": "onnxruntime.fp32"}
     assert {c: e["series"] for c, e in second[0].items()} == {"encoder": "pytorch.fp32", "head": "pytorch.fp32"}
+
+
+def test_a_component_too_small_to_time_in_the_chain_gets_its_most_faithful_series_not_its_fastest(tmp_path):
+    """The head does 0.5 % of the chain's FLOPs: its INT8 series, listed fastest, is never tried (it has no graph:
+    trying it would fail), and its fp32 graph ships, saying why; with settle_share 0 the head is searched."""
+    specs, spec, ranked, reference, _ = _sensor_search(tmp_path)
+    fp32 = ranked["head"]["cpu"]["candidates"][0]
+    int8 = {**fp32, "series": "onnxruntime.int8", "variant": "int8", "precision": "int8", "quantized_nodes": 4}
+    ranked["head"]["cpu"]["candidates"] = [{**int8, "source": str(tmp_path / "none.onnx"), "p50_ms": 0.2}, fp32]
+    flops = {"encoder": 199_000, "head": 1_000}
+    picks, record = chain_search.chain_search(specs, spec, ranked, reference, 1, "cpu", flops=flops)
+    assert (
+        picks["head"]["series"] == "onnxruntime.fp32" and "head settled: 0.50% of the chain" in picks["head"]["reason"]
+    )
+    assert record["settled"]["head"]["series"] == "onnxruntime.fp32" and list(record["settled"]) == ["head"]
+    assert all(t["assignment"]["head"] != "onnxruntime.int8" for t in record["tried"])
+    spec.raw["search"] = {**spec.search, "settle_share": 0}
+    ranked["head"]["cpu"]["candidates"][0]["source"] = fp32["source"]  # now it is tried: the fp32 graph under its label
+    _, record = chain_search.chain_search(specs, spec, ranked, reference, 1, "cpu", flops=flops)
+    assert record["settled"] == {} and record["tried"][0]["assignment"]["head"] == "onnxruntime.int8"

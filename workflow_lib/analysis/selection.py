@@ -149,13 +149,33 @@ def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str
     ]
     if entry["reference"] is not chosen:
         alternatives.append({**entry["reference"], "why_not": "baseline (PyTorch eager)"})
-    alternatives += entry["others"]
+    alternatives += [c for c in entry["others"] if c["series"] != chosen["series"]]
     return {
-        **chosen,
+        **{k: v for k, v in chosen.items() if k != "why_not"},
         "reason": reason,
         "alternatives": sorted(alternatives, key=lambda c: c["p50_ms"]),
         "not_measured": entry["not_measured"],
     }
+
+
+# Most faithful first: what a component gets when timing cannot tell its series apart (stages/chain_search.py).
+FAITHFUL = ("fp32", "fp16", "bf16", "int8")
+
+
+def most_faithful(entry: dict[str, Any]) -> dict[str, Any]:
+    """The validated series closest to PyTorch fp32's arithmetic, by a fixed key that no timing enters: fp32 first,
+    then fp16, bf16, INT8; fewer quantized nodes; a runtime before PyTorch eager; then the series' name."""
+    usable = [e for e in [*entry["candidates"], *entry["others"]] if e["validated"]]
+    return min(
+        usable,
+        key=lambda e: (
+            FAITHFUL.index(e["precision"]),
+            e["quantized_nodes"] or 0,
+            e["backend"] == backends.REFERENCE,
+            e["series"],
+        ),
+        default=entry["reference"],
+    )
 
 
 def quantized_nodes(source: str | None) -> int:

@@ -2,9 +2,12 @@
 its gates on the search files, then judged once on files nothing was chosen on.
 
 Per component, the series that may ship (validated, speedup CI above 1: analysis/selection.py)
-form a ladder, fastest first, PyTorch eager last. An assignment puts each component on a rung;
-trying one runs the chain on the search files (its gates applied by the gate statistic:
-analysis/gates.py) and times it at `chain.search.seconds` of input.
+form a ladder, fastest first, PyTorch eager last. A component doing less than `chain.search.settle_share`
+(2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
+series (selection.most_faithful). No choice among its series moves the chain's time beyond what paired
+timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
+An assignment puts each component on a rung; trying one runs the chain on the search files (its gates
+applied by the gate statistic: analysis/gates.py) and times it at `chain.search.seconds` of input.
 
 1. Back off: from every component's fastest rung, while the chain fails, move the role the
    scorer names (`culprit`: by default the role adding the most noise; a scorer may know better)
@@ -37,6 +40,7 @@ from typing import Any
 from ..analysis import heldout, pairing, selection
 from ..analysis.budget import Budget
 from ..analysis.gates import Statistic, relative_margin
+from ..analysis.speedups import read_flops
 from ..chains import harness
 from ..chains.assignment import Preferences, choice_of, open_roles, preferences_json, remembered
 from ..chains.spec import ChainSpec
@@ -55,6 +59,7 @@ CLOSE = 1.25
 SPEC_KEYS = ("load", "io", "gate")  # what opens each component, and the gates of its held-out verdict
 Positions = tuple[int, ...]
 REFERENCE = "reference"  # chain.safe's default: PyTorch fp32 for every component
+SETTLE_SHARE = 0.02  # chain.search.settle_share's default
 
 
 @dataclass
@@ -182,6 +187,17 @@ class Search:
                 )
 
 
+def settled(spec: ChainSpec, flops: dict[str, int]) -> dict[str, float]:
+    """The components too small for timing to choose among their series: per component, its share of the chain's
+    FLOPs at the deploy point, where that is below chain.search.settle_share (none where a count is missing)."""
+    limit = spec.search.get("settle_share", SETTLE_SHARE)
+    components = spec.components()
+    if not limit or any(flops.get(c) is None for c in components) or not sum(flops[c] for c in components):
+        return {}
+    total = sum(flops[c] for c in components)
+    return {c: flops[c] / total for c in components if flops[c] / total < limit}
+
+
 def safe_entries(spec: ChainSpec, ranked: dict[str, Any], device: str) -> tuple[dict[str, dict[str, Any]], str]:
     """Per component the entry of the safe assignment (chain.safe; named before any evaluation): the first of
     its series that was validated and measured here, else PyTorch fp32; and what it is called."""
@@ -204,8 +220,10 @@ def chain_search(
     threads: int,
     device: str,
     samples: dict[str, dict[str, str]] | None = None,
+    flops: dict[str, int] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """(per component the chosen entry and why, the search record) on one device kind."""
+    """(per component the chosen entry and why, the search record) on one device kind; `flops`: per component at
+    the deploy point (what settles the small ones)."""
     chain, scorer = spec.chain, spec.scorer
     ref = harness.Reference.load(reference)
     point = search_point(spec, ref)
@@ -218,7 +236,15 @@ def chain_search(
         "chain.search.budget_seconds",
     )
     components = spec.components()
-    ladders = {c: [*ranked[c][device]["candidates"], ranked[c][device]["reference"]] for c in components}
+    shares = settled(spec, flops or {})
+    fixed = {c: selection.most_faithful(ranked[c][device]) for c in shares}
+
+    def ladder(c: str) -> list[dict[str, Any]]:
+        entry = ranked[c][device]
+        rungs = [fixed[c]] if c in fixed else entry["candidates"]
+        return [*(r for r in rungs if r is not entry["reference"]), entry["reference"]]
+
+    ladders = {c: ladder(c) for c in components}
     cache: dict[str, Any] = {}
     memo: dict[tuple, list] = {}  # what each component's series answered on each input, across tries
     search_files, evaluation_files = spread(ref.files("search"), cfg.get("files")), ref.files("evaluation")
@@ -341,7 +367,18 @@ def chain_search(
         "files": {"search": [ref.name(i) for i in search_files], "evaluation": [ref.name(i) for i in evaluation_files]},
         "established": established(winner, tried, paired, stopped, evaluation, fallback, budget),
     }
-    return {c: selection.pick(ranked[c][device], chosen[c], reason) for c in components}, record
+    record["settled"] = {
+        c: {
+            "series": fixed[c]["series"],
+            "flops_share": share,
+            "why": f"{share:.2%} of the chain's FLOPs (below chain.search.settle_share, "
+            f"{spec.search.get('settle_share', SETTLE_SHARE):.0%}): no choice among its series moves the chain's time "
+            f"beyond what paired timing resolves, so the most faithful validated one is used, not the fastest by noise",
+        }
+        for c, share in shares.items()
+    }
+    note = {c: f"; {c} settled: {v['why']}" for c, v in record["settled"].items() if fallback is None}
+    return {c: selection.pick(ranked[c][device], chosen[c], reason + note.get(c, "")) for c in components}, record
 
 
 def decide(spec, specs, ladders, components, pair: tuple[Try, Try], reference, point, threads, device) -> dict:
@@ -392,18 +429,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reference", required=True, help="PyTorch fp32's run of the chain (.npz)")
     p.add_argument("--point", default="opt")
     p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--flops", nargs="*", default=[], help="the components' export sidecars (FLOPs per point)")
     p.add_argument("--samples", type=json.loads, default={}, help="component -> {calibration, reference} paths")
     p.add_argument("--out", required=True, help="the decision (JSON): what the bundle stage ships")
 
     def run(a: argparse.Namespace) -> None:
         specs = {c: spec_from_json(s) for c, s in a.specs.items()}
         ranked = selection.rank(a.csvs, a.markers, a.point, a.bootstrap)
+        flops = {c: n for (_, c, point), n in read_flops(a.flops).items() if point == a.point}
         devices = sorted(set.intersection(*(set(ranked["components"].get(c, {})) for c in specs)))
         components: dict[str, dict[str, Any]] = {c: {} for c in specs}
         searches = []
         for device in devices:
             picks, record = chain_search(
-                specs, a.chain, ranked["components"], a.reference, a.threads, device, a.samples
+                specs, a.chain, ranked["components"], a.reference, a.threads, device, a.samples, flops
             )
             for c, chosen in picks.items():
                 components[c][device] = chosen
