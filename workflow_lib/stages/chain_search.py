@@ -4,8 +4,8 @@ its gates on the search files, then judged once on files nothing was chosen on.
 Per component, the series that may ship (validated, speedup CI above 1: analysis/selection.py)
 form a ladder, fastest first, PyTorch eager last. A component doing less than `chain.search.settle_share`
 (2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
-series (selection.most_faithful). No choice among its series moves the chain's time beyond what paired
-timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
+series (selection.most_faithful), its only rung. No choice among its series moves the chain's time beyond
+what paired timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
 An assignment puts each component on a rung; trying one runs the chain on the search files (its gates
 applied by the gate statistic: analysis/gates.py) and times it at `chain.search.seconds` of input.
 
@@ -239,12 +239,11 @@ def chain_search(
     shares = settled(spec, flops or {})
     fixed = {c: selection.most_faithful(ranked[c][device]) for c in shares}
 
-    def ladder(c: str) -> list[dict[str, Any]]:
-        entry = ranked[c][device]
-        rungs = [fixed[c]] if c in fixed else entry["candidates"]
-        return [*(r for r in rungs if r is not entry["reference"]), entry["reference"]]
-
-    ladders = {c: ladder(c) for c in components}
+    # a settled component has one rung: nothing moves it, neither a failing chain nor a runner-up's timing
+    ladders = {
+        c: [fixed[c]] if c in fixed else [*ranked[c][device]["candidates"], ranked[c][device]["reference"]]
+        for c in components
+    }
     cache: dict[str, Any] = {}
     memo: dict[tuple, list] = {}  # what each component's series answered on each input, across tries
     search_files, evaluation_files = spread(ref.files("search"), cfg.get("files")), ref.files("evaluation")
