@@ -162,20 +162,16 @@ def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str
 FAITHFUL = ("fp32", "fp16", "bf16", "int8")
 
 
+def faithful_key(e: dict[str, Any]) -> tuple:
+    """Closest to PyTorch fp32's arithmetic first, by a key no timing enters: fp32, then fp16, bf16, INT8; fewer
+    quantized nodes; a runtime before PyTorch eager; then the series' name."""
+    return (FAITHFUL.index(e["precision"]), e["quantized_nodes"] or 0, e["backend"] == backends.REFERENCE, e["series"])
+
+
 def most_faithful(entry: dict[str, Any]) -> dict[str, Any]:
-    """The validated series closest to PyTorch fp32's arithmetic, by a fixed key that no timing enters: fp32 first,
-    then fp16, bf16, INT8; fewer quantized nodes; a runtime before PyTorch eager; then the series' name."""
+    """The most faithful validated series of a component (PyTorch fp32 where none is validated)."""
     usable = [e for e in [*entry["candidates"], *entry["others"]] if e["validated"]]
-    return min(
-        usable,
-        key=lambda e: (
-            FAITHFUL.index(e["precision"]),
-            e["quantized_nodes"] or 0,
-            e["backend"] == backends.REFERENCE,
-            e["series"],
-        ),
-        default=entry["reference"],
-    )
+    return min(usable, key=faithful_key, default=entry["reference"])
 
 
 def quantized_nodes(source: str | None) -> int:

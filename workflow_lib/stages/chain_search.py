@@ -2,7 +2,11 @@
 its gates on the search files, then judged once on files nothing was chosen on.
 
 Per component, the series that may ship (validated, speedup CI above 1: analysis/selection.py)
-form a ladder, fastest first, PyTorch eager last. A component doing less than `chain.search.settle_share`
+form a ladder, fastest first, PyTorch eager last; except that the rungs whose benchmarks lie within
+the chain's resolution of the fastest (the paired tie band of the chain's estimated time: timing the
+chain cannot tell them apart) go most faithful first (selection.faithful_key), so that separate
+benchmarks swapping two of them between runs changes neither where the search starts nor, in a
+tie, what ships. A component doing less than `chain.search.settle_share`
 (2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
 series (selection.most_faithful), its only rung. No choice among its series moves the chain's time beyond
 what paired timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
@@ -187,6 +191,16 @@ class Search:
                 )
 
 
+def faithful_first(ladder: list[dict[str, Any]], within_ms: float) -> list[dict[str, Any]]:
+    """The ladder with its rungs within `within_ms` of the fastest (as fast, as far as timing the chain can tell)
+    most faithful first, the others after them, fastest first."""
+    fastest = min(r["p50_ms"] for r in ladder)
+    close = [r["p50_ms"] - fastest < within_ms for r in ladder]
+    return sorted((r for r, c in zip(ladder, close, strict=True) if c), key=selection.faithful_key) + [
+        r for r, c in zip(ladder, close, strict=True) if not c
+    ]
+
+
 def settled(spec: ChainSpec, flops: dict[str, int]) -> dict[str, float]:
     """The components too small for timing to choose among their series: per component, its share of the chain's
     FLOPs at the deploy point, where that is below chain.search.settle_share (none where a count is missing)."""
@@ -244,6 +258,10 @@ def chain_search(
         c: [fixed[c]] if c in fixed else [*ranked[c][device]["candidates"], ranked[c][device]["reference"]]
         for c in components
     }
+    resolution = pairing.PairPolicy.from_settings(cfg.get("paired")).tie_band * sum(
+        min(r["p50_ms"] for r in ladder) for ladder in ladders.values()
+    )
+    ladders = {c: faithful_first(ladder, resolution) for c, ladder in ladders.items()}
     cache: dict[str, Any] = {}
     memo: dict[tuple, list] = {}  # what each component's series answered on each input, across tries
     search_files, evaluation_files = spread(ref.files("search"), cfg.get("files")), ref.files("evaluation")
@@ -353,6 +371,8 @@ def chain_search(
         "device": device,
         "point": point,
         "gates": gates,
+        "resolution_ms": resolution,
+        "ladders": {c: [r["series"] for r in ladder] for c, ladder in ladders.items()},
         "statistic": statistic.describe(),
         "budget": budget.record(),
         "cut_short": budget.cut_short,
