@@ -64,6 +64,8 @@ rule chain_calibration:
         code=lambda wc: chain_code("chain_calibration", wc.model, scoring=False),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
+    # before the chain's reference run: the INT8 search, the longest job, waits on it
+    priority: 1
     threads: 1
     resources:
         mem_mb=4000,
@@ -90,6 +92,8 @@ rule calibration:
         code=get_code("calibration"),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
+    # before the chain's reference run: an INT8 graph waits on it
+    priority: 1
     threads: 1
     resources:
         mem_mb=2000,

@@ -13,6 +13,8 @@ rule export_onnx:
         PATHS.log("export", "{model}", "{component}"),
     benchmark:
         PATHS.job_benchmark("export", "{model}", "{component}")
+    # first: every graph, variant, validation and benchmark waits on it
+    priority: 2
     threads: 1
     resources:
         mem_mb=6000,

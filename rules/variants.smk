@@ -17,6 +17,8 @@ rule graph_variant:
         PATHS.log("{variant}", "{model}", "{component}"),
     benchmark:
         PATHS.job_benchmark("{variant}", "{model}", "{component}")
+    # before the chain's reference run, which only the chain timing and search (last) read
+    priority: 1
     threads: 1
     resources:
         mem_mb=lambda wc: graph_variants.get(wc.variant).resources["mem_mb"],
