@@ -158,14 +158,27 @@ def pick(entry: dict[str, Any], chosen: dict[str, Any], reason: str) -> dict[str
     }
 
 
-# Most faithful first: what a component gets when timing cannot tell its series apart (stages/chain_search.py).
+# Most faithful first: what a component too small to time in its chain gets (stages/chain_search.py).
 FAITHFUL = ("fp32", "fp16", "bf16", "int8")
+# Cheapest arithmetic first: the order of the series its chain's timing cannot tell apart (stages/chain_search.py).
+CHEAPEST = tuple(reversed(FAITHFUL))
 
 
 def faithful_key(e: dict[str, Any]) -> tuple:
     """Closest to PyTorch fp32's arithmetic first, by a key no timing enters: fp32, then fp16, bf16, INT8; fewer
     quantized nodes; a runtime before PyTorch eager; then the series' name."""
     return (FAITHFUL.index(e["precision"]), e["quantized_nodes"] or 0, e["backend"] == backends.REFERENCE, e["series"])
+
+
+def cheapest_key(e: dict[str, Any]) -> tuple:
+    """The arithmetic usually fastest first, by a key no timing enters: INT8, then bf16, fp16, fp32; more quantized
+    nodes; a runtime before PyTorch eager; then the series' name."""
+    return (
+        CHEAPEST.index(e["precision"]),
+        -(e["quantized_nodes"] or 0),
+        e["backend"] == backends.REFERENCE,
+        e["series"],
+    )
 
 
 def most_faithful(entry: dict[str, Any]) -> dict[str, Any]:

@@ -4,10 +4,10 @@ its gates on the search files, then judged once on files nothing was chosen on.
 Per component, the series that may ship (validated, speedup CI above 1: analysis/selection.py)
 form a ladder, fastest first, PyTorch eager last; except that the rungs whose benchmarks lie within
 the chain's resolution of the fastest (the paired tie band of the chain's estimated time: timing the
-chain cannot tell them apart) go most faithful first (selection.faithful_key), so that separate
-benchmarks swapping two of them between runs changes neither where the search starts nor, in a
-tie, what ships. A component doing less than `chain.search.settle_share`
-(2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
+chain cannot tell them apart) go in an order no timing enters, cheapest arithmetic first
+(selection.cheapest_key), so that separate benchmarks swapping two of them between runs changes
+neither where the search starts nor the runner-up it is timed against. A component doing less than
+`chain.search.settle_share` (2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
 series (selection.most_faithful), its only rung. No choice among its series moves the chain's time beyond
 what paired timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
 An assignment puts each component on a rung; trying one runs the chain on the search files (its gates
@@ -19,7 +19,8 @@ applied by the gate statistic: analysis/gates.py) and times it at `chain.search.
 2. Keep going past the first pass: from every passing assignment, try each component one rung
    faster (and, where that fails, with the role it names moved down instead); then, from the
    fastest, each component one rung down where the component benchmarks of the two rungs are
-   within 25 % (separate jobs disagree by that much: such pairs must be timed together). The
+   within 25 % or within the chain's resolution (separate jobs disagree by that much: such pairs
+   must be timed together). The
    search is bounded in work (`chain.search.max_tries`), so machines of different speed try the
    same assignments; `budget_seconds` is only a safety stop that marks the result cut short.
 3. Choose, on the search files alone: the two fastest passing assignments timed against each
@@ -110,9 +111,10 @@ class Search:
         evaluate: Callable[[Try, dict[str, dict[str, Any]]], None],
         culprit: Callable[[Try, set[str]], str | None],
         budget: Budget,
+        resolution_ms: float = 0.0,
     ):
         self.components, self.ladders, self.evaluate, self.culprit = components, ladders, evaluate, culprit
-        self.budget = budget
+        self.budget, self.resolution_ms = budget, resolution_ms
         self.tried: dict[Positions, Try] = {}
         self.stopped: str | None = None
 
@@ -179,24 +181,27 @@ class Search:
 
     def runners_up(self, best: Positions) -> None:
         """The assignments a separate-jobs ranking could have put first: the best passing one with a component
-        one rung down where that rung's benchmark p50 is within CLOSE of its own (the flips between runs the
-        paired comparison settles)."""
+        one rung down where that rung's benchmark p50 is within CLOSE of its own, or within the chain's resolution
+        (the flips between runs the paired comparison settles)."""
         for c, p in zip(self.components, best, strict=True):
             ladder = self.ladders[c]
-            if p + 1 < len(ladder) and ladder[p + 1]["p50_ms"] <= ladder[p]["p50_ms"] * CLOSE:
+            if p + 1 >= len(ladder):
+                continue
+            here, down = ladder[p]["p50_ms"], ladder[p + 1]["p50_ms"]
+            if down <= here * CLOSE or down - here < self.resolution_ms:
                 self.try_(
                     self.moved(best, c, +1),
                     f"{c} one rung down from #{self.tried[best].index}: its benchmarks are within {CLOSE - 1:.0%} "
-                    "of each other",
+                    f"or {self.resolution_ms:.1f} ms (the chain's resolution) of each other",
                 )
 
 
-def faithful_first(ladder: list[dict[str, Any]], within_ms: float) -> list[dict[str, Any]]:
+def resolved(ladder: list[dict[str, Any]], within_ms: float) -> list[dict[str, Any]]:
     """The ladder with its rungs within `within_ms` of the fastest (as fast, as far as timing the chain can tell)
-    most faithful first, the others after them, fastest first."""
+    cheapest arithmetic first, the others after them, fastest first."""
     fastest = min(r["p50_ms"] for r in ladder)
     close = [r["p50_ms"] - fastest < within_ms for r in ladder]
-    return sorted((r for r, c in zip(ladder, close, strict=True) if c), key=selection.faithful_key) + [
+    return sorted((r for r, c in zip(ladder, close, strict=True) if c), key=selection.cheapest_key) + [
         r for r, c in zip(ladder, close, strict=True) if not c
     ]
 
@@ -261,7 +266,7 @@ def chain_search(
     resolution = pairing.PairPolicy.from_settings(cfg.get("paired")).tie_band * sum(
         min(r["p50_ms"] for r in ladder) for ladder in ladders.values()
     )
-    ladders = {c: faithful_first(ladder, resolution) for c, ladder in ladders.items()}
+    ladders = {c: resolved(ladder, resolution) for c, ladder in ladders.items()}
     cache: dict[str, Any] = {}
     memo: dict[tuple, list] = {}  # what each component's series answered on each input, across tries
     search_files, evaluation_files = spread(ref.files("search"), cfg.get("files")), ref.files("evaluation")
@@ -290,7 +295,7 @@ def chain_search(
         role = scorer.culprit(set(t.search["failed"]), t.stages, {spec.role_of(c) for c in movable})
         return spec.roles[role].component if role else None
 
-    s = Search(components, ladders, evaluate, culprit, budget)
+    s = Search(components, ladders, evaluate, culprit, budget, resolution)
     passing = s.back_off(tuple(0 for _ in components))
     if passing is not None:
         s.improve(passing)
