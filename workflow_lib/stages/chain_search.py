@@ -7,9 +7,10 @@ the chain's resolution of the fastest (the paired tie band of the chain's estima
 chain cannot tell them apart) go in an order no timing enters, cheapest arithmetic first
 (selection.cheapest_key), so that separate benchmarks swapping two of them between runs changes
 neither where the search starts nor the runner-up it is timed against. A component doing less than
-`chain.search.settle_share` (2 %) of the chain's FLOPs is settled instead, by a key no timing enters: its most faithful validated
-series (selection.most_faithful), its only rung. No choice among its series moves the chain's time beyond
-what paired timing resolves (±3 %), so timing would pick among them by noise: a different graph from every run.
+`chain.search.settle_share` (2 %) of the chain's FLOPs is settled instead, by a key no timing enters:
+its most faithful validated series (selection.most_faithful), its only rung. No choice among its
+series moves the chain's time beyond what paired timing resolves (±3 %), so timing would pick among
+them by noise: a different graph from every run.
 An assignment puts each component on a rung; trying one runs the chain on the search files (its gates
 applied by the gate statistic: analysis/gates.py) and times it at `chain.search.seconds` of input.
 
