@@ -204,7 +204,7 @@ def test_a_component_too_small_to_time_in_the_chain_gets_its_most_faithful_serie
     flops = {"encoder": 199_000, "head": 1_000}
     picks, record = chain_search.chain_search(specs, spec, ranked, reference, 1, "cpu", flops=flops)
     assert (
-        picks["head"]["series"] == "onnxruntime.fp32" and "head settled: 0.50% of the chain" in picks["head"]["reason"]
+        picks["head"]["series"] == "onnxruntime.fp32" and "head settled: 0.5 % of the chain" in picks["head"]["reason"]
     )
     assert record["settled"]["head"]["series"] == "onnxruntime.fp32" and list(record["settled"]) == ["head"]
     assert {t["assignment"]["head"] for t in record["tried"]} == {"onnxruntime.fp32"}  # never moved, not even down

@@ -396,7 +396,7 @@ def chain_search(
         c: {
             "series": fixed[c]["series"],
             "flops_share": share,
-            "why": f"{share:.2%} of the chain's FLOPs (below chain.search.settle_share, "
+            "why": f"{share * 100:.2g} % of the chain's FLOPs (below chain.search.settle_share, "
             f"{spec.search.get('settle_share', SETTLE_SHARE):.0%}): no choice among its series moves the chain's time "
             f"beyond what paired timing resolves, so the most faithful validated one is used, not the fastest by noise",
         }
