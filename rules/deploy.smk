@@ -6,7 +6,6 @@ rule select_deploy:
         markers=lambda wc: validation_markers(wc.model),
         artifacts=lambda wc: candidate_artifacts(wc.model),
         samples=lambda wc: sample_files(wc.model),
-        exports=lambda wc: [sidecar(PATHS.graph("export", wc.model, c)) for c in components(wc.model)],
     output:
         decision=PATHS.decision("{model}"),
     wildcard_constraints:

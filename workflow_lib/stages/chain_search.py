@@ -21,9 +21,9 @@ applied by the gate statistic: analysis/gates.py) and times it at `chain.search.
    faster (and, where that fails, with the role it names moved down instead); then, from the
    fastest, each component one rung down where the component benchmarks of the two rungs are
    within 25 % or within the chain's resolution (separate jobs disagree by that much: such pairs
-   must be timed together). The
-   search is bounded in work (`chain.search.max_tries`), so machines of different speed try the
-   same assignments; `budget_seconds` is only a safety stop that marks the result cut short.
+   must be timed together). The search is bounded in work (`chain.search.max_tries`), so machines
+   of different speed try the same assignments; `budget_seconds` is only a safety stop that marks
+   the result cut short.
 3. Choose, on the search files alone: the two fastest passing assignments timed against each
    other (analysis/pairing.py `decide_between`): the faster wins; a tie goes to the larger
    margin on the search files, then to fewer quantized nodes, then to the smaller canonical key
