@@ -14,7 +14,7 @@ them by noise: a different graph from every run.
 An assignment puts each component on a rung; trying one runs the chain on the search files (its gates
 applied by the gate statistic: analysis/gates.py) and times it at `chain.search.seconds` of input.
 
-1. Back off: from every component's fastest rung, while the chain fails, move the role the
+1. Back off: from every component's first rung, while the chain fails, move the role the
    scorer names (`culprit`: by default the role adding the most noise; a scorer may know better)
    one rung down.
 2. Keep going past the first pass: from every passing assignment, try each component one rung
@@ -139,7 +139,7 @@ class Search:
 
     def back_off(self, pos: Positions) -> Positions | None:
         """From `pos`, move the culprit down until the chain passes; the passing positions, or None."""
-        entry = self.try_(pos, "every component on its fastest rung")
+        entry = self.try_(pos, "every component on its first rung")
         while entry is not None and not entry.passed:
             back = self.culprit(entry, self.movable(pos))
             if back is None:
@@ -207,14 +207,12 @@ def resolved(ladder: list[dict[str, Any]], within_ms: float) -> list[dict[str, A
     ]
 
 
-def settled(spec: ChainSpec, flops: dict[str, int]) -> dict[str, float]:
+def settled(components: list[str], flops: dict[str, int], limit: float) -> dict[str, float]:
     """The components too small for timing to choose among their series: per component, its share of the chain's
-    FLOPs at the deploy point, where that is below chain.search.settle_share (none where a count is missing)."""
-    limit = spec.search.get("settle_share", SETTLE_SHARE)
-    components = spec.components()
-    if not limit or any(flops.get(c) is None for c in components) or not sum(flops[c] for c in components):
+    FLOPs at the deploy point, where that is below `limit` (none where a count is missing)."""
+    total = sum(flops.get(c) or 0 for c in components)
+    if not limit or not total or any(flops.get(c) is None for c in components):
         return {}
-    total = sum(flops[c] for c in components)
     return {c: flops[c] / total for c in components if flops[c] / total < limit}
 
 
@@ -256,7 +254,8 @@ def chain_search(
         "chain.search.budget_seconds",
     )
     components = spec.components()
-    shares = settled(spec, flops or {})
+    settle_share = cfg.get("settle_share", SETTLE_SHARE)
+    shares = settled(components, flops or {}, settle_share)
     fixed = {c: selection.most_faithful(ranked[c][device]) for c in shares}
 
     # a settled component has one rung: nothing moves it, neither a failing chain nor a runner-up's timing
@@ -397,7 +396,7 @@ def chain_search(
             "series": fixed[c]["series"],
             "flops_share": share,
             "why": f"{share * 100:.2g} % of the chain's FLOPs (below chain.search.settle_share, "
-            f"{spec.search.get('settle_share', SETTLE_SHARE):.0%}): no choice among its series moves the chain's time "
+            f"{settle_share:.0%}): no choice among its series moves the chain's time "
             f"beyond what paired timing resolves, so the most faithful validated one is used, not the fastest by noise",
         }
         for c, share in shares.items()
