@@ -8,13 +8,14 @@ rule compare:
         meta=sidecar(PATHS.comparison),
     params:
         factor=config["compare"]["factor"],
+        min_ms=config["compare"]["min_ms"],
         code=get_code("compare"),
     log:
         PATHS.device_log("compare"),
     localrule: True
     shell:
         "python -m workflow_lib.stages.compare --snapshot {input.snapshot} --baseline {input.baseline} "
-        "--factor {params.factor} --out {output.csv} > {log} 2>&1"
+        "--factor {params.factor} --min-ms {params.min_ms} --out {output.csv} > {log} 2>&1"
 
 
 rule compare_gate:

@@ -479,7 +479,7 @@ def comparison_rows(paths: list[str]) -> dict[str, Any] | None:
         r.update(
             {k: float(r[k]) if r.get(k) not in (None, "") else None for k in ("old_p50_ms", "new_p50_ms", "ratio")}
         )
-    return {"baseline": meta["baseline"], "factor": meta["factor"], "counts": meta["counts"], "rows": rows}
+    return {k: meta.get(k) for k in ("baseline", "factor", "min_ms", "counts")} | {"rows": rows}
 
 
 def number(v: Any, fmt: str | None = None) -> str:
