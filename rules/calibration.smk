@@ -3,6 +3,7 @@ rule chain_reference:
     input:
         ckpts=lambda wc: [SPECS[(wc.model, c)].checkpoint for c in components(wc.model)],
         files=lambda wc: chain_files(wc.model),
+        samples=lambda wc: [PATHS.calibration(wc.model, c) for c in components(wc.model)],
     output:
         npz=PATHS.chain_reference("{model}"),
         meta=sidecar(PATHS.chain_reference("{model}")),
@@ -13,6 +14,7 @@ rule chain_reference:
         specs=lambda wc: get_specs("chain_reference", wc.model),
         chain=lambda wc: get_chain(wc.model, "inputs", "seconds", "settings", "roles", "search"),
         code=lambda wc: chain_code("chain_reference", wc.model, scoring=False),
+        stored=lambda wc: json.dumps({c: PATHS.calibration(wc.model, c) for c in components(wc.model)}),
     log:
         PATHS.log("chain_reference", "{model}"),
     threads: 1
@@ -21,7 +23,7 @@ rule chain_reference:
         runtime=30,
     shell:
         "python -m workflow_lib.stages.chain_reference --specs {params.specs:q} --chain {params.chain:q} "
-        "--out {output.npz} --listen {output.listen} --threads {threads} > {log} 2>&1"
+        "--stored {params.stored:q} --out {output.npz} --listen {output.listen} --threads {threads} > {log} 2>&1"
 
 
 rule chain_media:
@@ -64,8 +66,8 @@ rule chain_calibration:
         code=lambda wc: chain_code("chain_calibration", wc.model, scoring=False),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
-    # before the chain's reference run: the INT8 search, the longest job, waits on it
-    priority: 1
+    # first of all: the INT8 search, the longest job, waits on it (and the chain's reference run reads it)
+    priority: 3
     threads: 1
     resources:
         mem_mb=4000,

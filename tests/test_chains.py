@@ -3,6 +3,7 @@ chain stages (reference, sample sets, scoring, timing) on tiny real components a
 rules never naming a model."""
 
 import copy
+import json
 import re
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from conftest import REPO, ROLES, sensor_model, tiny_svc_config
 
 from workflow_lib.chains.assignment import Choice
-from workflow_lib.chains.spec import ChainSpec
+from workflow_lib.chains.spec import KEYS, ChainSpec
 from workflow_lib.core.errors import ConfigError
 from workflow_lib.core.files import write_npz
 from workflow_lib.core.spec import component_spec
@@ -82,6 +83,26 @@ def test_sample_sets_are_what_the_chain_feeds_each_component_in_every_role(tmp_p
     vocoder, ran = chain_calibration.capture(specs, chain, "vocoder", threads=1)
     assert ran == [] and vocoder[0]["mel"].shape[:2] == (1, 80)  # real speech's log-mel, nothing upstream
     assert vocoder[0]["mel"].min() >= np.log(1e-5) - 1e-6
+
+
+def test_the_reference_run_reads_what_the_sample_sets_computed_and_writes_the_same_arrays(tmp_path):
+    """The chain's PyTorch run answers a call from a component's sample set where it holds those input bytes (the
+    demo's copy synthesis is its vocoder's sample set): the same reference, with fewer PyTorch calls."""
+    cfg = _renamed_config(tmp_path)
+    model = cfg["models"]["svc_demo"]
+    specs, chain = _specs(model), _chain(model)
+    stored = {}
+    for c in specs:
+        stored[c] = str(tmp_path / f"{c}.samples.npz")
+        argv = ["--specs", json.dumps({k: s.to_json() for k, s in specs.items()}), "--chain", chain.slice(*KEYS)]
+        chain_calibration.main([*argv, "--component", c, "--out", stored[c], "--threads", "1"])
+    run, record, _ = chain_reference.reference_run(specs, chain, threads=1)
+    read, record_read, _ = chain_reference.reference_run(specs, chain, threads=1, stored=stored)
+    assert run.keys() == read.keys() and all(np.array_equal(run[k], read[k]) for k in run)
+    calls = record_read["pytorch_calls"]
+    assert calls["vocoder"] == {"stored": 2, "run": 2}  # copy synthesis read, the converted mel's run, per file
+    assert all(calls[c] == {"stored": 2, "run": 0} for c in specs if c != "vocoder")  # what upstream captured
+    assert all(v["stored"] == 0 for v in record["pytorch_calls"].values())
 
 
 def test_an_unmapped_tensor_name_is_a_config_error(tmp_path):

@@ -36,25 +36,29 @@ class Reference:
     the export (min/opt/max) and the calibration stage (its samples) stored, where they hold the
     inputs asked about, so most stages never load torch or the checkpoint; computed (once) otherwise."""
 
-    def __init__(self, spec: ComponentSpec, cached: list[str | Path] = ()):
-        self.spec, self.pytorch = spec, None
+    def __init__(self, spec: ComponentSpec, cached: list[str | Path] = (), threads: int = 0):
+        self.spec, self.pytorch, self.threads = spec, None, threads
         self.outputs: dict[str, Outputs] = {}
         for path in cached:
             self.outputs.update(read_outputs(path))
+        self.answered = self.computed = 0  # calls answered from what was stored; calls PyTorch ran
 
     def __call__(self, feeds: Feeds) -> Outputs:
         key = feeds_key(feeds)
-        if key not in self.outputs:
+        if key in self.outputs:
+            self.answered += 1
+        else:
             if self.pytorch is None:
                 from ..runtimes import torch_eager
 
-                self.pytorch = torch_eager.open_runner(self.spec, "fp32", None, 0, "cpu")
+                self.pytorch = torch_eager.open_runner(self.spec, "fp32", None, self.threads, "cpu")
             self.outputs[key] = self.pytorch(feeds)
+            self.computed += 1
         return self.outputs[key]
 
 
-def reference(spec: ComponentSpec, cached: list[str | Path] = ()) -> Reference:
-    return Reference(spec, [p for p in cached if p])
+def reference(spec: ComponentSpec, cached: list[str | Path] = (), threads: int = 0) -> Reference:
+    return Reference(spec, [p for p in cached if p], threads)
 
 
 def onnxruntime(path: str | Path, threads: int = 0) -> ort.OrtRunner:
