@@ -188,6 +188,7 @@ def test_the_evaluation_files_change_no_choice_only_the_verdict_on_it(tmp_path):
         return [(t["assignment"], t["passed"], t["why"]) for t in record["tried"]], record["winner"]
 
     assert evaluation and choices(first[1]) == choices(second[1])
+    assert all((t["p50_ms"] is not None) == t["passed"] for t in first[1]["tried"])  # a failed try is not timed
     assert first[1]["evaluation"]["status"] == "passed" and first[1]["fallback"] is None
     assert second[1]["evaluation"]["status"] == "failed" and second[1]["fallback"]["assignment"] == "reference"
     assert {c: e["series"] for c, e in first[0].items()} == {"encoder": "onnxruntime.fp32", "head": "onnxruntime.fp32"}

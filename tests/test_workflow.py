@@ -122,6 +122,7 @@ def test_deployment_is_decided_on_the_chain_and_best_runs_it(demo_run):
         assert winner["passed"] and search["evaluation"]["status"] == "passed" and winner["p50_ms"] > 0
         assert winner["assignment"] == {c: d["cpu"]["series"] for c, d in manifest["components"].items()}
     assert all("evaluation" not in t for t in search["tried"])  # the evaluation files judged the chosen one only
+    assert all((t["p50_ms"] is not None) == t["passed"] for t in search["tried"])  # a failed try is not timed
     assert manifest["inputs"]["scheme"] == "disjoint" and all(
         f["sha256"] for files in manifest["inputs"]["roles"].values() for f in files
     )

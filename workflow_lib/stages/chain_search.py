@@ -279,12 +279,13 @@ def chain_search(
             runners, chosen = open_roles(spec, specs, prefs(assignment), threads, cache)
             records, _ = harness.score_files(spec, remembered(spec, runners, chosen, memo), ref, search_files)
             judged = harness.verdict(scorer, records, gates, statistic)
-            ms, how = harness.time_chain(chain, runners, ref.timing[point], ref.extra, RANKING)
-            p50 = stats(ms)["p50_ms"]
-            t.p50_ms, t.rel_ci, t.rtf = p50, how["rel_ci"], p50 / 1e3 / chain.seconds(ref.timing[point])
             t.scores, t.stages, t.search = harness.worst_scores(scorer, records), harness.worst_stages(records), judged
             t.margin, t.passed, t.reason = relative_margin(judged), judged["status"] == "passed", judged["reason"]
             t.quantized_nodes = sum(e.get("quantized_nodes") or 0 for e in assignment.values())
+            if t.passed:  # a try that failed its gates decides nothing by its speed: it is not timed
+                ms, how = harness.time_chain(chain, runners, ref.timing[point], ref.extra, RANKING)
+                p50 = stats(ms)["p50_ms"]
+                t.p50_ms, t.rel_ci, t.rtf = p50, how["rel_ci"], p50 / 1e3 / chain.seconds(ref.timing[point])
         except Unavailable as e:
             t.passed, t.reason = False, f"could not run: {e}"
         log.info("chain search %s: %s -> %s %s", device, t.assignment, t.passed, t.reason)
