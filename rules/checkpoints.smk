@@ -13,6 +13,8 @@ rule seed_checkpoint:
     log:
         PATHS.log("checkpoints", "{model}", "{component}"),
     localrule: True
+    # a job's priority does not pass to what it waits on: the sample sets (priority 3) wait on these
+    priority: 3
     resources:
         mem_mb=2000,
         runtime=10,
@@ -36,6 +38,8 @@ rule package_checkpoint:
     log:
         PATHS.log("packages", "{model}", "{component}.{suffix}"),
     localrule: True
+    # as the seeded ones: in run A5 the vocoder's sample set, the head of the longest path, waited 86 s on this
+    priority: 3
     resources:
         mem_mb=1000,
         runtime=10,

@@ -20,7 +20,7 @@ the CPU. Two snapshots compare series by series:
   Mann-Whitney U p < 0.002 on the drift-scaled samples, or 99 % CIs of the two medians that do not overlap
   where too few samples make that impossible). `factor` and `min_ms` are the run-to-run noise floor,
   measured from repeated runs (BENCHMARKS.md);
-- unchanged: anything else (a change below the factor, or not significant, is not reported).
+- unchanged: anything else (a change below the factor or the floor, or not significant, is not reported).
 """
 
 from __future__ import annotations
