@@ -60,3 +60,25 @@ def test_the_tolerance_bound_predicts_unseen_files_and_falls_back_to_the_worst_b
     assert gates.tolerance_factor(10, 0.9, 0.95) == pytest.approx(2.355, abs=0.002)
     few = gates.judge(spread[:3], {"min_pesq": 4.0}, statistic=stat)
     assert few["gates"]["min_pesq"]["statistic"] == "worst file" and few["status"] == "passed"
+
+
+def test_the_per_file_plot_colours_a_chain_gate_by_its_own_direction():
+    """Run A5's report drew the chain's copy_synthesis.min_pesq files red above the limit and the one STOI file
+    below it green: the plot read the direction from the key's start, which a chain's gate prefixes."""
+    import numpy as np
+    import polars as pl
+    from matplotlib.colors import to_rgba
+
+    from workflow_lib.analysis import plots
+
+    per_file = [{"pesq": v, "lsd_db": d} for v, d in ((4.5, 1.0), (3.9, 7.0), (4.2, 2.0))]
+    verdict = gates.judge(per_file, {"min_pesq": 4.0, "max_lsd_db": 6.0}, ["a", "b", "c"])
+    chain = {"gates": {f"copy_synthesis.{k}": g for k, g in verdict["gates"].items()}}
+    data = plots.PlotData(pl.DataFrame(), pl.DataFrame(), verdicts={"chain": chain, "vocoder": verdict})
+    fig = plots.gate_files_plot(data)
+    green, red = np.array(to_rgba("tab:green")), np.array(to_rgba("tab:red"))
+    for ax in fig.axes:
+        colours = ax.collections[0].get_facecolors()
+        want = [green, red, green]  # files a, b, c: b fails both gates, whichever way each points
+        assert all(np.allclose(c, w) for c, w in zip(colours, want, strict=True)), ax.get_title()
+    assert len(fig.axes) == 4

@@ -56,6 +56,11 @@ WORST = Statistic("worst")
 
 
 @functools.cache
+def higher_is_better(key: str) -> bool:
+    """A gate key's direction, from its bound: `min_pesq`, or a chain's `copy_synthesis.min_pesq`."""
+    return BOUNDS[key.rpartition(".")[2].partition("_")[0]]
+
+
 def tolerance_factor(n: int, coverage: float, confidence: float) -> float:
     """One-sided normal tolerance factor k: mean - k s lies below the `coverage` quantile with `confidence`."""
     from scipy.stats import nct, norm

@@ -20,7 +20,7 @@ import polars as pl
 
 from ..core.files import atomic_path
 from ..core.spec import POINTS
-from . import metrics
+from . import gates, metrics
 
 
 @dataclass
@@ -269,7 +269,7 @@ def gate_files_plot(data: PlotData):
     fig, axes = plt.subplots(len(rows), 1, figsize=(7, 0.9 + 0.75 * len(rows)), squeeze=False)
     for ax, (label, key, g) in zip(axes[:, 0], rows, strict=True):
         values = [v for v in g["values"].values() if v is not None and abs(v) != float("inf")]
-        ok = [(v >= g["limit"]) if key.startswith("min_") else (v <= g["limit"]) for v in values]
+        ok = [(v >= g["limit"]) if gates.higher_is_better(key) else (v <= g["limit"]) for v in values]
         ax.scatter(values, [0] * len(values), c=["tab:green" if o else "tab:red" for o in ok], s=14, zorder=3)
         ax.axvline(g["limit"], color="gray", linestyle="--", linewidth=0.8)
         if g.get("value") is not None:
