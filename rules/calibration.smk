@@ -3,7 +3,7 @@ rule chain_reference:
     input:
         ckpts=lambda wc: [SPECS[(wc.model, c)].checkpoint for c in components(wc.model)],
         files=lambda wc: chain_files(wc.model),
-        samples=lambda wc: [PATHS.calibration(wc.model, c) for c in components(wc.model)],
+        samples=lambda wc: list(sample_sets(wc.model).values()),
     output:
         npz=PATHS.chain_reference("{model}"),
         meta=sidecar(PATHS.chain_reference("{model}")),
@@ -14,7 +14,7 @@ rule chain_reference:
         specs=lambda wc: get_specs("chain_reference", wc.model),
         chain=lambda wc: get_chain(wc.model, "inputs", "seconds", "settings", "roles", "search"),
         code=lambda wc: chain_code("chain_reference", wc.model, scoring=False),
-        stored=lambda wc: json.dumps({c: PATHS.calibration(wc.model, c) for c in components(wc.model)}),
+        stored=lambda wc: json.dumps(sample_sets(wc.model)),
     log:
         PATHS.log("chain_reference", "{model}"),
     threads: 1

@@ -331,15 +331,18 @@ def validation_markers(model=None):
     return [path for path in markers if path]
 
 
+def sample_sets(model):
+    """Component -> its sample set, for the components with a variant that reads one (no other is made)."""
+    return {c: PATHS.calibration(model, c) for c in components(model)
+            if any(needs_calibration(v) for v in variants_of(model, c))}
+
+
 def get_samples(model):
     """Per component, its sample set (where a variant reads one) and PyTorch's stored outputs: what the held-out
     verdict of what ships is judged on."""
-    out = {}
-    for c in components(model):
-        out[c] = {"reference": PATHS.reference_outputs(model, c)}
-        if any(needs_calibration(v) for v in variants_of(model, c)):
-            out[c]["calibration"] = PATHS.calibration(model, c)
-    return out
+    sets = sample_sets(model)
+    return {c: {"reference": PATHS.reference_outputs(model, c), **({"calibration": sets[c]} if c in sets else {})}
+            for c in components(model)}
 
 
 def sample_files(model):
