@@ -38,7 +38,7 @@ rule package_checkpoint:
     log:
         PATHS.log("packages", "{model}", "{component}.{suffix}"),
     localrule: True
-    # as the seeded ones: in run A5 the vocoder's sample set, the head of the longest path, waited 86 s on this
+    # as the seeded ones: in run A5 a sample set at the head of the longest path waited 86 s on this
     priority: 3
     resources:
         mem_mb=1000,

@@ -221,10 +221,12 @@ def test_chain_jobs_depend_only_on_what_their_assignment_uses(workdir):
     write_config(workdir, cfg)
     probed(workdir)
     jobs = planned_jobs(workdir, "results/bench/svc_demo/chain/pytorch.csv")
-    assert set(jobs) == {"seed_checkpoint", "chain_reference", "bench_chain"}, jobs
+    # PyTorch only: the reference reads what PyTorch computed for the sample sets (chain_calibration), no graph
+    assert set(jobs) == {"seed_checkpoint", "chain_calibration", "chain_reference", "bench_chain"}, jobs
     jobs = planned_jobs(workdir, "results/bench/svc_demo/chain/onnxruntime.csv")
     assert set(jobs) == {
         "seed_checkpoint",
+        "chain_calibration",
         "chain_reference",
         "export_onnx",
         "graph_variant",

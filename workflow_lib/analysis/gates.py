@@ -57,7 +57,7 @@ WORST = Statistic("worst")
 
 @functools.cache
 def higher_is_better(key: str) -> bool:
-    """A gate key's direction, from its bound: `min_pesq`, or a chain's `copy_synthesis.min_pesq`."""
+    """A gate key's direction, from its bound: `min_snr_db`, or a chain's `<group>.min_snr_db`."""
     return BOUNDS[key.rpartition(".")[2].partition("_")[0]]
 
 
