@@ -141,7 +141,7 @@ def test_the_noise_floor_of_two_runs_is_the_largest_ratio_the_marks_judge():
 
 
 def test_a_component_given_more_work_is_caught_from_real_timings(tmp_path):
-    """Two runs of the bench stage on three real components; in the second, one component's model does 16x the
+    """Two runs of the bench stage on three real components; in the second, one component's model does 32x the
     work (a hidden layer 32x wider: 0.15 ms, then 4-12 ms): that component's PyTorch fp32 is marked regressed,
     nothing else."""
     from conftest import seeded, tiny_byo_component
@@ -151,7 +151,7 @@ def test_a_component_given_more_work_is_caught_from_real_timings(tmp_path):
     from workflow_lib.core.spec import component_spec
     from workflow_lib.stages import bench
 
-    # warm, and small enough that no call maps fresh pages (a 2 MB activation can cost 5x until malloc adapts)
+    # warm: a multi-MB activation (the wider component's is 8 MB) can cost 5x until malloc adapts
     settings = {"warmup": 20, "min_iterations": 25, "max_seconds": 0.0, "max_iterations": 25}
     dims = {"batch": {"min": 1, "opt": 1, "max": 1}, "time": {"min": 2048, "opt": 2048, "max": 2048}}
 
