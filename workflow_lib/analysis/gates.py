@@ -55,12 +55,12 @@ class Statistic:
 WORST = Statistic("worst")
 
 
-@functools.cache
 def higher_is_better(key: str) -> bool:
     """A gate key's direction, from its bound: `min_snr_db`, or a chain's `<group>.min_snr_db`."""
     return BOUNDS[key.rpartition(".")[2].partition("_")[0]]
 
 
+@functools.cache
 def tolerance_factor(n: int, coverage: float, confidence: float) -> float:
     """One-sided normal tolerance factor k: mean - k s lies below the `coverage` quantile with `confidence`."""
     from scipy.stats import nct, norm
