@@ -180,6 +180,13 @@ def ratio_of_ratios_ci(
     return float(lo), float(hi)
 
 
+def agreed(anchored: float, drifted: float) -> float:
+    """The change both normalisations see: the one nearer 1 where both move the same way, else none (1.0)."""
+    if (anchored > 1) != (drifted > 1) or 1.0 in (anchored, drifted):
+        return 1.0
+    return min(anchored, drifted) if anchored > 1 else max(anchored, drifted)
+
+
 def compare_one(
     new: dict[str, Any] | None,
     old: dict[str, Any] | None,
@@ -241,13 +248,13 @@ def compare_one(
     said = "".join(f"; {c}" for c in changes)
     if anchors is not None:
         how += f"; {out['drift_ratio']:.3f} scaled by the run's drift"
-    slower, faster = min(ratio, out["drift_ratio"]), max(ratio, out["drift_ratio"])
+    out["judged_ratio"] = judged = agreed(ratio, out["drift_ratio"])
     large = out["moved_ms"] >= min_ms
-    if slower >= factor and large and significant:
+    if judged >= factor and large and significant:
         return {**out, "mark": "regressed", "why": f"{ratio:.2f}x slower ({how}){said}"}
-    if faster <= 1 / factor and large and significant:
+    if judged <= 1 / factor and large and significant:
         return {**out, "mark": "improved", "why": f"{1 / ratio:.2f}x faster ({how}){said}"}
-    if slower < factor and faster > 1 / factor:
+    if 1 / factor < judged < factor:
         size = "within the noise floor"
     elif not large:
         size = f"moved {out['moved_ms']:.3g} ms, under the {min_ms:g} ms floor"
@@ -298,7 +305,8 @@ def compare(
         **{k: pl.Utf8 for k in KEYS},
         "mark": pl.Utf8,
         "why": pl.Utf8,
-        **{k: pl.Float64 for k in ("old_p50_ms", "new_p50_ms", "raw_ratio", "ratio", "drift_ratio", "moved_ms")},
+        **{k: pl.Float64 for k in ("old_p50_ms", "new_p50_ms", "raw_ratio", "ratio", "drift_ratio", "judged_ratio")},
+        "moved_ms": pl.Float64,
         "p_value": pl.Float64,
         "old_n": pl.Int64,
         "new_n": pl.Int64,
@@ -310,19 +318,17 @@ def compare(
 
 def noise_floor(table: pl.DataFrame, min_ms: float = MIN_MS, quantile: float = 1.0) -> dict[str, Any]:
     """Two runs of one commit compared: how far the ratios stray from 1 (the largest, or a quantile, of max(r, 1/r)
-    over the series both measured): relative to the anchor, raw, and as the marks judge it (the smaller of the
-    anchor's and the drift's, where both move one way), over every series and over those that moved by `min_ms`
-    or more. The factor a comparison should use is above the last."""
+    over the series both measured): relative to the anchor, raw, and as the marks judge it (`agreed`), over every
+    series and over those that moved by `min_ms` or more. The factor a comparison should use is above the last."""
     measured = table.filter(pl.col("ratio").is_not_null())
 
     def spread(r: np.ndarray) -> float | None:
         return float(np.quantile(np.maximum(r, 1 / r), quantile)) if r.size else None
 
-    anchor, drift = (np.log(measured[c].to_numpy()) for c in ("ratio", "drift_ratio"))
-    judged = np.exp(np.where(np.sign(anchor) == np.sign(drift), np.minimum(abs(anchor), abs(drift)), 0.0))
+    judged = measured["judged_ratio"].to_numpy()
     return {
         "series": measured.height,
-        "normalised": spread(np.exp(anchor)),
+        "normalised": spread(measured["ratio"].to_numpy()),
         "raw": spread(measured["raw_ratio"].to_numpy()),
         "judged": spread(judged),
         "judged_above_floor": spread(judged[measured["moved_ms"].to_numpy() >= min_ms]),
