@@ -385,8 +385,8 @@ def report_inputs():
         bench=tuple(bench_csvs() + chain_csvs()), markers=tuple(validation_markers()),
         artifacts=tuple(sidecar(a) for a in made_artifacts()), bundles=tuple(deploy_dirs()),
         graphs=tuple(graph_sidecars()),
-        calibrations=tuple(sidecar(PATHS.calibration(m, c)) for (m, c) in SPECS
-                           if any(needs_calibration(v) for v in variants_of(m, c))),
+        calibrations=tuple(sidecar(path) for m in dict.fromkeys(m for m, _ in SPECS)
+                           for path in sample_sets(m).values()),
         references=tuple(sidecar(PATHS.chain_reference(m)) for m in CHAINS),
         comparison=tuple(comparison()),
         live=tuple(PATHS.live(m) for m in CHAINS if chain_of(m).stream),
