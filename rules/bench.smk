@@ -12,6 +12,8 @@ rule bench_component:
         marker=lambda wc, input: f"--marker {input.marker}" if "marker" in input.keys() else "",
         reference=lambda wc, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
         calibration=judged_on,
+        prune=lambda wc, input: (f"--anchor {input.anchor} --decide-at {config['deploy']['point']} "
+                                 f"--bootstrap {config['bench']['bootstrap']}") if "anchor" in input.keys() else "",
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
@@ -24,7 +26,7 @@ rule bench_component:
     shell:
         "python -m workflow_lib.stages.bench --spec {params.spec:q} --backend {wildcards.backend} "
         "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} {params.calibration} "
-        "--settings {params.timing:q} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
+        "{params.prune} --settings {params.timing:q} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
 
 
 rule bench_chain:

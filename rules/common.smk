@@ -209,14 +209,18 @@ def get_validation_inputs(wildcards):
 
 
 def get_bench_inputs(wildcards):
-    """The artifact the backend consumes, its validation marker when it is validated by one, and PyTorch's
-    stored outputs when the job checks parity itself."""
+    """The artifact the backend consumes, its validation marker when it is validated by one, PyTorch's
+    stored outputs when the job checks parity itself, and PyTorch fp32's benchmark it is pruned against
+    (bench.prune)."""
     w = wildcards
     inline = backends.get(w.backend).checks_inline(w.variant)
+    anchor = (w.backend, w.variant) != (backends.REFERENCE, backends.REFERENCE_VARIANT) and config["bench"]["prune"]
     inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
               "marker": get_marker(w.model, w.component, w.backend, w.variant),
               "reference": PATHS.reference_outputs(w.model, w.component) if inline else None,
-              "calibration": PATHS.calibration(w.model, w.component) if inline and needs_calibration(w.variant) else None}
+              "calibration": PATHS.calibration(w.model, w.component) if inline and needs_calibration(w.variant) else None,
+              "anchor": PATHS.bench_csv(w.model, w.component, backends.REFERENCE, backends.REFERENCE_VARIANT)
+              if anchor else None}
     return {k: v for k, v in inputs.items() if v}
 
 

@@ -269,3 +269,27 @@ def test_report_shows_what_each_chain_assignment_ran_and_says_when_two_ran_the_s
     rows = {r["series"]: r for r in ctx["chain"]["rows"]}
     assert rows["best"]["same_as"] == ["mixed"] and rows["pytorch"]["same_as"] == []
     assert "the same series as mixed" in html and re.search(r">1,[0-9]{3}<", html)  # thousands grouped, not 1.3e+03
+
+
+@pytest.mark.parametrize("anchor_ms, timed", [(1e-4, ["opt"]), (1e4, ["min", "opt", "max"])])
+def test_a_series_no_faster_than_pytorch_at_the_decision_point_is_timed_there_only(tmp_path, anchor_ms, timed):
+    """Real ONNX Runtime timings against PyTorch fp32 samples of known speed: far faster than ORT, ORT's speedup CI
+    lies below 1 and only the decision point is timed (the sidecar says why); far slower, every point is."""
+    spec = export_tiny_conv(tmp_path)
+    write_json(tmp_path / "ort.json", validate.validate(spec, "onnxruntime", "fp32", tmp_path / "net.onnx"))
+    anchor = synthetic_csv(
+        tmp_path / "anchor.csv", "pytorch", "fp32", {"cpu": anchor_ms}, component=spec.component, model=spec.model
+    )
+    csv = tmp_path / "ort.csv"
+    settings = {**FIVE_RUNS, "min_iterations": 6, "max_iterations": 6}
+    argv = ["--spec", spec.to_json(), "--backend", "onnxruntime", "--variant", "fp32"]
+    argv += ["--artifact", str(tmp_path / "net.onnx"), "--marker", str(tmp_path / "ort.json"), "--anchor", anchor]
+    bench.main([*argv, "--settings", json.dumps(settings), "--threads", "1", "--out", str(csv)])
+    assert pl.read_csv(csv)["point"].to_list() == timed
+    pruned = read_json(f"{csv}.json")["runners"]["cpu"].get("pruned")
+    if timed == ["opt"]:
+        assert pruned["points"] == ["min", "max"] and pruned["speedup_ci"][1] < 1
+        assert "does not lie above 1" in pruned["why"]
+        assert report.pruned_rows([str(csv)])[0]["series"] == "onnxruntime.fp32"
+    else:
+        assert pruned is None and report.pruned_rows([str(csv)]) == []

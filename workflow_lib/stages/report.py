@@ -289,6 +289,18 @@ def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
     ]
 
 
+def pruned_rows(bench_csvs: list[str]) -> list[dict[str, Any]]:
+    """The series timed at the decision point only (bench.prune), and why."""
+    rows = []
+    for csv in bench_csvs:
+        meta = read_json(sidecar_path(csv))
+        for device, record in (meta.get("runners") or {}).items():
+            if record.get("pruned"):
+                series = f"{meta['backend']}.{meta['variant']}"
+                rows.append({"component": meta["component"], "series": series, "device": device, **record["pruned"]})
+    return sorted(rows, key=lambda r: (r["component"], r["series"], r["device"]))
+
+
 def chain_records(bench_csvs: list[str]) -> dict[str, dict]:
     """Per chain assignment, its sidecar's fidelity record."""
     records = {}
@@ -433,6 +445,7 @@ def render(
             components.filter(pl.col("speedup").is_not_null()).to_dicts(),
             key=lambda r: (r["component"], point_order(r["point"]), r["series"]),
         ),
+        "pruned": pruned_rows(bench_csvs),
         "chain": chain_tables(chain, fidelity),
         "comparison": comparison_rows(list(inputs.comparison)),
         "live": live_records,
