@@ -436,3 +436,23 @@ def test_the_search_stops_when_its_work_budget_is_spent():
     s = _Search(probes=2)  # not enough probes to rank the four blocks
     record = int8_search.search(s)
     assert record["stopped"] == "work budget of 2 spent (quantize.max_probes)" and "contributions" not in record
+
+
+def test_a_held_out_verdict_reads_what_the_series_already_answered_on_the_same_inputs(tmp_path):
+    """Outputs a chain already got from the shipped series on the evaluation inputs (by feeds key) are read, not run
+    again: the same verdict, and with every input answered the series is never opened (its file may be gone)."""
+    from workflow_lib.analysis import heldout
+    from workflow_lib.runtimes import registry
+
+    spec = _outlier_chain(tmp_path, {"min_snr_db": 30.0})
+    _quantize(tmp_path, spec, {"recovery": WITHOUT_EQUALIZATION})
+    cal = str(tmp_path / "cal.npz")
+    write_json(tmp_path / "marker.json", validate.validate(spec, "onnxruntime", "int8", tmp_path / "q.onnx", cal))
+    entry = {"series": "onnxruntime.int8", "variant": "int8", "device": "cpu", "source": str(tmp_path / "q.onnx")}
+    entry["marker"] = str(tmp_path / "marker.json")
+    run = registry.open_series(spec, "onnxruntime.int8@cpu", entry["source"], read_json(entry["marker"]), 1)[0]
+    held_out, _ = samples.read_sample_set(cal).judged("evaluation", [i.name for i in spec.inputs])
+    known = {samples.feeds_key(s): run(s) for s in held_out}
+    ran = heldout.component(spec, entry, cal, None, 1)
+    read = heldout.component(spec, {**entry, "source": str(tmp_path / "gone.onnx")}, cal, None, 1, known)
+    assert read == ran and ran["status"] in ("passed", "failed") and len(known) == len(held_out) > 0

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core import variants
 from ..core.files import read_json
-from ..core.samples import read_sample_set
+from ..core.samples import Outputs, feeds_key, read_sample_set
 from ..core.spec import ComponentSpec
 from ..runtimes import registry
 from . import metrics, parity
@@ -22,11 +22,17 @@ from .gates import Statistic
 
 
 def component(
-    spec: ComponentSpec, entry: dict[str, Any], calibration: str | None, reference: str | None, threads: int
+    spec: ComponentSpec,
+    entry: dict[str, Any],
+    calibration: str | None,
+    reference: str | None,
+    threads: int,
+    known: dict[str, Outputs] | None = None,
 ) -> dict[str, Any] | None:
     """A shipped series (a decision's entry) on its component's evaluation files: the verdict of its variant's
     fidelity gate, by the gate statistic; None for a variant without a file-based gate (fp32, fp16: their
-    elementwise parity holds at every shape, whatever the files) or a component without a sample set."""
+    elementwise parity holds at every shape, whatever the files) or a component without a sample set. `known`:
+    what this series already answered, by feeds key (a chain's run of the same inputs), read instead of run."""
     if variants.get(entry["variant"]).gate != "fidelity" or not calibration:
         return None
     sset = read_sample_set(calibration)
@@ -34,12 +40,15 @@ def component(
     samples, files = sset.judged("evaluation", names)
     marker = read_json(entry["marker"]) if entry.get("marker") else None
     series = f"{entry['series']}@{entry['device'].split(':')[0]}"
-    runner, _ = registry.open_series(spec, series, entry["source"], marker, threads)
+    known, keys = known or {}, [feeds_key(s) for s in samples]
+    runner = None
+    if any(k not in known for k in keys):
+        runner, _ = registry.open_series(spec, series, entry["source"], marker, threads)
     ref = parity.reference(spec, [reference, calibration])
     judged = parity.judge_samples(
         spec,
         [ref(s) for s in samples],
-        [runner(s) for s in samples],
+        [known[k] if k in known else runner(s) for k, s in zip(keys, samples, strict=True)],
         spec.gate(entry["variant"]),
         files,
         Statistic.from_settings(spec.raw.get("gating")),

@@ -119,15 +119,16 @@ def open_roles(
 def remembered(
     spec: ChainSpec, runners: Mapping[str, Infer], chosen: Mapping[str, str], memo: dict[tuple, list]
 ) -> dict[str, Infer]:
-    """The runners, answering feeds they have seen from `memo` (keyed by component, series and the feeds' bytes):
-    a search scores many assignments that share most of their components, on the same files, so a component
-    whose series and inputs did not change is not run again. For scoring only, never for timing."""
+    """The runners, answering feeds they have seen from `memo` (keyed by component, series and the bytes of the
+    feeds under the component's own names, as `answers` reads them): a search scores many assignments that share
+    most of their components, on the same files, so a component whose series and inputs did not change is not run
+    again. For scoring only, never for timing."""
 
     def one(role: str, runner: Infer) -> Infer:
-        component = spec.roles[role].component
+        component, names = spec.roles[role].component, spec.roles[role].names
 
         def run(feeds):
-            key = (component, chosen[component], feeds_key(feeds))
+            key = (component, chosen[component], feeds_key({names.get(k, k): v for k, v in feeds.items()}))
             if key not in memo:
                 memo[key] = runner(feeds)
             return memo[key]
@@ -135,3 +136,8 @@ def remembered(
         return run
 
     return {role: one(role, r) for role, r in runners.items()}
+
+
+def answers(memo: dict[tuple, list], component: str, series: str) -> dict[str, list]:
+    """What `remembered` kept of one component's series: outputs by feeds key (core/samples.py `feeds_key`)."""
+    return {key: out for (c, s, key), out in memo.items() if (c, s) == (component, series)}

@@ -48,7 +48,7 @@ from ..analysis.budget import Budget
 from ..analysis.gates import Statistic, relative_margin
 from ..analysis.speedups import read_flops
 from ..chains import harness
-from ..chains.assignment import Preferences, choice_of, open_roles, preferences_json, remembered
+from ..chains.assignment import Preferences, answers, choice_of, open_roles, preferences_json, remembered
 from ..chains.spec import ChainSpec
 from ..core.errors import Unavailable
 from ..core.files import now, read_json, write_json
@@ -325,15 +325,21 @@ def chain_search(
     # then, once, the evaluation files: the verdict of what was chosen (and of the fallback, for the record)
     def judged_on_evaluation(assignment: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """The chain's gates on its evaluation files, and each shipped component's own fidelity gate on its own."""
-        runners, _ = open_roles(spec, specs, prefs(assignment), threads, cache)
-        records, _ = harness.score_files(spec, runners, ref, evaluation_files)
+        runners, series = open_roles(spec, specs, prefs(assignment), threads, cache)
+        records, _ = harness.score_files(spec, remembered(spec, runners, series, memo), ref, evaluation_files)
         out = harness.verdict(scorer, records, gates, statistic)
         out["scores"] = harness.worst_scores(scorer, records)
         # per file, what the chain bench of what ships reads instead of running the chain on these files again
         out["records"], out["stages"] = records, harness.worst_stages(records)
+        # the inputs the chain already fed a component (a role fed the file's own features) are read, not run again
         own = {
             c: heldout.component(
-                specs[c], e, samples.get(c, {}).get("calibration"), samples.get(c, {}).get("reference"), threads
+                specs[c],
+                e,
+                samples.get(c, {}).get("calibration"),
+                samples.get(c, {}).get("reference"),
+                threads,
+                answers(memo, c, series[c]),
             )
             for c, e in assignment.items()
         }
