@@ -72,6 +72,10 @@ def test_latency_is_measured_by_the_clock_the_first_chunk_included(denoise):
     # with the smallest buffer that plays it without a stall, every sample waits the same: the chunk, the lookahead
     # and the compute, at least
     assert record["latency_ms"] >= chunk_ms + lookahead_ms and record["buffer_ms"] >= 0
+    # the clock paces the chunks and changes nothing of what is computed (stages/live.py reads the paced run's
+    # scores for its lookahead trade-off instead of streaming it again)
+    unpaced, _ = chain.live(runners, item, {}, {"chunk_ms": 100, "lookahead_ms": 23, "window_ms": 1000}).run(item)
+    assert np.array_equal(out, unpaced)
 
 
 def test_the_device_stalls_and_counts_late_blocks_when_compute_falls_behind():
