@@ -10,7 +10,7 @@ import torch
 from conftest import FIVE_RUNS, chromium_screenshot, export_tiny_conv, synthetic_csv
 from markupsafe import escape
 
-from workflow_lib.analysis import plots, results, speedups
+from workflow_lib.analysis import comparison, plots, results, speedups
 from workflow_lib.core.files import read_json, write_json
 from workflow_lib.core.paths import ReportInputs, samples_path
 from workflow_lib.jobs import timing
@@ -291,5 +291,7 @@ def test_a_series_no_faster_than_pytorch_at_the_decision_point_is_timed_there_on
         assert pruned["points"] == ["min", "max"] and pruned["speedup_ci"][1] < 1
         assert "does not lie above 1" in pruned["why"]
         assert report.pruned_rows([str(csv)])[0]["series"] == "onnxruntime.fp32"
+        snap = comparison.snapshot([str(csv)])  # a later comparison says why those points are missing
+        assert sorted(snap.filter(pl.col("status") == "pruned")["point"].to_list()) == ["max", "min"]
     else:
         assert pruned is None and report.pruned_rows([str(csv)]) == []

@@ -62,13 +62,14 @@ def test_the_rank_test_separates_shifted_samples_and_not_equal_ones():
         (_row([], status="unavailable"), _row(_ms(10)), "newly failing"),
         (_row(_ms(10), fidelity="failed"), _row(_ms(10), fidelity="passed"), "newly failing"),
         (_row(_ms(10), fidelity="passed"), _row(_ms(10), fidelity="failed"), "fixed"),
+        (_row([], status="pruned"), _row(_ms(10)), "not comparable"),  # not timed at this point: bench.prune
     ],
 )
 def test_each_mark(new, old, mark):
     result = comparison.compare_one(new, old, factor=1.1)  # the marks' logic; the default factor is a measured floor
     assert result["mark"] == mark, result["why"]
     if mark == "not comparable":
-        assert "host changed" in result["why"]
+        assert ("bench.prune" if new["status"] == "pruned" else "host changed") in result["why"]
 
 
 def test_a_changed_artifact_or_runtime_is_still_compared_and_said():

@@ -81,7 +81,8 @@ def snapshot(csvs: list[str]) -> pl.DataFrame:
             )
             continue
         raw = pl.read_parquet(samples_path(csv))
-        for r in pl.read_csv(csv, infer_schema_length=0).iter_rows(named=True):
+        measured = list(pl.read_csv(csv, infer_schema_length=0).iter_rows(named=True))
+        for r in measured:
             ms = raw.filter((pl.col("device") == r["device"]) & (pl.col("point") == r["point"]))["sample_ms"]
             rows.append(
                 {
@@ -94,6 +95,9 @@ def snapshot(csvs: list[str]) -> pl.DataFrame:
                     "samples_ms": ms.to_list(),
                 }
             )
+        for r in {r["device"]: r for r in measured}.values():  # the points not timed (bench.prune), a row each
+            for point in ((meta.get("runners") or {}).get(r["device"], {}).get("pruned") or {}).get("points", []):
+                rows.append({**{k: r[k] for k in KEYS}, "point": point, "status": "pruned", "samples_ms": []})
     return pl.DataFrame([{k: r.get(k) for k in SNAPSHOT} for r in rows], schema=SNAPSHOT, orient="row")
 
 
@@ -204,6 +208,10 @@ def compare_one(
         return {**key, "mark": "new", "why": "not in the baseline run"}
     if new is None:
         return {**key, "mark": "gone", "why": "not in this run"}
+    if "pruned" in (new["status"], old["status"]):
+        which = "this run" if new["status"] == "pruned" else "the baseline run"
+        why = f"not timed at this point in {which} (bench.prune: no faster than PyTorch fp32 at the decision point)"
+        return {**key, "mark": "not comparable", "why": why}
     if _passing(old) and not _passing(new):
         why = "not measured in this run" if new["status"] != "measured" else "fails its gates in this run"
         return {**key, "mark": "newly failing", "why": why}
