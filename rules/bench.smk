@@ -8,12 +8,11 @@ rule bench_component:
         meta=sidecar(PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}")),
     params:
         spec=get_spec("bench"),
-        timing=json.dumps(BENCH_TIMING, sort_keys=True),
+        timing=bench_timing,
+        deferred=lambda wc: " ".join(["--deferred", *deferred_points(wc)]) if deferred_points(wc) else "",
         marker=lambda wc, input: f"--marker {input.marker}" if "marker" in input.keys() else "",
         reference=lambda wc, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
         calibration=judged_on,
-        prune=lambda wc, input: (f"--anchor {input.anchor} --decide-at {config['deploy']['point']} "
-                                 f"--bootstrap {config['bench']['bootstrap']}") if "anchor" in input.keys() else "",
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
@@ -26,7 +25,34 @@ rule bench_component:
     shell:
         "python -m workflow_lib.stages.bench --spec {params.spec:q} --backend {wildcards.backend} "
         "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} {params.calibration} "
-        "{params.prune} --settings {params.timing:q} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
+        "--settings {params.timing:q} {params.deferred} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
+
+
+rule bench_shipped:
+    """What a model ships, at the points its benchmarks left out (bench.prune), on the devices it ships on: how
+    what ships scales. Each series in a benchmark process of its own; it follows the decision, like the chain bench
+    of what ships."""
+    input:
+        decision=PATHS.decision("{model}"),
+        host=PATHS.host,  # which series run here (their arguments)
+    output:
+        directory(PATHS.shipped_dir("{model}")),
+    params:
+        series=lambda wc: shipped_args(wc.model),
+        outs=lambda wc: json.dumps({c: PATHS.shipped_csv(wc.model, c) for c in components(wc.model)}, sort_keys=True),
+        timing=json.dumps({**BENCH_TIMING, "points": PRUNED_POINTS}, sort_keys=True),
+        code=get_code("bench_shipped", plugins=("workflow_lib.stages.bench",)),  # it runs the bench stage
+    log:
+        PATHS.device_log("bench", "{model}", "shipped"),
+    threads: TIMING_CORES
+    resources:
+        timing=1,
+        mem_mb=8000,
+        runtime=60,
+        **gpu_resources_if(lambda wc: host()["cuda"]),
+    shell:
+        "python -m workflow_lib.stages.bench_shipped --decision {input.decision} --series {params.series:q} "
+        "--settings {params.timing:q} --outs {params.outs:q} --bench-threads {threads} --log {log} > {log} 2>&1"
 
 
 rule bench_chain:
@@ -82,6 +108,7 @@ rule bench_summary:
     """All benchmark CSVs in one table with speedups over PyTorch fp32 and bootstrap 95 % CIs."""
     input:
         csvs=lambda wc: bench_csvs() + chain_csvs(),
+        shipped=lambda wc: shipped_dirs(),
         flops=[sidecar(PATHS.graph("export", m, c)) for (m, c) in SPECS],
         host=PATHS.host,
     output:
@@ -92,11 +119,13 @@ rule bench_summary:
         bootstrap=config["bench"]["bootstrap"],
         roofline=json.dumps(config["roofline"], sort_keys=True),
         unrunnable=lambda wc: json.dumps([u for m in CHAINS for u in chain_unrunnable(m)], sort_keys=True),
+        shipped=lambda wc: " ".join(shipped_csvs()),  # the CSVs in those folders
         code=get_code("summary"),
     log:
         PATHS.device_log("bench", "summary"),
     localrule: True
     shell:
-        "python -m workflow_lib.stages.summary --csvs {input.csvs} --flops {input.flops} --bootstrap {params.bootstrap} "
+        "python -m workflow_lib.stages.summary --csvs {input.csvs} {params.shipped} --flops {input.flops} "
+        "--bootstrap {params.bootstrap} "
         "--roofline {params.roofline:q} --host {input.host} --unrunnable {params.unrunnable:q} "
         "--out {output.csv} --unavailable {output.unavailable} --snapshot {output.snapshot} > {log} 2>&1"

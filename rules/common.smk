@@ -4,6 +4,7 @@ import os
 import platform
 import shlex
 import sys
+from argparse import Namespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -55,6 +56,9 @@ CHAINS = list(CHAIN_SPECS)
 # --threads alone (every stage's one source of its thread count).
 BENCH_TIMING = {k: config["bench"][k] for k in ("warmup", "warmup_seconds", "min_iterations", "max_iterations",
                                                "target_rel_ci", "max_seconds", "points")}
+# bench.prune: a series is timed at deploy.point alone (what the decision reads) and at the other points only
+# where it ships (bench_shipped); PyTorch fp32, every speedup's baseline, at every point.
+PRUNED_POINTS = [p for p in config["bench"]["points"] if p != config["deploy"]["point"]] if config["bench"]["prune"] else []
 # Timing jobs run on bench.threads cores of their own, every other compute job on one of its own
 # (workflow_lib/core/slots.py): cores / TIMING_CORES timing jobs run side by side without sharing a core,
 # and non-timing jobs fill the cores no timing job holds. Each timing job also takes one unit of
@@ -191,12 +195,15 @@ def get_variant_settings(wildcards):
 def judged_on(wildcards, input):
     """A fidelity gate's files: the sample set, and the variant's own spread of its search files (search_files of
     the variant's settings: what its stage searched on), so a marker judges as the search did."""
-    if "calibration" not in input.keys():
-        return ""
-    section = graph_variants.get(wildcards.variant).settings
+    return " ".join(judged_args(wildcards.variant, input.calibration if "calibration" in input.keys() else None))
+
+
+def judged_args(variant, calibration):
+    if not calibration:
+        return []
+    section = graph_variants.get(variant).settings
     count = (config.get(section) or {}).get("search_files") if section else None
-    spread = f" --search-files {count}" if count else ""
-    return f"--calibration {input.calibration}{spread}"
+    return ["--calibration", calibration, *(["--search-files", str(count)] if count else [])]
 
 
 def get_validation_inputs(wildcards):
@@ -209,18 +216,14 @@ def get_validation_inputs(wildcards):
 
 
 def get_bench_inputs(wildcards):
-    """The artifact the backend consumes, its validation marker when it is validated by one, PyTorch's
-    stored outputs when the job checks parity itself, and PyTorch fp32's benchmark it is pruned against
-    (bench.prune)."""
+    """The artifact the backend consumes, its validation marker when it is validated by one, and PyTorch's
+    stored outputs when the job checks parity itself."""
     w = wildcards
     inline = backends.get(w.backend).checks_inline(w.variant)
-    anchor = (w.backend, w.variant) != (backends.REFERENCE, backends.REFERENCE_VARIANT) and config["bench"]["prune"]
     inputs = {"artifact": get_artifact(w.model, w.component, w.backend, w.variant),
               "marker": get_marker(w.model, w.component, w.backend, w.variant),
               "reference": PATHS.reference_outputs(w.model, w.component) if inline else None,
-              "calibration": PATHS.calibration(w.model, w.component) if inline and needs_calibration(w.variant) else None,
-              "anchor": PATHS.bench_csv(w.model, w.component, backends.REFERENCE, backends.REFERENCE_VARIANT)
-              if anchor else None}
+              "calibration": PATHS.calibration(w.model, w.component) if inline and needs_calibration(w.variant) else None}
     return {k: v for k, v in inputs.items() if v}
 
 
@@ -324,6 +327,44 @@ def chain_uses_gpu(wildcards):
 
 def bench_csvs(model=None):
     return [PATHS.bench_csv(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in series_here(m, c)]
+
+
+def shipped_args(model):
+    """Per component and series ('backend.variant'), the arguments its benchmark job passes the bench stage (but
+    timing, points and output): bench_shipped times whichever the decision ships. JSON."""
+    out = {}
+    for c in components(model):
+        for (b, v) in series_here(model, c):
+            inputs = get_bench_inputs(Namespace(model=model, component=c, backend=b, variant=v))
+            args = ["--spec", SPECS[(model, c)].slice("bench", v), "--backend", b, "--variant", v]
+            args += ["--artifact", inputs["artifact"]]
+            for k in ("marker", "reference"):
+                args += [f"--{k}", inputs[k]] if k in inputs else []
+            out.setdefault(c, {})[f"{b}.{v}"] = args + judged_args(v, inputs.get("calibration"))
+    return json.dumps(out, sort_keys=True)
+
+
+def shipped_dirs():
+    """Per model, what it ships timed at the points its benchmarks left out (none without bench.prune)."""
+    return [PATHS.shipped_dir(m) for m in config["models"]] if PRUNED_POINTS else []
+
+
+def shipped_csvs():
+    return [PATHS.shipped_csv(m, c) for m in config["models"] for c in components(m)] if PRUNED_POINTS else []
+
+
+def is_anchor(backend, variant):
+    return (backend, variant) == (backends.REFERENCE, backends.REFERENCE_VARIANT)
+
+
+def deferred_points(wildcards):
+    """The points a series' benchmark leaves to bench_shipped (bench.prune): none for PyTorch fp32."""
+    return [] if is_anchor(wildcards.backend, wildcards.variant) else PRUNED_POINTS
+
+
+def bench_timing(wildcards):
+    points = [p for p in config["bench"]["points"] if p not in deferred_points(wildcards)]
+    return json.dumps({**BENCH_TIMING, "points": points}, sort_keys=True)
 
 
 def chain_csvs():

@@ -14,7 +14,7 @@ from workflow_lib.analysis import comparison, plots, results, speedups
 from workflow_lib.core.files import read_json, write_json
 from workflow_lib.core.paths import ReportInputs, samples_path
 from workflow_lib.jobs import timing
-from workflow_lib.stages import bench, report, validate
+from workflow_lib.stages import bench, bench_shipped, report, validate
 
 
 def test_stats_on_known_samples():
@@ -271,27 +271,41 @@ def test_report_shows_what_each_chain_assignment_ran_and_says_when_two_ran_the_s
     assert "the same series as mixed" in html and re.search(r">1,[0-9]{3}<", html)  # thousands grouped, not 1.3e+03
 
 
-@pytest.mark.parametrize("anchor_ms, timed", [(1e-4, ["opt"]), (1e4, ["min", "opt", "max"])])
-def test_a_series_no_faster_than_pytorch_at_the_decision_point_is_timed_there_only(tmp_path, anchor_ms, timed):
-    """Real ONNX Runtime timings against PyTorch fp32 samples of known speed: far faster than ORT, ORT's speedup CI
-    lies below 1 and only the decision point is timed (the sidecar says why); far slower, every point is."""
+def test_a_series_is_timed_at_the_decision_point_and_at_the_others_only_where_it_ships(tmp_path):
+    """bench.prune, on real ONNX Runtime timings: the decision's benchmark times deploy.point and records what it
+    left out; the shipped series' job times the rest on the device kinds it ships on; the report and a later
+    comparison say which points of which series were not timed, and why."""
     spec = export_tiny_conv(tmp_path)
     write_json(tmp_path / "ort.json", validate.validate(spec, "onnxruntime", "fp32", tmp_path / "net.onnx"))
-    anchor = synthetic_csv(
-        tmp_path / "anchor.csv", "pytorch", "fp32", {"cpu": anchor_ms}, component=spec.component, model=spec.model
-    )
-    csv = tmp_path / "ort.csv"
-    settings = {**FIVE_RUNS, "min_iterations": 6, "max_iterations": 6}
-    argv = ["--spec", spec.to_json(), "--backend", "onnxruntime", "--variant", "fp32"]
-    argv += ["--artifact", str(tmp_path / "net.onnx"), "--marker", str(tmp_path / "ort.json"), "--anchor", anchor]
-    bench.main([*argv, "--settings", json.dumps(settings), "--threads", "1", "--out", str(csv)])
-    assert pl.read_csv(csv)["point"].to_list() == timed
-    pruned = read_json(f"{csv}.json")["runners"]["cpu"].get("pruned")
-    if timed == ["opt"]:
-        assert pruned["points"] == ["min", "max"] and pruned["speedup_ci"][1] < 1
-        assert "does not lie above 1" in pruned["why"]
-        assert report.pruned_rows([str(csv)])[0]["series"] == "onnxruntime.fp32"
-        snap = comparison.snapshot([str(csv)])  # a later comparison says why those points are missing
-        assert sorted(snap.filter(pl.col("status") == "pruned")["point"].to_list()) == ["max", "min"]
-    else:
-        assert pruned is None and report.pruned_rows([str(csv)]) == []
+    series = ["--spec", spec.to_json(), "--backend", "onnxruntime", "--variant", "fp32"]
+    series += ["--artifact", str(tmp_path / "net.onnx"), "--marker", str(tmp_path / "ort.json")]
+    argv = [*series, "--threads", "1"]
+
+    def timed(out, points, *extra):
+        bench.main([*argv, "--settings", json.dumps({**FIVE_RUNS, "points": points}), *extra, "--out", str(out)])
+        return pl.read_csv(out)["point"].to_list() if read_json(f"{out}.json")["status"] == "measured" else None
+
+    decided = str(tmp_path / "decided.csv")
+    assert timed(decided, ["opt"], "--deferred", "min", "max") == ["opt"]
+    assert "only where it ships" in read_json(f"{decided}.json")["deferred"]["why"]
+    pruned = {"points": ["min", "max"], "timed": ["opt"], "series": ["net onnxruntime.fp32"]}
+    assert report.pruned([decided], speedups.summarize([decided])[0]) == pruned
+    snap = comparison.snapshot([decided])  # a later comparison says why those points are missing
+    assert sorted(snap.filter(pl.col("status") == "pruned")["point"].to_list()) == ["max", "min"]
+
+    shipped = str(tmp_path / "shipped.csv")
+    for ships, rows in (("onnxruntime", ["min", "max"]), ("pytorch", [])):
+        entry = {"backend": ships, "variant": "fp32", "series": f"{ships}.fp32"}
+        write_json(tmp_path / "decision.json", {"model": spec.model, "components": {spec.component: {"cpu": entry}}})
+        bench_shipped.main(
+            ["--decision", str(tmp_path / "decision.json"), "--outs", json.dumps({spec.component: shipped})]
+            + ["--series", json.dumps({spec.component: {"onnxruntime.fp32": series}})]
+            + ["--settings", json.dumps({**FIVE_RUNS, "points": ["min", "max"]})]
+        )
+        assert pl.read_csv(shipped)["point"].to_list() == rows
+        if rows:  # what ships was timed at the points its benchmark left out: nothing is missing
+            assert report.pruned([decided], speedups.summarize([decided, shipped])[0]) is None
+            assert set(comparison.snapshot([decided, shipped])["status"]) == {"measured"}
+    assert "ships PyTorch fp32" in read_json(f"{shipped}.json")["note"]
+    assert timed(tmp_path / "gpu.csv", ["min", "max"], "--ships", "cuda") is None  # where it cannot run: says so
+    assert "ships on none of this host's devices" in read_json(tmp_path / "gpu.csv.json")["reason"]

@@ -63,12 +63,13 @@ def test_the_rank_test_separates_shifted_samples_and_not_equal_ones():
         (_row(_ms(10), fidelity="failed"), _row(_ms(10), fidelity="passed"), "newly failing"),
         (_row(_ms(10), fidelity="passed"), _row(_ms(10), fidelity="failed"), "fixed"),
         (_row([], status="pruned"), _row(_ms(10)), "not comparable"),  # not timed at this point: bench.prune
+        (_row([], status="pruned"), _row([], status="pruned"), "unchanged"),
     ],
 )
 def test_each_mark(new, old, mark):
     result = comparison.compare_one(new, old, factor=1.1)  # the marks' logic; the default factor is a measured floor
     assert result["mark"] == mark, result["why"]
-    if mark == "not comparable":
+    if mark == "not comparable" or new["status"] == "pruned":
         assert ("bench.prune" if new["status"] == "pruned" else "host changed") in result["why"]
 
 

@@ -78,6 +78,21 @@ def test_full_run_produces_every_artifact(demo_run):
     assert not list(r.rglob(".*.tmp")) and not list(r.rglob(".*.onnx"))  # no temp leftovers
 
 
+def test_only_what_ships_and_pytorch_fp32_are_timed_beyond_the_decision_point(demo_run):
+    """bench.prune: every series is timed at deploy.point (what the decision reads); min and max only for PyTorch
+    fp32 (every speedup's baseline) and for the series the decision ships."""
+    r = demo_run / "results"
+    decision = json.loads((r / "decisions" / "svc_demo.json").read_text())
+    ships = {(c, f"{e['backend']}.{e['variant']}") for c, per in decision["components"].items() for e in per.values()}
+    summary = pl.read_csv(r / "bench" / "summary.csv").filter(pl.col("component") != "chain")
+    points = {(c, s.split("@")[0]): set(rows["point"]) for (c, s), rows in summary.group_by(["component", "series"])}
+    assert len(points) > len(COMPONENTS) * 3
+    for (c, series), timed in points.items():
+        full = series == "pytorch.fp32" or (c, series) in ships
+        assert timed == ({"min", "opt", "max"} if full else {"opt"}), (c, series, timed)
+    assert all((c, s) in points for c, s in ships)
+
+
 def test_second_run_has_nothing_to_do(demo_run):
     assert planned_jobs(demo_run) == {}
 
@@ -97,7 +112,8 @@ def test_bootstrap_reruns_only_what_reads_it(demo_run):
     try:
         out = snakemake(demo_run, "-n").stdout
         jobs = planned_jobs(demo_run)
-        decided = {"search_deploy", "live", "bundle", "bench_chain"}  # the decision, and what runs what it decided
+        # the decision, and what runs or times what it decided
+        decided = {"search_deploy", "live", "bundle", "bench_chain", "bench_shipped"}
         media = {"assignment_media", "live_media"}  # what a person judges of what it decided
         assert set(jobs) - {"all"} == {"bench_summary", "report", "check_failures", *decided, *media}, jobs
         # the one chain job is `best`, whose bundle the deployment step rewrites

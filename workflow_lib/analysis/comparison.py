@@ -61,8 +61,9 @@ MARKS = ("regressed", "improved", "newly failing", "fixed", "not comparable", "u
 
 def snapshot(csvs: list[str]) -> pl.DataFrame:
     """A run's benchmark CSVs as one comparable table: per measured row its raw samples and what it ran; per
-    series that was not measured, one row with the status (device, point and series `*`)."""
-    rows = []
+    series that was not measured, one row with the status (device, point and series `*`); per point a series was
+    not timed at (bench.prune: it did not ship there), a row with status `pruned`."""
+    rows, pruned = [], []
     for csv in csvs:
         meta = read_json(sidecar_path(csv))
         if meta.get("status") != "measured":
@@ -95,9 +96,13 @@ def snapshot(csvs: list[str]) -> pl.DataFrame:
                     "samples_ms": ms.to_list(),
                 }
             )
-        for r in {r["device"]: r for r in measured}.values():  # the points not timed (bench.prune), a row each
-            for point in ((meta.get("runners") or {}).get(r["device"], {}).get("pruned") or {}).get("points", []):
-                rows.append({**{k: r[k] for k in KEYS}, "point": point, "status": "pruned", "samples_ms": []})
+        for r in {r["device"]: r for r in measured}.values():  # the points left out (bench.prune), a row each
+            pruned += [
+                {**{k: r[k] for k in KEYS}, "point": p, "status": "pruned", "samples_ms": []}
+                for p in (meta.get("deferred") or {}).get("points", [])
+            ]
+    timed = {tuple(r[k] for k in KEYS) for r in rows}
+    rows += [r for r in pruned if tuple(r[k] for k in KEYS) not in timed]  # not where it shipped and was timed
     return pl.DataFrame([{k: r.get(k) for k in SNAPSHOT} for r in rows], schema=SNAPSHOT, orient="row")
 
 
@@ -208,9 +213,11 @@ def compare_one(
         return {**key, "mark": "new", "why": "not in the baseline run"}
     if new is None:
         return {**key, "mark": "gone", "why": "not in this run"}
+    if new["status"] == old["status"] == "pruned":
+        return {**key, "mark": "unchanged", "why": "not timed at this point in either run (bench.prune)"}
     if "pruned" in (new["status"], old["status"]):
         which = "this run" if new["status"] == "pruned" else "the baseline run"
-        why = f"not timed at this point in {which} (bench.prune: no faster than PyTorch fp32 at the decision point)"
+        why = f"not timed at this point in {which} (bench.prune: there it did not ship)"
         return {**key, "mark": "not comparable", "why": why}
     if _passing(old) and not _passing(new):
         why = "not measured in this run" if new["status"] != "measured" else "fails its gates in this run"

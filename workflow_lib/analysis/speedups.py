@@ -36,7 +36,7 @@ FLOATS = (
     "peak_gflops",
     "peak_fraction",
 )
-STRINGS = [*SAMPLE_KEYS, "chain", "peak_source", "fidelity", "fidelity_reason", "baseline_device"]
+STRINGS = [*SAMPLE_KEYS, "chain", "dims", "peak_source", "fidelity", "fidelity_reason", "baseline_device"]
 SCHEMA = {**{k: pl.Utf8 for k in STRINGS}, "iterations": pl.Int64, **{k: pl.Float64 for k in FLOATS}}
 # Columns of the CSVs that are neither keys nor timings: a chain plug-in's scores (<group>_<metric>), kept as floats
 _NOT_SCORES = {
@@ -110,6 +110,7 @@ def load(csvs: list[str]) -> tuple[pl.DataFrame, dict[tuple, np.ndarray], list[d
                 optional("rel_ci", pl.Float64),
                 optional("rtf", pl.Float64),
                 optional("chain", pl.Utf8),
+                optional("dims", pl.Utf8),
                 optional("peak_gflops", pl.Float64),
                 optional("peak_source", pl.Utf8),
                 *(pl.col(k).cast(pl.Float64) for k in score_columns(df.columns)),

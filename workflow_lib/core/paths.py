@@ -129,6 +129,13 @@ class Paths:
     def bench_csv(self, model: str, component: str, backend: str, variant: str) -> str:
         return f"{self.device}/bench/{model}/{component}.{backend}.{variant}.csv"
 
+    def shipped_dir(self, model: str) -> str:
+        """What a model ships, timed at the points its benchmarks left out (bench.prune): a CSV per component."""
+        return f"{self.device}/bench/{model}/shipped"
+
+    def shipped_csv(self, model: str, component: str) -> str:
+        return f"{self.shipped_dir(model)}/{component}.csv"
+
     def chain_csv(self, model: str, assignment: str) -> str:
         return f"{self.device}/bench/{model}/chain/{assignment}.csv"
 
@@ -298,7 +305,9 @@ class ReportInputs:
 
         csvs = [
             p
-            for p in found(paths.bench_csv("*", "*", "*", "*")) + found(paths.chain_csv("*", "*"))
+            for p in found(paths.bench_csv("*", "*", "*", "*"))
+            + found(paths.shipped_csv("*", "*"))
+            + found(paths.chain_csv("*", "*"))
             if sidecar_path(p).is_file()
         ]
         return cls(

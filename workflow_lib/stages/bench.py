@@ -18,9 +18,7 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from ..analysis import parity, speedups
+from ..analysis import parity
 from ..analysis.results import runtime_versions, series_name, write_results
 from ..core import variants
 from ..core.errors import Unavailable
@@ -47,25 +45,26 @@ def benchmark(
     threads: int = 0,
     calibration: str | None = None,
     search_files: int | None = None,
-    prune: Prune | None = None,
+    ships: list[str] | None = None,
 ) -> tuple[list[dict], Samples, dict[str, Any]]:
-    """Rows (one per device and dim point), their raw samples, and what the runners recorded.
+    """Rows (one per device and dim point), their raw samples, and what the runners recorded; `ships`: only on
+    the device kinds a decision ships the series on.
 
-    With `prune`, the decision point is timed first, and a series no faster than PyTorch fp32 there is not
-    timed at the other points (its runner record says why). Raises Unavailable with the reason when the
-    backend cannot be timed here.
+    Raises Unavailable with the reason when the backend cannot be timed here.
     """
     b = backends.get(backend)
     b.check_validated(marker)
     policy = Policy.from_settings(settings)
-    points = settings.get("points", ["min", "opt", "max"])
     versions_json = runtime_versions()
     rows, samples, runners = [], {}, {}
     check = parity.reference(spec, [reference, calibration]) if b.checks_inline(variant) else None
     judged, files = None, None
     if check is not None and calibration:  # a fidelity gate checked inline: on the search files, like a marker
         judged, files = read_sample_set(calibration).judged("search", [i.name for i in spec.inputs], search_files)
-    for device in b.devices(variant, artifact):
+    devices = [d for d in b.devices(variant, artifact) if ships is None or d.split(":")[0] in ships]
+    if not devices:
+        raise Unavailable(f"{backend} {variant} ships on none of this host's devices ({', '.join(ships or [])})")
+    for device in devices:
         runner = b.open_runner(spec, variant, artifact, threads, device)
         gpu = gpu_name() if device == "cuda" else None
         where = device if device == "cpu" else f"cuda:{gpu}"
@@ -87,7 +86,7 @@ def benchmark(
             "peak_gflops": peak["gflops"],
             "peak_source": peak["source"],
         }
-        for point in prune.order(points) if prune else points:
+        for point in settings.get("points", ["min", "opt", "max"]):
             dims = spec.point(point)
             feeds = spec.make_inputs(dims)
             step = runner.prepare(feeds)
@@ -127,47 +126,8 @@ def benchmark(
                 s["iterations"],
                 s["cv"],
             )
-            skipped = prune.skips(where, point, ms, points) if prune else None
-            if skipped:
-                record["pruned"] = skipped
-                log.info("%s %s %s %s: %s", spec.name, backend, variant, where, skipped["why"])
-                break
         record["runner"] = runner.info
-    rows.sort(key=lambda r: points.index(r["point"]))
     return rows, samples, runners
-
-
-class Prune:
-    """Which points a series is timed at beyond the decision point: none when it is no faster than PyTorch fp32
-    there (the 95 % bootstrap CI of its speedup, as analysis/selection.py computes it, does not lie above 1): such
-    a series cannot be chosen for its speed, and the other points only describe how it scales (bench.prune)."""
-
-    def __init__(self, anchor_csv: str, point: str, resamples: int):
-        _, samples, _ = speedups.load([anchor_csv])
-        key = speedups.SAMPLE_KEYS.index
-        self.anchor = {(k[key("device")], k[key("point")]): v for k, v in samples.items()}
-        self.point, self.resamples = point, resamples
-
-    def order(self, points: list[str]) -> list[str]:
-        """The decision point first."""
-        return sorted(points, key=lambda p: p != self.point)
-
-    def skips(self, device: str, point: str, ms: list[float], points: list[str]) -> dict[str, Any] | None:
-        """After `point` was timed on `device`: the points left untimed and why, or None (time them all)."""
-        base = self.anchor.get((device, point))
-        rest = [p for p in points if p != point]
-        if point != self.point or base is None or not rest:
-            return None
-        ci = speedups.bootstrap_ratio_ci(base, np.asarray(ms), self.resamples)
-        if ci is not None and ci[0] > 1.0:
-            return None
-        said = f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "unknown (too few samples)"
-        return {
-            "points": rest,
-            "speedup_ci": list(ci) if ci else None,
-            "why": f"not timed at {', '.join(rest)}: its speedup over PyTorch fp32 at {point} ({said}) does not lie "
-            "above 1: it cannot be chosen for its speed, and no decision reads the other points",
-        }
 
 
 def _timed(
@@ -192,9 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calibration", help="the sample set whose search files an inline fidelity gate is judged on")
     p.add_argument("--search-files", type=int, help="an even spread of this many of them (the variant's setting)")
     p.add_argument("--settings", required=True, type=json.loads, help="bench config section as JSON")
-    p.add_argument("--anchor", help="PyTorch fp32's benchmark CSV of the component: prune against it (bench.prune)")
-    p.add_argument("--decide-at", default="opt", help="the point the decision is made at (deploy.point)")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples of the speedup CI")
+    p.add_argument("--ships", nargs="+", help="time only on these device kinds: where a decision ships the series")
+    p.add_argument("--deferred", nargs="*", default=[], help="points left to the job that times what ships")
     p.add_argument("--out", required=True)
 
     def about(a: argparse.Namespace) -> dict[str, Any]:
@@ -219,6 +178,14 @@ def main(argv: list[str] | None = None) -> None:
             "pid": os.getpid(),
             "cores": sorted(os.sched_getaffinity(0)),
         }
+        if a.ships:
+            meta["ships"] = a.ships
+        if a.deferred:
+            meta["deferred"] = {
+                "points": a.deferred,
+                "why": f"not timed at {', '.join(a.deferred)}: only where it ships (bench.prune); the decision reads "
+                f"{', '.join(a.settings['points'])} alone",
+            }
         if marker and marker.get("error"):
             meta["error"] = marker["error"]  # not timed because of an error upstream: a failure, named as one
         try:
@@ -233,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                 a.threads,
                 a.calibration,
                 a.search_files,
-                Prune(a.anchor, a.decide_at, a.bootstrap) if a.anchor else None,
+                a.ships,
             )
             meta.update(status="measured", rows=len(rows), runners=runners)
         except Unavailable as e:

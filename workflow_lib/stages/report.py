@@ -33,26 +33,14 @@ from ..runtimes import registry as backends
 log = logging.getLogger(__name__)
 
 
-def _bench_table(csvs: list[str]) -> pl.DataFrame:
-    frames = []
-    for csv in csvs:
-        df = pl.read_csv(csv, infer_schema_length=0)
-        if df.is_empty() or "assignment" in df.columns:  # the chain has its own plot, from the summary
-            continue
-        df = df.with_columns(pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length"))
-        frames.append(
-            df.select(
-                "model",
-                "component",
-                "series",
-                "device",
-                "point",
-                "length",
-                pl.col("p50_ms").cast(pl.Float64),
-                pl.col("iterations").cast(pl.Int64),
-            )
-        )
-    return pl.concat(frames) if frames else pl.DataFrame(schema={"component": pl.Utf8, "series": pl.Utf8})
+def _bench_table(summary: pl.DataFrame) -> pl.DataFrame:
+    """Each component series' latency per point, against the point's sequence length (the chain has its own plot)."""
+    rows = summary.filter((pl.col("component") != "chain") & pl.col("dims").is_not_null())
+    if not rows.height:
+        return pl.DataFrame(schema={"component": pl.Utf8, "series": pl.Utf8})
+    length = pl.col("dims").map_elements(_length, return_dtype=pl.Float64).alias("length")
+    iterations = pl.col("iterations").cast(pl.Int64)
+    return rows.select("model", "component", "series", "device", "point", length, "p50_ms", iterations)
 
 
 def _length(dims_json: str) -> float:
@@ -289,16 +277,23 @@ def unavailable_groups(unavailable: list[dict]) -> list[dict[str, Any]]:
     ]
 
 
-def pruned_rows(bench_csvs: list[str]) -> list[dict[str, Any]]:
-    """The series timed at the decision point only (bench.prune), and why."""
-    rows = []
-    for csv in bench_csvs:
-        meta = read_json(sidecar_path(csv))
-        for device, record in (meta.get("runners") or {}).items():
-            if record.get("pruned"):
-                series = f"{meta['backend']}.{meta['variant']}"
-                rows.append({"component": meta["component"], "series": series, "device": device, **record["pruned"]})
-    return sorted(rows, key=lambda r: (r["component"], r["series"], r["device"]))
+def pruned(bench_csvs: list[str], summary: pl.DataFrame) -> dict[str, Any] | None:
+    """The series timed at the decision point only, because they do not ship (bench.prune): which, and the points
+    they were not timed at (those no benchmark of what ships measured either)."""
+    timed = {tuple(r) for r in summary.select("model", "component", "backend", "variant", "point").iter_rows()}
+    left = []
+    for meta in (read_json(sidecar_path(c)) for c in bench_csvs):
+        series = tuple(meta.get(k) for k in ("model", "component", "backend", "variant"))
+        points = [p for p in (meta.get("deferred") or {}).get("points", []) if (*series, p) not in timed]
+        if points:
+            left.append((meta, points))
+    if not left:
+        return None
+    return {
+        "points": sorted({p for _, points in left for p in points}, key=point_order),
+        "timed": sorted({p for m, _ in left for p in m["settings"]["points"]}, key=point_order),
+        "series": sorted(f"{m['component']} {m['backend']}.{m['variant']}" for m, _ in left),
+    }
 
 
 def chain_records(bench_csvs: list[str]) -> dict[str, dict]:
@@ -396,7 +391,7 @@ def render(
     ship, searches, roles = ship_rows(manifests)
     data = PlotData(
         summary=summary,
-        bench=_bench_table(bench_csvs),
+        bench=_bench_table(summary),
         fidelity=fidelity,
         pictures=pictures,
         int8=int8_meta,
@@ -445,7 +440,7 @@ def render(
             components.filter(pl.col("speedup").is_not_null()).to_dicts(),
             key=lambda r: (r["component"], point_order(r["point"]), r["series"]),
         ),
-        "pruned": pruned_rows(bench_csvs),
+        "pruned": pruned(bench_csvs, summary),
         "chain": chain_tables(chain, fidelity),
         "comparison": comparison_rows(list(inputs.comparison)),
         "live": live_records,
