@@ -288,7 +288,7 @@ def test_a_series_is_timed_at_the_decision_point_and_at_the_others_only_where_it
     decided = str(tmp_path / "decided.csv")
     assert timed(decided, ["opt"], "--deferred", "min", "max") == ["opt"]
     assert "only where it ships" in read_json(f"{decided}.json")["deferred"]["why"]
-    pruned = {"points": ["min", "max"], "timed": ["opt"], "series": ["net onnxruntime.fp32"]}
+    pruned = {"points": ["min", "max"], "timed": ["opt"], "series": {"net": ["onnxruntime.fp32"]}}
     assert report.pruned([decided], speedups.summarize([decided])[0]) == pruned
     snap = comparison.snapshot([decided])  # a later comparison says why those points are missing
     assert sorted(snap.filter(pl.col("status") == "pruned")["point"].to_list()) == ["max", "min"]

@@ -283,6 +283,8 @@ def pruned(bench_csvs: list[str], summary: pl.DataFrame) -> dict[str, Any] | Non
     timed = {tuple(r) for r in summary.select("model", "component", "backend", "variant", "point").iter_rows()}
     left = []
     for meta in (read_json(sidecar_path(c)) for c in bench_csvs):
+        if meta.get("status") != "measured":  # not timed at all: listed with the reason elsewhere
+            continue
         series = tuple(meta.get(k) for k in ("model", "component", "backend", "variant"))
         points = [p for p in (meta.get("deferred") or {}).get("points", []) if (*series, p) not in timed]
         if points:
@@ -292,7 +294,10 @@ def pruned(bench_csvs: list[str], summary: pl.DataFrame) -> dict[str, Any] | Non
     return {
         "points": sorted({p for _, points in left for p in points}, key=point_order),
         "timed": sorted({p for m, _ in left for p in m["settings"]["points"]}, key=point_order),
-        "series": sorted(f"{m['component']} {m['backend']}.{m['variant']}" for m, _ in left),
+        "series": {
+            c: sorted(f"{m['backend']}.{m['variant']}" for m, _ in left if m["component"] == c)
+            for c in sorted({m["component"] for m, _ in left})
+        },
     }
 
 
