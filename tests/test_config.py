@@ -254,3 +254,10 @@ def test_the_configured_tensorrt_flavour_and_targets_reach_the_probe(workdir):
     assert host["probed_with"]["tensorrt"] == {"flavour": "tensorrt", "compute_capabilities": ["SM75"]}
     # datacenter TensorRT cannot be installed here: the probe says so, rather than falling back to TensorRT-RTX
     assert "tensorrt: No module named 'tensorrt'" in host["runs"]["tensorrt.fp32"]["reason"]
+
+
+def test_a_decision_point_that_is_not_timed_is_rejected_naming_both_keys():
+    cfg = _demo()
+    cfg["bench"]["points"] = ["min", "max"]
+    with pytest.raises(ConfigError, match=r"deploy.point: 'opt' is not timed \(bench.points: min, max\)"):
+        plan.check(cfg, REPO / "config/schema.yaml")

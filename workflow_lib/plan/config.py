@@ -113,6 +113,11 @@ def check(
     """The config normalised, validated with defaults, checked; every component's spec and every chain's."""
     validate(config, schema(schema_path), "")
     _check_backends(config.get("backends"))
+    point, points = config["deploy"]["point"], config["bench"]["points"]
+    if point not in points:
+        raise ConfigError(
+            f"deploy.point: '{point}' is not timed (bench.points: {', '.join(points)}); the decision reads it"
+        )
     chains = {
         model: _check_chain(model, mcfg, config.get("gating") or {})
         for model, mcfg in config["models"].items()
