@@ -353,13 +353,9 @@ def shipped_csvs():
     return [PATHS.shipped_csv(m, c) for m in config["models"] for c in components(m)] if PRUNED_POINTS else []
 
 
-def is_anchor(backend, variant):
-    return (backend, variant) == (backends.REFERENCE, backends.REFERENCE_VARIANT)
-
-
 def deferred_points(wildcards):
     """The points a series' benchmark leaves to bench_shipped (bench.prune): none for PyTorch fp32."""
-    return [] if is_anchor(wildcards.backend, wildcards.variant) else PRUNED_POINTS
+    return [] if graph_variants.is_reference(wildcards.backend, wildcards.variant) else PRUNED_POINTS
 
 
 def bench_timing(wildcards):

@@ -35,7 +35,7 @@ import polars as pl
 
 from ..core.files import read_json
 from ..core.paths import samples_path, sidecar_path
-from ..core.variants import REFERENCE, REFERENCE_VARIANT
+from ..core.variants import REFERENCE, REFERENCE_VARIANT, is_reference
 from ..jobs.timing import MIN_CI_SAMPLES, median_ci
 
 # The run-to-run noise floor measured on a 2-vCPU VM (BENCHMARKS.md, 2026-12-05): over 21 pairs of seven cold runs
@@ -169,7 +169,7 @@ def _series(key: tuple) -> tuple:
 
 
 def is_anchor(row: dict[str, Any]) -> bool:
-    return row["backend"] == REFERENCE and row["variant"] == REFERENCE_VARIANT
+    return is_reference(row["backend"], row["variant"])
 
 
 def ratio_of_ratios_ci(

@@ -112,9 +112,7 @@ def failures(ranked: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _split(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    reference = next(
-        c for c in entries if c["backend"] == backends.REFERENCE and c["variant"] == backends.REFERENCE_VARIANT
-    )
+    reference = next(c for c in entries if variants.is_reference(c["backend"], c["variant"]))
     candidates, others = [], []
     for c in sorted(entries, key=lambda c: c["p50_ms"]):
         if c is reference:

@@ -29,6 +29,11 @@ REFERENCE = "pytorch"
 REFERENCE_VARIANT = "fp32"
 
 
+def is_reference(backend: str, variant: str) -> bool:
+    """Whether a series is the reference: every speedup's baseline, every parity check's truth."""
+    return (backend, variant) == (REFERENCE, REFERENCE_VARIANT)
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str

@@ -24,7 +24,7 @@ import polars as pl
 from ..analysis.results import write_results
 from ..core.files import now, read_json
 from ..core.paths import samples_path, sidecar_path
-from ..core.variants import REFERENCE, REFERENCE_VARIANT
+from ..core.variants import is_reference
 from ..jobs import cli
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def shipped(decision: dict[str, Any], component: str) -> dict[str, list[str]]:
     """Per series a decision ships for `component` (PyTorch fp32 aside): the device kinds it ships on."""
     out: dict[str, list[str]] = {}
     for kind, entry in sorted(decision["components"].get(component, {}).items()):
-        if (entry["backend"], entry["variant"]) != (REFERENCE, REFERENCE_VARIANT):
+        if not is_reference(entry["backend"], entry["variant"]):
             out.setdefault(f"{entry['backend']}.{entry['variant']}", []).append(kind)
     return out
 
