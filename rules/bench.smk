@@ -7,12 +7,9 @@ rule bench_component:
         samples=samples_path(PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}")),
         meta=sidecar(PATHS.bench_csv("{model}", "{component}", "{backend}", "{variant}")),
     params:
-        spec=get_spec("bench"),
+        series=lambda wc: shlex.join(bench_args(wc.model, wc.component, wc.backend, wc.variant)),
         timing=bench_timing,
         deferred=lambda wc: " ".join(["--deferred", *deferred_points(wc)]) if deferred_points(wc) else "",
-        marker=lambda wc, input: f"--marker {input.marker}" if "marker" in input.keys() else "",
-        reference=lambda wc, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
-        calibration=judged_on,
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
@@ -23,9 +20,8 @@ rule bench_component:
         runtime=60,
         **gpu_resources_if(lambda wc: uses_gpu(wc.backend)),
     shell:
-        "python -m workflow_lib.stages.bench --spec {params.spec:q} --backend {wildcards.backend} "
-        "--variant {wildcards.variant} --artifact {input.artifact} {params.marker} {params.reference} {params.calibration} "
-        "--settings {params.timing:q} {params.deferred} --out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
+        "python -m workflow_lib.stages.bench {params.series} --settings {params.timing:q} {params.deferred} "
+        "--out {output.csv} --threads {threads} --log {log} > {log} 2>&1"
 
 
 rule bench_shipped:

@@ -329,19 +329,22 @@ def bench_csvs(model=None):
     return [PATHS.bench_csv(m, c, b, v) for (m, c) in SPECS if model in (None, m) for (b, v) in series_here(m, c)]
 
 
+def bench_args(model, component, backend, variant):
+    """What the bench stage is told of one series (not its timing, points or output): its spec, backend, variant,
+    artifact and what checks it (get_bench_inputs). bench_component and bench_shipped both pass these."""
+    inputs = get_bench_inputs(Namespace(model=model, component=component, backend=backend, variant=variant))
+    args = ["--spec", SPECS[(model, component)].slice("bench", variant), "--backend", backend, "--variant", variant]
+    args += ["--artifact", inputs["artifact"]]
+    for k in ("marker", "reference"):
+        args += [f"--{k}", inputs[k]] if k in inputs else []
+    return args + judged_args(variant, inputs.get("calibration"))
+
+
 def shipped_args(model):
-    """Per component and series ('backend.variant'), the arguments its benchmark job passes the bench stage (but
-    timing, points and output): bench_shipped times whichever the decision ships. JSON."""
-    out = {}
-    for c in components(model):
-        for (b, v) in series_here(model, c):
-            inputs = get_bench_inputs(Namespace(model=model, component=c, backend=b, variant=v))
-            args = ["--spec", SPECS[(model, c)].slice("bench", v), "--backend", b, "--variant", v]
-            args += ["--artifact", inputs["artifact"]]
-            for k in ("marker", "reference"):
-                args += [f"--{k}", inputs[k]] if k in inputs else []
-            out.setdefault(c, {})[f"{b}.{v}"] = args + judged_args(v, inputs.get("calibration"))
-    return json.dumps(out, sort_keys=True)
+    """Per component and series ('backend.variant'), its bench_args: bench_shipped times whichever the decision
+    ships. JSON."""
+    return json.dumps({c: {f"{b}.{v}": bench_args(model, c, b, v) for (b, v) in series_here(model, c)}
+                       for c in components(model)}, sort_keys=True)
 
 
 def shipped_dirs():

@@ -41,9 +41,9 @@ def shipped(decision: dict[str, Any], component: str) -> dict[str, list[str]]:
 
 def time_component(
     component: str, series: dict[str, list[str]], args: dict[str, list[str]], settings: str, threads: int
-) -> dict[str, Any]:
-    """Each shipped series in a benchmark process of its own (on a slot of `threads` cores): the sidecar, with the
-    rows and samples of all of them (a device ships one series, so device and point still name every sample)."""
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[float]], dict[str, Any]]:
+    """Each shipped series in a benchmark process of its own (on a slot of `threads` cores): the rows and samples
+    of all of them (a device ships one series, so device and point still name every sample), and the sidecar."""
     rows: list[dict[str, Any]] = []
     samples: dict[tuple[str, str], list[float]] = {}
     runs = []
@@ -60,18 +60,20 @@ def time_component(
             for r in pl.read_parquet(samples_path(csv)).iter_rows(named=True):
                 samples.setdefault((r["device"], r["point"]), []).append(r["sample_ms"])
     measured = [r for r in runs if r["status"] == "measured"]
-    return {
-        "stage": "bench_shipped",
-        "component": component,
-        "created": now(),
-        "settings": json.loads(settings),
-        "status": "measured" if measured or not runs else "unavailable",
-        "reason": "; ".join(f"{r['series']}: {r['reason']}" for r in runs if r["status"] != "measured") or None,
-        "series": runs,
-        "note": None if runs else "it ships PyTorch fp32, timed at every point by its own benchmark",
-        "rows": rows,
-        "samples": samples,
-    }
+    return (
+        rows,
+        samples,
+        {
+            "stage": "bench_shipped",
+            "component": component,
+            "created": now(),
+            "settings": json.loads(settings),
+            "status": "measured" if measured or not runs else "unavailable",
+            "reason": "; ".join(f"{r['series']}: {r['reason']}" for r in runs if r["status"] != "measured") or None,
+            "series": runs,
+            "note": None if runs else "it ships PyTorch fp32, timed at every point by its own benchmark",
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         decision = read_json(a.decision)
         for component, out in sorted(a.outs.items()):
             series = shipped(decision, component)
-            timed = time_component(component, series, a.series[component], a.settings, a.bench_threads)
-            rows, samples = timed.pop("rows"), timed.pop("samples")
-            write_results(rows, samples, out, {"model": decision.get("model"), **timed})
+            rows, samples, meta = time_component(component, series, a.series[component], a.settings, a.bench_threads)
+            write_results(rows, samples, out, {"model": decision.get("model"), **meta})
 
     cli.run("bench_shipped", run, p, argv)
 
