@@ -221,6 +221,27 @@ def test_report_renders_tables_plots_and_skip_reasons(measured, tmp_path):
     assert "onnxruntime.fp32" in html
 
 
+def test_a_series_has_one_colour_in_every_plot_and_one_legend(measured):
+    """The latency panels and the speedup bars colour a series alike, and the latency figure's one legend names
+    every series of every panel (a per-panel legend named only the last panel's)."""
+    from matplotlib.colors import to_hex
+    from matplotlib.container import BarContainer
+
+    _, csvs, _ = measured
+    table, _ = speedups.summarize(csvs, 200)
+    data = plots.PlotData(table, report._bench_table(table))
+    latency, speedup = plots.latency_plot(data), plots.speedup_plot(data)
+    lines = {ln.get_label(): to_hex(ln.get_color()) for ax in latency.axes for ln in ax.get_lines()}
+    bars = {
+        c.get_label(): to_hex(c.patches[0].get_facecolor())
+        for c in speedup.axes[0].containers
+        if isinstance(c, BarContainer)
+    }
+    assert bars and all(lines[s] == colour for s, colour in bars.items())
+    (legend,) = latency.legends
+    assert sorted(t.get_text() for t in legend.get_texts()) == sorted(lines)
+
+
 def test_report_in_headless_chromium(measured, tmp_path):
     d, csvs, _ = measured
     table, unavailable = speedups.summarize(csvs, 200)

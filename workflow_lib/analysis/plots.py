@@ -83,6 +83,7 @@ def speedup_plot(data: PlotData):
         return _empty("No speedups: only the PyTorch fp32 baseline was measured.")
     comps = sorted(set(df["component"]))
     labels = sorted(set(df["series"]))
+    colours = series_colours(data)
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(comps)), 4))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
@@ -93,7 +94,7 @@ def speedup_plot(data: PlotData):
             [sub[comps[c]]["speedup"] - (sub[comps[c]]["ci_low"] or sub[comps[c]]["speedup"]) for c in xs],
             [(sub[comps[c]]["ci_high"] or sub[comps[c]]["speedup"]) - sub[comps[c]]["speedup"] for c in xs],
         ]
-        ax.bar([x + i * width for x in xs], ys, width, yerr=err, capsize=3, label=label)
+        ax.bar([x + i * width for x in xs], ys, width, yerr=err, capsize=3, label=label, color=colours[label])
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(comps))], comps, rotation=15)
     ax.set_ylabel("speedup vs PyTorch fp32 (x)")
@@ -103,24 +104,40 @@ def speedup_plot(data: PlotData):
 
 
 def latency_plot(data: PlotData):
-    """p50 latency against sequence length (time dim) per component and backend."""
+    """p50 latency against sequence length per component, each series in the colour it has in every plot; one
+    legend for all panels (a panel's own legend would name only its series)."""
     plt, df = _pyplot(), data.bench
     if df.is_empty():
         return _empty("No per-component timings were measured.")
     comps = sorted(set(df["component"]))
+    colours = series_colours(data)
     fig, axes = plt.subplots(1, len(comps), figsize=(3.2 * len(comps), 3.2), squeeze=False)
     for ax, comp in zip(axes[0], comps, strict=True):
         sub = df.filter(pl.col("component") == comp)
         for label in sorted(set(sub["series"])):
             line = sub.filter(pl.col("series") == label).sort("length")
-            ax.plot(line["length"].to_list(), line["p50_ms"].to_list(), marker="o", label=label)
+            ax.plot(line["length"].to_list(), line["p50_ms"].to_list(), marker="o", color=colours[label], label=label)
         ax.set_title(comp, fontsize=9)
         ax.set_xlabel("sequence length (time dim)", fontsize=8)
         ax.set_yscale("log")
     axes[0][0].set_ylabel("p50 latency (ms)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    shown = sorted(set(df["series"]))
+    handles = [plt.Line2D([], [], color=colours[s], marker="o", label=s) for s in shown]
+    rows = -(-len(shown) // 6)
+    fig.tight_layout(rect=(0, 0.04 + 0.06 * rows, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(shown)), fontsize=7, frameon=False)
     return fig
+
+
+def series_colours(data: PlotData) -> dict[str, Any]:
+    """One colour per component series (backend.variant@device) for every plot, so a series reads the same in
+    each; ten distinct colours while there are at most ten series."""
+    import matplotlib
+
+    frames = (data.summary.filter(pl.col("component") != "chain"), data.bench)
+    labels = sorted({s for df in frames if "series" in df.columns for s in df["series"]})
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
 
 
 def chain_plot(data: PlotData):
@@ -312,8 +329,10 @@ PLOTS: dict[str, Plot] = {
     "latency": Plot(
         latency_plot,
         "latency",
-        "p50 latency against sequence length (the time dim at the min, opt and "
-        "max point), per component and series, log scale.",
+        "p50 latency against sequence length (the time dim at the min, opt and max point), per component and "
+        "series, log scale; a series has one colour in every plot. Lines join the points of a series timed at "
+        "every point (PyTorch fp32, and what ships); a lone dot is a series timed only at the point that decides "
+        "(bench.prune).",
     ),
     "int8_search": Plot(
         int8_plot,
