@@ -6,7 +6,7 @@ torch.compile cache, and where the time went.
 Runs the repository's Snakefile and config/config.yaml in a fresh working directory (default:
 a temp dir; the config's speech files, config/audio/, are copied there, since config paths are
 relative to the working directory), so your own results/ are untouched:
-  1. cold: `snakemake --cores N` from nothing (wall time, jobs run, seconds per rule);
+  1. cold: `snakemake --cores N` from nothing (wall time, jobs run, job seconds per stage: run_cost.py);
   2. no-op: the same command again (wall time; should run 0 jobs);
   3. touch: `touch` the vocoder checkpoint (bytes unchanged), then a dry run (jobs planned);
   4. with --second-run: a cold run in another new directory whose torch_compile.cache_dir is the
@@ -17,7 +17,6 @@ relative to the working directory), so your own results/ are untouched:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -26,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
+
+from run_cost import per_stage, records  # benchmarks/, this script's folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,23 +65,6 @@ def planned(log: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def seconds_per_rule(log: str) -> dict[str, tuple[int, float]]:
-    """Rule -> (jobs, summed job seconds), from the timestamps Snakemake logs at each job's start and end."""
-    stamp, started, rule, per = None, {}, None, defaultdict(lambda: [0, 0.0])
-    for line in log.splitlines():
-        if m := re.match(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", line):
-            stamp = datetime.datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
-        elif m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):", line):
-            rule = m.group(1)
-        elif (m := re.match(r"^\s+jobid: (\d+)", line)) and rule:
-            started[m.group(1)] = (rule, stamp)
-        elif (m := re.match(r"^Finished jobid: (\d+)", line)) and m.group(1) in started:
-            name, t0 = started[m.group(1)]
-            per[name][0] += 1
-            per[name][1] += (stamp - t0).total_seconds()
-    return {k: (n, s) for k, (n, s) in sorted(per.items(), key=lambda kv: -kv[1][1])}
-
-
 def compile_record(workdir: Path) -> dict[str, dict]:
     """Per component: torch.compile's compile seconds, graphs and inductor cache hits/misses, from the sidecars."""
     out = {}
@@ -95,9 +78,8 @@ def compile_record(workdir: Path) -> dict[str, dict]:
 def cold(workdir: Path, cores: str, *args: str) -> float:
     shutil.copytree(REPO / "config" / "audio", workdir / "config" / "audio", dirs_exist_ok=True)
     seconds, log = snakemake(workdir, cores, *args)
-    print(f"cold run in {workdir}: {seconds:7.1f} s, {jobs_done(log)} jobs")
-    for rule, (n, s) in seconds_per_rule(log).items():
-        print(f"    {rule:20s} {n:4d} jobs {s:7.0f} s")
+    print(f"cold run in {workdir}: {seconds:7.1f} s, {jobs_done(log)} jobs; job seconds per stage:")
+    print(per_stage(records(workdir / "results")))
     return seconds
 
 

@@ -13,6 +13,8 @@ rule bench_component:
         code=get_code("bench"),
     log:
         PATHS.device_log("bench", "{model}", "{component}.{backend}.{variant}"),
+    benchmark:
+        PATHS.device_job_benchmark("bench", "{model}", "{component}.{backend}.{variant}")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -40,6 +42,8 @@ rule bench_shipped:
         code=get_code("bench_shipped", plugins=("workflow_lib.stages.bench",)),  # it runs the bench stage
     log:
         PATHS.device_log("bench", "{model}", "shipped"),
+    benchmark:
+        PATHS.device_job_benchmark("bench", "{model}", "shipped")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -68,6 +72,8 @@ rule bench_chain:
         code=lambda wc: chain_code("chain_bench", wc.model),
     log:
         PATHS.device_log("bench", "{model}", "chain.{assignment}"),
+    benchmark:
+        PATHS.device_job_benchmark("bench", "{model}", "chain.{assignment}")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -94,6 +100,8 @@ rule assignment_media:
         code=lambda wc: chain_code("media", wc.model, scoring=False),
     log:
         PATHS.device_log("media", "{model}", "{assignment}{suffix}"),
+    benchmark:
+        PATHS.device_job_benchmark("media", "{model}", "{assignment}{suffix}")
     localrule: True
     shell:
         "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which outputs "
@@ -119,6 +127,8 @@ rule bench_summary:
         code=get_code("summary"),
     log:
         PATHS.device_log("bench", "summary"),
+    benchmark:
+        PATHS.device_job_benchmark("bench", "summary")
     localrule: True
     shell:
         "python -m workflow_lib.stages.summary --csvs {input.csvs} {params.shipped} --flops {input.flops} "

@@ -17,6 +17,8 @@ rule chain_reference:
         stored=lambda wc: json.dumps(sample_sets(wc.model)),
     log:
         PATHS.log("chain_reference", "{model}"),
+    benchmark:
+        PATHS.job_benchmark("chain_reference", "{model}")
     threads: 1
     resources:
         mem_mb=8000,
@@ -41,6 +43,8 @@ rule chain_media:
         code=lambda wc: chain_code("media", wc.model, scoring=False),
     log:
         PATHS.log("media", "{model}", "{which}{suffix}"),
+    benchmark:
+        PATHS.job_benchmark("media", "{model}", "{which}{suffix}")
     localrule: True
     shell:
         "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which {wildcards.which} "
@@ -66,6 +70,8 @@ rule chain_calibration:
         code=lambda wc: chain_code("chain_calibration", wc.model, scoring=False),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
+    benchmark:
+        PATHS.job_benchmark("calibration", "{model}", "{component}")
     # first of all: the INT8 search, the longest job, waits on it (and the chain's reference run reads it)
     priority: 3
     threads: 1
@@ -94,6 +100,8 @@ rule calibration:
         code=get_code("calibration"),
     log:
         PATHS.log("calibration", "{model}", "{component}"),
+    benchmark:
+        PATHS.job_benchmark("calibration", "{model}", "{component}")
     # before the chain's reference run: an INT8 graph waits on it
     priority: 1
     threads: 1

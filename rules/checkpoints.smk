@@ -12,6 +12,8 @@ rule seed_checkpoint:
         code=get_code("checkpoints"),
     log:
         PATHS.log("checkpoints", "{model}", "{component}"),
+    benchmark:
+        PATHS.job_benchmark("checkpoints", "{model}", "{component}")
     localrule: True
     # a job's priority does not pass to what it waits on: the sample sets (priority 3) wait on these
     priority: 3
@@ -37,6 +39,8 @@ rule package_checkpoint:
         code=get_code("checkpoints"),
     log:
         PATHS.log("packages", "{model}", "{component}.{suffix}"),
+    benchmark:
+        PATHS.job_benchmark("packages", "{model}", "{component}.{suffix}")
     localrule: True
     # as the seeded ones: in run A5 a sample set at the head of the longest path waited 86 s on this
     priority: 3

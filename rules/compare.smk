@@ -12,6 +12,8 @@ rule compare:
         code=get_code("compare"),
     log:
         PATHS.device_log("compare"),
+    benchmark:
+        PATHS.device_job_benchmark("compare")
     localrule: True
     shell:
         "python -m workflow_lib.stages.compare --snapshot {input.snapshot} --baseline {input.baseline} "
@@ -26,6 +28,8 @@ rule compare_gate:
         checked=PATHS.comparison_checked,
     log:
         PATHS.device_log("compare_gate"),
+    benchmark:
+        PATHS.device_job_benchmark("compare_gate")
     localrule: True
     shell:
         "python -m workflow_lib.stages.compare --check {input.meta} --out {output.checked} > {log} 2>&1"

@@ -19,6 +19,8 @@ rule select_deploy:
         code=get_code("deploy"),
     log:
         PATHS.device_log("deploy", "{model}"),
+    benchmark:
+        PATHS.device_job_benchmark("deploy", "{model}")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -57,6 +59,8 @@ rule search_deploy:
         code=lambda wc: chain_code("chain_search", wc.model),
     log:
         PATHS.device_log("deploy", "{model}"),
+    benchmark:
+        PATHS.device_job_benchmark("deploy", "{model}")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -88,6 +92,8 @@ rule live:
         code=lambda wc: chain_code("live", wc.model),
     log:
         PATHS.device_log("live", "{model}"),
+    benchmark:
+        PATHS.device_job_benchmark("live", "{model}")
     threads: TIMING_CORES
     resources:
         timing=1,
@@ -113,6 +119,8 @@ rule live_media:
         code=lambda wc: chain_code("media", wc.model, scoring=False),
     log:
         PATHS.device_log("media", "{model}", "live{suffix}"),
+    benchmark:
+        PATHS.device_job_benchmark("media", "{model}", "live{suffix}")
     localrule: True
     shell:
         "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which stream "
@@ -136,6 +144,8 @@ rule bundle:
         code=lambda wc: get_code("bundle", plugins=[RUNNER, *([chain_of(wc.model).plugin] if wc.model in CHAINS else [])]),
     log:
         PATHS.device_log("bundle", "{model}"),
+    benchmark:
+        PATHS.device_job_benchmark("bundle", "{model}")
     localrule: True
     shell:
         "python -m workflow_lib.stages.bundle --decision {input.decision} --specs {params.specs:q} "

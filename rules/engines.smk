@@ -12,7 +12,7 @@ rule build_engine:
     log:
         PATHS.device_log("engines", "{model}", "{component}.{variant}"),
     benchmark:
-        PATHS.job_benchmark("engines", "{model}", "{component}.{variant}")
+        PATHS.device_job_benchmark("engines", "{model}", "{component}.{variant}")
     threads: 1
     resources:
         mem_mb=8000,

@@ -15,6 +15,8 @@ checkpoint probe_host:
         code=get_code("probe"),
     log:
         PATHS.device_log("probe"),
+    benchmark:
+        PATHS.device_job_benchmark("probe")
     resources:
         mem_mb=2000,
         runtime=10,

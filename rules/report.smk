@@ -13,6 +13,8 @@ rule report:
         code=get_code("report", "templates/report.html.j2"),
     log:
         PATHS.device_log("report"),
+    benchmark:
+        PATHS.device_job_benchmark("report")
     localrule: True
     shell:
         "python -m workflow_lib.stages.report --inputs {params.inputs:q} "
@@ -33,6 +35,8 @@ rule check_failures:
         code=get_code("failures"),
     log:
         PATHS.device_log("failures"),
+    benchmark:
+        PATHS.device_job_benchmark("failures")
     localrule: True
     shell:
         # what failed is the run's last word: on the console too, not only in the log

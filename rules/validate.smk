@@ -16,6 +16,8 @@ rule validate_cpu:
         code=get_code("validate"),
     log:
         PATHS.device_log("validate", "{model}", "{component}.{backend}.{variant}"),
+    benchmark:
+        PATHS.device_job_benchmark("validate", "{model}", "{component}.{backend}.{variant}")
     threads: 1
     resources:
         mem_mb=6000,

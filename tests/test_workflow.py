@@ -93,6 +93,29 @@ def test_only_what_ships_and_pytorch_fp32_are_timed_beyond_the_decision_point(de
     assert all((c, s) in points for c, s in ships)
 
 
+def test_every_job_leaves_a_benchmark_record_and_run_cost_sums_them(demo_run):
+    """Each job's Snakemake `benchmark:` record sits where its log does (jobs/ for logs/); benchmarks/run_cost.py
+    sums them per stage."""
+    import subprocess
+    import sys
+
+    r = demo_run / "results"
+    logs = {
+        p.relative_to(r).as_posix().replace("logs/", "jobs/", 1).removesuffix(".log")
+        for p in r.glob("**/logs/**/*.log")
+    }
+    records = {p.relative_to(r).as_posix().removesuffix(".tsv") for p in r.glob("**/jobs/**/*.tsv")}
+    assert len(records) > 50 and records == logs
+    out = subprocess.run(
+        [sys.executable, REPO / "benchmarks" / "run_cost.py", r, "--top", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"{len(records)} jobs" in out
+    assert all(f" {stage} " in out for stage in ("calibration", "validate", "bench", "deploy", "live", "report"))
+
+
 def test_second_run_has_nothing_to_do(demo_run):
     assert planned_jobs(demo_run) == {}
 

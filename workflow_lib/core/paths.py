@@ -216,6 +216,10 @@ class Paths:
     def device_log(self, *parts: str) -> str:
         return "/".join((self.device, "logs", *parts)) + ".log"
 
+    def device_job_benchmark(self, *parts: str) -> str:
+        """A device job's Snakemake `benchmark:` record, per GPU class like its log (two classes never share one)."""
+        return "/".join((self.device, "jobs", *parts)) + ".tsv"
+
     def artifact(self, kind: ArtifactKind, variant: str, model: str, component: str, checkpoint: str = "") -> str:
         """The file a backend reads: the checkpoint, or what its kind's pattern names."""
         if kind.pattern is None:
