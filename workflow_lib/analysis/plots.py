@@ -124,8 +124,8 @@ def latency_plot(data: PlotData):
     shown = sorted(set(df["series"]))
     handles = [plt.Line2D([], [], color=colours[s], marker="o", label=s) for s in shown]
     rows = -(-len(shown) // 6)
-    fig.tight_layout(rect=(0, 0.04 + 0.06 * rows, 1, 1))
-    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(shown)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.075 * rows, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(shown)), fontsize=9, frameon=False)
     return fig
 
 
