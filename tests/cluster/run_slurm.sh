@@ -30,7 +30,9 @@ PY
 smk() { (cd "$1" && timeout -s KILL 1200 "$PY" -m snakemake --snakefile "$REPO/Snakefile" "${@:2}"); }
 
 smk "$W/local" --cores 2 > "$W/local.log" 2>&1
+# sacct lists jobs since midnight unless told a start: a run that crosses midnight lost its earlier jobs
+since=$(date +%Y-%m-%dT%H:%M:%S)
 cluster up > "$W/cluster_up.log" 2>&1
 smk "$W/slurm" --profile "$W/profile" > "$W/slurm.log" 2>&1
-sacct -n -X -P -o JobID,JobName,Comment,State,ExitCode > "$W/sacct.txt"
+sacct -n -X -P -S "$since" -o JobID,JobName,Comment,State,ExitCode > "$W/sacct.txt"
 echo "local and SLURM runs done; $(grep -c COMPLETED "$W/sacct.txt") SLURM jobs COMPLETED"
