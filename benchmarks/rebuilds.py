@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_cost import per_stage, records  # benchmarks/, this script's folder
+from run_cost import show  # benchmarks/, this script's folder (run as a script, as documented)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def cold(workdir: Path, cores: str, *args: str) -> float:
     shutil.copytree(REPO / "config" / "audio", workdir / "config" / "audio", dirs_exist_ok=True)
     seconds, log = snakemake(workdir, cores, *args)
     print(f"cold run in {workdir}: {seconds:7.1f} s, {jobs_done(log)} jobs; job seconds per stage:")
-    print(per_stage(records(workdir / "results")))
+    show(workdir / "results", 10)
     return seconds
 
 

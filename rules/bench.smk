@@ -99,9 +99,9 @@ rule assignment_media:
         chain=lambda wc: get_chain(wc.model, "settings"),
         code=lambda wc: chain_code("media", wc.model, scoring=False),
     log:
-        PATHS.device_log("media", "{model}", "{assignment}{suffix}"),
+        PATHS.device_log("media", "{model}", "assignment.{assignment}{suffix}"),
     benchmark:
-        PATHS.device_job_benchmark("media", "{model}", "{assignment}{suffix}")
+        PATHS.device_job_benchmark("media", "{model}", "assignment.{assignment}{suffix}")
     localrule: True
     shell:
         "python -m workflow_lib.stages.media --chain {params.chain:q} --listen {input.listen} --which outputs "

@@ -19,9 +19,9 @@ cp "$W/config/config.yaml" "$W/slurm/config/"
 "$PY" - "$REPO/profiles/slurm/config.yaml" "$W/profile/config.yaml" <<'PY'
 import sys, yaml
 profile = yaml.safe_load(open(sys.argv[1]))
-gpu_rules = ("build_engine", "validate_gpu", "bench_component", "bench_e2e")
+gpu_rules = ("build_engine", "validate_gpu", "bench_component", "bench_chain")
 profile["set-resources"] = [f"{r}:gpu=0" for r in gpu_rules] + [f"{r}:mem_mb=2000" for r in gpu_rules]
-profile["set-threads"] = ["bench_component=1", "bench_e2e=1"]   # 2-CPU test node
+profile["set-threads"] = ["bench_component=1", "bench_chain=1"]   # 2-CPU test node
 profile["default-resources"] = ["mem_mb=2000", "runtime=30"]
 profile["slurm-init-seconds-before-status-checks"] = 1
 yaml.safe_dump(profile, open(sys.argv[2], "w"))
